@@ -1,0 +1,197 @@
+"""The neutral model of a chat and of its answer stream.
+
+Every dialect translates its request *into* a :class:`ChatRequest` and renders the
+:data:`Event` stream *out* into its own wire format; no dialect ever goes through
+another dialect's format. All values are plain frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateway.errors import GatewayError
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter"]
+
+
+# -- request parts ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningPart:
+    """Earlier reasoning the client sends back (kept out of the upstream prompt)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class MediaPart:
+    """An image or document: inline bytes or a URL to fetch."""
+
+    mime_type: str
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallPart:
+    """A call the assistant made earlier (or makes now)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResultPart:
+    call_id: str
+    content: str
+    name: str | None = None
+    is_error: bool = False
+
+
+Part = TextPart | ReasoningPart | MediaPart | ToolCallPart | ToolResultPart
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    parts: tuple[Part, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    mode: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """``json`` asks for a JSON answer, optionally matching ``schema``."""
+
+    kind: Literal["text", "json"] = "text"
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice = ToolChoice()
+    max_output_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    response_format: ResponseFormat = ResponseFormat()
+    web_search: bool = False
+
+
+# -- stream events ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentStep:
+    """A finished upstream agent step (e.g. a web search) and its output."""
+
+    name: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+    stop_sequence: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing new yet; dialects that can send keep-alive frames do so."""
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """A failure after the stream began; always the last event."""
+
+    error: GatewayError
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | AgentStep | Usage | Finish | Heartbeat | StreamError
+
+
+@dataclass
+class ChatResult:
+    """A whole answer, collected from the event stream for non-stream replies."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    steps: list[AgentStep] = field(default_factory=list)
+    usage: Usage = Usage(0, 0)
+    finish: Finish = Finish("stop")
+
+
+def collect(events: Any) -> ChatResult:
+    """Fold an event stream into a :class:`ChatResult`; a :class:`StreamError` is raised."""
+    result = ChatResult()
+    text: list[str] = []
+    reasoning: list[str] = []
+    for event in events:
+        match event:
+            case TextDelta(text=delta):
+                text.append(delta)
+            case ReasoningDelta(text=delta):
+                reasoning.append(delta)
+            case ToolCall():
+                result.tool_calls.append(event)
+            case AgentStep():
+                result.steps.append(event)
+            case Usage():
+                result.usage = event
+            case Finish():
+                result.finish = event
+            case StreamError(error=error):
+                raise error
+    result.text, result.reasoning = "".join(text), "".join(reasoning)
+    return result

@@ -1,0 +1,114 @@
+"""Account scheduling: at most one generation per MiniMax account at a time.
+
+The pool knows every account this worker has seen (keyed by the credential's hash). A
+request leases one free account among its own credentials, preferring the least
+recently used; when all are busy or cooling down it waits, bounded by the queue timeout,
+then fails with :class:`AccountsBusy` (429 with Retry-After). An account the upstream
+reports busy (in use elsewhere, e.g. the user's browser) cools down for a while.
+
+Waiting uses a :class:`threading.Condition`, which gevent's monkey-patching turns into
+a cooperative one under the gunicorn gevent worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gateway.errors import AccountsBusy
+from gateway.upstream.credentials import Credential
+
+
+@dataclass
+class AccountState:
+    credential: Credential
+    busy: bool = False
+    cooldown_until: float = 0.0
+    last_used: float = 0.0
+
+    def free(self, now: float) -> bool:
+        return not self.busy and self.cooldown_until <= now
+
+
+class Lease:
+    """One account held for one generation; release exactly once."""
+
+    def __init__(self, pool: AccountPool, state: AccountState) -> None:
+        self._pool = pool
+        self._state = state
+        self.released = False
+
+    @property
+    def credential(self) -> Credential:
+        return self._state.credential
+
+    def release(self, cooldown: float = 0.0) -> None:
+        if not self.released:
+            self.released = True
+            self._pool._release(self._state, cooldown)
+
+
+class AccountPool:
+    """Leases accounts to generations; one generation per account at a time."""
+
+    def __init__(
+        self, retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._states: dict[str, AccountState] = {}
+        self._changed = threading.Condition()
+        self._retry_after = retry_after
+        self._clock = clock
+
+    def acquire(self, credentials: Sequence[Credential], timeout: float) -> Lease:
+        """Lease a free account among ``credentials``, waiting at most ``timeout`` s."""
+        deadline = self._clock() + timeout
+        with self._changed:
+            states = [self._state_of(cred) for cred in credentials]
+            while True:
+                now = self._clock()
+                free = [s for s in states if s.free(now)]
+                if free:
+                    return self._take(min(free, key=lambda s: s.last_used), now)
+                if now >= deadline:
+                    raise AccountsBusy(retry_after=self._retry_after_for(states, now))
+                self._changed.wait(self._wait_time(states, now, deadline))
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts of accounts by state, for health and metrics."""
+        now = self._clock()
+        with self._changed:
+            states = list(self._states.values())
+        return {
+            "busy": sum(s.busy for s in states),
+            "cooling": sum(not s.busy and s.cooldown_until > now for s in states),
+            "free": sum(s.free(now) for s in states),
+        }
+
+    def _state_of(self, credential: Credential) -> AccountState:
+        state = self._states.get(credential.key)
+        if state is None:
+            state = self._states[credential.key] = AccountState(credential)
+        return state
+
+    def _take(self, state: AccountState, now: float) -> Lease:
+        state.busy, state.last_used = True, now
+        return Lease(self, state)
+
+    def _release(self, state: AccountState, cooldown: float) -> None:
+        with self._changed:
+            state.busy = False
+            if cooldown > 0:
+                state.cooldown_until = self._clock() + cooldown
+            self._changed.notify_all()
+
+    @staticmethod
+    def _wait_time(states: list[AccountState], now: float, deadline: float) -> float:
+        # Wake for whichever comes first: the deadline or the end of a cooldown.
+        ends = [s.cooldown_until for s in states if not s.busy and s.cooldown_until > now]
+        return max(0.0, min([deadline, *ends]) - now)
+
+    def _retry_after_for(self, states: list[AccountState], now: float) -> float:
+        ends = [s.cooldown_until - now for s in states if s.cooldown_until > now]
+        return max(1.0, min([self._retry_after, *ends]))

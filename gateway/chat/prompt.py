@@ -1,0 +1,99 @@
+"""Folding a neutral chat history into the single prompt the upstream accepts.
+
+Each request starts a new upstream chat, so the whole history travels in one text:
+a lone user message goes as it is; anything longer becomes a labelled transcript. Past
+``max_chars`` the oldest turns are dropped first; system messages and the last message
+are always kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+from gateway.chat.model import (
+    MediaPart,
+    Message,
+    Part,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from gateway.errors import InvalidRequest
+
+LABELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+TRANSCRIPT_PREFACE = (
+    "Below is a conversation transcript. Reply to the last User message as the "
+    "Assistant, following any System instructions. Reply with the answer only, without "
+    "a role label."
+)
+TURN_SEPARATOR = "\n\n"
+
+PartRenderer = Callable[[Part], str]
+
+
+def render_part(part: Part) -> str:
+    """Default rendering of one part inside the transcript."""
+    match part:
+        case TextPart(text=text):
+            return text
+        case ToolCallPart(id=call_id, name=name, arguments=arguments):
+            return f"[called tool {name} (id {call_id}) with {json.dumps(arguments, ensure_ascii=False)}]"
+        case ToolResultPart(call_id=call_id, content=content):
+            return f"[result of tool call {call_id}]\n{content}"
+        case MediaPart(filename=filename, mime_type=mime):
+            return f"[attached file: {filename or mime}]"
+    return ""  # reasoning is never sent back upstream
+
+
+def render_message(message: Message, renderer: PartRenderer = render_part) -> str:
+    body = "\n".join(text for text in (renderer(p) for p in message.parts) if text)
+    return f"[{LABELS[message.role]}]\n{body}"
+
+
+def fold(
+    messages: Sequence[Message],
+    max_chars: int,
+    renderer: PartRenderer = render_part,
+    preface: str = TRANSCRIPT_PREFACE,
+) -> str:
+    """The upstream prompt for ``messages``, within ``max_chars``."""
+    if not messages:
+        raise InvalidRequest("At least one message is required.", param="messages")
+    if len(messages) == 1 and messages[0].role == "user":
+        return _within("\n".join(t for t in (renderer(p) for p in messages[0].parts) if t), max_chars)
+    blocks = [render_message(m, renderer) for m in messages]
+    keep = _kept_indexes(messages, blocks, max_chars - len(preface) - len(TURN_SEPARATOR))
+    return TURN_SEPARATOR.join([preface, *(blocks[i] for i in keep)])
+
+
+def _kept_indexes(messages: Sequence[Message], blocks: list[str], budget: int) -> list[int]:
+    """Indexes of the blocks to send: pinned ones plus the newest turns that fit."""
+    last = len(messages) - 1
+    pinned = {i for i, m in enumerate(messages) if m.role == "system"} | {last}
+    used = sum(len(blocks[i]) + len(TURN_SEPARATOR) for i in pinned)
+    if used > budget:
+        raise InvalidRequest(
+            "The system prompt and last message alone exceed the prompt size limit "
+            "(GATEWAY_PROMPT_MAX_CHARS).",
+            param="messages",
+        )
+    kept = set(pinned)
+    for index in range(last - 1, -1, -1):
+        if index in pinned:
+            continue
+        cost = len(blocks[index]) + len(TURN_SEPARATOR)
+        if used + cost > budget:
+            break
+        kept.add(index)
+        used += cost
+    return sorted(kept)
+
+
+def _within(text: str, max_chars: int) -> str:
+    if len(text) > max_chars:
+        raise InvalidRequest(
+            "The message exceeds the prompt size limit (GATEWAY_PROMPT_MAX_CHARS).",
+            param="messages",
+        )
+    return text

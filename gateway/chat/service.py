@@ -1,0 +1,275 @@
+"""The chat service: one neutral request in, one neutral event stream out.
+
+:meth:`ChatService.open` does everything that can fail before a response starts (fold
+the prompt, lease an account, send the message), so callers can still answer with a
+proper HTTP status. The returned :class:`Generation` then streams events by polling the
+upstream and diffing its cumulative contents, and always cleans up: stop the generation
+if it is unfinished, free the account, delete the chat.
+
+Polling adapts: ``poll_first`` while waiting for the first content, ``poll_steady`` while
+it flows, ``poll_idle`` after ``idle_after`` seconds without change; never faster than
+``MIN_POLL_INTERVAL``. The answer ends only when the upstream says the chat is finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from gateway.chat import transforms
+from gateway.chat.janitor import Janitor
+from gateway.chat.model import (
+    AgentStep,
+    ChatRequest,
+    ChatResult,
+    Event,
+    Finish,
+    Heartbeat,
+    MediaPart,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    collect,
+)
+from gateway.chat.pool import AccountPool, Lease
+from gateway.chat.settings import ChatSettings
+from gateway.chat.prompt import PartRenderer, fold, render_part
+from gateway.chat.tokens import estimate_tokens
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidRequest,
+    QuotaExhausted,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.upstream.client import AccountBusy, UpstreamClient
+from gateway.upstream.credentials import Credential
+from gateway.upstream.chat import Snapshot, read_snapshot, send_body, sent_ids
+
+log = logging.getLogger(__name__)
+
+MIN_POLL_INTERVAL = 0.2  # at most 5 polls a second per stream
+#: Consecutive failed polls tolerated (with backoff) before the stream fails.
+MAX_POLL_FAILURES = 4
+POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0)
+#: Failures worth another poll: transport trouble and upstream 5xx.
+TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout, UpstreamServerError)
+
+Disconnected = Callable[[], bool]
+
+
+class ChatService:
+    """Runs neutral chat requests on the upstream."""
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        pool: AccountPool,
+        janitor: Janitor,
+        settings: ChatSettings,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.janitor = janitor
+        self.settings = settings
+
+    def upstream_model(self, requested: str) -> str:
+        """The upstream model for any requested name (unknown names get the default)."""
+        return requested if requested in self.settings.models else self.settings.models[0]
+
+    def prompt_for(self, request: ChatRequest, renderer: PartRenderer = render_part) -> str:
+        return fold(request.messages, self.settings.prompt_max_chars, renderer)
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        return estimate_tokens(self.prompt_for(request))
+
+    def open(
+        self,
+        request: ChatRequest,
+        credentials: Sequence[Credential],
+        disconnected: Disconnected = lambda: False,
+    ) -> Generation:
+        """Start a generation; raises :class:`GatewayError` before anything is streamed."""
+        _refuse_media(request)
+        prompt = self.prompt_for(request)
+        body = send_body(prompt, self.upstream_model(request.model), web_search=request.web_search)
+        lease, chat_id, msg_id = self._send(body, credentials)
+        return Generation(self, request, lease, chat_id, msg_id, estimate_tokens(prompt), disconnected)
+
+    def _send(
+        self, body: dict, credentials: Sequence[Credential]
+    ) -> tuple[Lease, int, int | None]:
+        """Send on a free account; move on when one is busy, refused or out of credits."""
+        deadline = time.monotonic() + self.settings.queue_timeout
+        candidates = list(credentials)
+        while True:
+            lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()))
+            try:
+                chat_id, msg_id = sent_ids(self.client.send_message(lease.credential, body))
+                return lease, chat_id, msg_id
+            except AccountBusy:
+                lease.release(cooldown=self.settings.busy_cooldown)
+            except (AuthenticationFailed, QuotaExhausted):
+                lease.release()
+                candidates.remove(lease.credential)
+                if not candidates:
+                    raise
+            except BaseException:
+                lease.release()
+                raise
+
+
+def _refuse_media(request: ChatRequest) -> None:
+    # Attachments need the upstream file flow; until it exists, refuse them plainly
+    # rather than answering as if the file had been seen.
+    for message in request.messages:
+        if any(isinstance(part, MediaPart) for part in message.parts):
+            raise InvalidRequest(
+                "Images, files and audio in messages are not supported yet.", param="messages"
+            )
+
+
+class Generation:
+    """One upstream generation being streamed; iterate :meth:`events` once."""
+
+    def __init__(
+        self,
+        service: ChatService,
+        request: ChatRequest,
+        lease: Lease,
+        chat_id: int,
+        msg_id: int | None,
+        input_tokens: int,
+        disconnected: Disconnected,
+    ) -> None:
+        self._service = service
+        self._settings = service.settings
+        self.request = request
+        self.lease = lease
+        self.chat_id = chat_id
+        self.msg_id = msg_id
+        self.input_tokens = input_tokens
+        self._disconnected = disconnected
+        self.finished = False
+        self._closed = False
+
+    def events(self) -> Iterator[Event]:
+        """The answer as neutral events, ending with Usage + Finish or a StreamError."""
+        raw = self._guarded(self._poll())
+        stopped = transforms.cut_at_stop_sequences(raw, self.request.stop)
+        limited = transforms.limit_output_tokens(stopped, self.request.max_output_tokens)
+        try:
+            yield from transforms.count_usage(limited, self.input_tokens)
+        finally:
+            self.close()
+
+    def result(self) -> ChatResult:
+        """The whole answer (for non-stream replies); raises the error of a failed stream."""
+        events = self.events()
+        try:
+            return collect(events)
+        finally:
+            events.close()
+
+    def close(self) -> None:
+        """Stop an unfinished generation, free the account, delete the chat. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        cred = self.lease.credential
+        try:
+            if not self.finished:
+                self._service.client.stop_chat(cred, self.chat_id)
+        except GatewayError as error:
+            log.info("stop of chat %s failed: %s", self.chat_id, type(error).__name__)
+        finally:
+            self.lease.release()
+            self._service.janitor.delete(cred, self.chat_id)
+
+    def _guarded(self, events: Iterator[Event]) -> Iterator[Event]:
+        try:
+            yield from events
+        except GatewayError as error:
+            yield StreamError(error)
+
+    def _poll(self) -> Iterator[Event]:
+        shown = Snapshot(False, "", "", ())
+        start = last_change = last_output = time.monotonic()
+        next_poll = start + self._settings.poll_first
+        while True:
+            self._sleep_until(next_poll)
+            if self._disconnected():
+                log.info("client went away; stopping chat %s", self.chat_id)
+                return
+            polled_at = time.monotonic()
+            snapshot = self._snapshot()
+            events = list(_diff(shown, snapshot))
+            if snapshot.finished:
+                self.finished = True
+            yield from events
+            if events:
+                last_change = last_output = polled_at
+            shown = _merge(shown, snapshot)
+            if self.finished:
+                yield Finish("stop")
+                return
+            if polled_at - start > self._settings.answer_timeout:
+                raise UpstreamTimeout("The MiniMax answer took longer than GATEWAY_ANSWER_TIMEOUT.")
+            if polled_at - last_output >= self._settings.heartbeat:
+                last_output = polled_at
+                yield Heartbeat()
+            next_poll = polled_at + self._interval(shown, polled_at - last_change)
+
+    def _interval(self, shown: Snapshot, quiet_for: float) -> float:
+        settings = self._settings
+        if not (shown.text or shown.reasoning or shown.steps):
+            interval = settings.poll_first
+        elif quiet_for > settings.idle_after:
+            interval = settings.poll_idle
+        else:
+            interval = settings.poll_steady
+        return max(MIN_POLL_INTERVAL, interval)
+
+    def _snapshot(self) -> Snapshot:
+        """One poll, retrying transient failures with backoff."""
+        for attempt in range(MAX_POLL_FAILURES + 1):
+            try:
+                detail = self._service.client.chat_detail(self.lease.credential, self.chat_id)
+                return read_snapshot(detail, self.msg_id)
+            except TRANSIENT_ERRORS as error:
+                if attempt == MAX_POLL_FAILURES:
+                    raise
+                log.info("poll of chat %s failed (%s); retrying", self.chat_id, type(error).__name__)
+                time.sleep(POLL_BACKOFF[min(attempt, len(POLL_BACKOFF) - 1)])
+        raise AssertionError("unreachable")
+
+    def _sleep_until(self, moment: float) -> None:
+        delay = moment - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _diff(shown: Snapshot, now: Snapshot) -> Iterator[Event]:
+    """Events for what ``now`` adds to what was already ``shown``."""
+    if len(now.reasoning) > len(shown.reasoning):
+        yield ReasoningDelta(now.reasoning[len(shown.reasoning) :])
+    done_steps = len(now.steps) if (now.text or now.finished) else max(0, len(now.steps) - 1)
+    for step in now.steps[len(shown.steps) : done_steps]:
+        yield AgentStep(step.name, step.content)
+    if len(now.text) > len(shown.text):
+        yield TextDelta(now.text[len(shown.text) :])
+
+
+def _merge(shown: Snapshot, now: Snapshot) -> Snapshot:
+    """What has been shown after emitting :func:`_diff` (content never shrinks)."""
+    done_steps = len(now.steps) if (now.text or now.finished) else max(0, len(now.steps) - 1)
+    return Snapshot(
+        finished=now.finished,
+        text=now.text if len(now.text) > len(shown.text) else shown.text,
+        reasoning=now.reasoning if len(now.reasoning) > len(shown.reasoning) else shown.reasoning,
+        steps=now.steps[: max(done_steps, len(shown.steps))],
+        title=now.title,
+    )

@@ -1,0 +1,152 @@
+"""Configuration: the only module that reads the environment.
+
+:meth:`Settings.from_env` reads every setting once into a frozen dataclass; each field's
+metadata names its variable and describes it, and the README's table lists the same
+variables (a test keeps the two in step). Invalid values fail at start-up with a message
+naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from gateway.chat.settings import ChatSettings
+from gateway.upstream.settings import UpstreamSettings
+from gateway.upstream.constants import DEFAULT_BASE_URL, SIGNATURE_MODES, UPSTREAM_MODELS
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value."""
+
+
+def _setting(env: str, default: Any, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind: str = _setting("GATEWAY_BIND", "0.0.0.0:8000", "Address gunicorn listens on.")
+    workers: int = _setting("GATEWAY_WORKERS", 1, "gunicorn worker processes (gevent).")
+    worker_connections: int = _setting(
+        "GATEWAY_WORKER_CONNECTIONS", 2000, "Concurrent connections (streams) per worker."
+    )
+    graceful_timeout: int = _setting(
+        "GATEWAY_GRACEFUL_TIMEOUT", 60, "Seconds a stopping worker lets open streams finish."
+    )
+    log_level: str = _setting("GATEWAY_LOG_LEVEL", "info", "debug, info, warning or error.")
+    base_url: str = _setting("MINIMAX_BASE_URL", DEFAULT_BASE_URL, "Upstream web API base URL.")
+    signature: str = _setting(
+        "MINIMAX_SIGNATURE", "bundle", "x-signature salt: `bundle` (current site) or `jwt` (older)."
+    )
+    connect_timeout: float = _setting(
+        "MINIMAX_CONNECT_TIMEOUT", 5.0, "Seconds to connect to the upstream."
+    )
+    read_timeout: float = _setting(
+        "MINIMAX_READ_TIMEOUT", 15.0, "Seconds to wait for one upstream answer."
+    )
+    queue_timeout: float = _setting(
+        "GATEWAY_QUEUE_TIMEOUT", 30.0, "Seconds a request waits for a free account before 429."
+    )
+    busy_cooldown: float = _setting(
+        "GATEWAY_BUSY_COOLDOWN", 3.0, "Seconds an account the upstream calls busy is skipped."
+    )
+    poll_first: float = _setting(
+        "GATEWAY_POLL_FIRST", 0.2, "Poll interval while waiting for the first token (>= 0.2)."
+    )
+    poll_steady: float = _setting(
+        "GATEWAY_POLL_STEADY", 0.25, "Poll interval while the answer flows (>= 0.2)."
+    )
+    poll_idle: float = _setting(
+        "GATEWAY_POLL_IDLE", 0.5, "Poll interval after 3 s without new content (>= 0.2)."
+    )
+    heartbeat: float = _setting(
+        "GATEWAY_HEARTBEAT", 10.0, "Seconds of silence before a keep-alive frame is streamed."
+    )
+    answer_timeout: float = _setting(
+        "GATEWAY_ANSWER_TIMEOUT", 900.0, "Longest time one answer may take, in seconds."
+    )
+    prompt_max_chars: int = _setting(
+        "GATEWAY_PROMPT_MAX_CHARS", 200_000, "Prompt size limit; older turns are dropped first."
+    )
+    max_body_mb: int = _setting(
+        "GATEWAY_MAX_BODY_MB", 64, "Largest accepted request body, in MB (413 beyond)."
+    )
+    models: tuple[str, ...] = _setting(
+        "GATEWAY_MODELS", UPSTREAM_MODELS, "Upstream models advertised; the first is the default."
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for item in fields(cls):
+            raw = environ.get(item.metadata["env"])
+            if raw is not None and raw.strip() != "":
+                values[item.name] = _convert(item.metadata["env"], raw.strip(), item.default)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.signature not in SIGNATURE_MODES:
+            raise ConfigError(f"MINIMAX_SIGNATURE must be one of {', '.join(SIGNATURE_MODES)}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("MINIMAX_BASE_URL must start with http:// or https://")
+        if not self.models:
+            raise ConfigError("GATEWAY_MODELS must name at least one model")
+
+    def upstream(self) -> UpstreamSettings:
+        return UpstreamSettings(
+            base_url=self.base_url.rstrip("/"),
+            signature_mode=self.signature,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            pool_size=max(64, self.worker_connections),
+        )
+
+    def chat(self) -> ChatSettings:
+        return ChatSettings(
+            queue_timeout=self.queue_timeout,
+            busy_cooldown=self.busy_cooldown,
+            poll_first=self.poll_first,
+            poll_steady=self.poll_steady,
+            poll_idle=self.poll_idle,
+            heartbeat=self.heartbeat,
+            answer_timeout=self.answer_timeout,
+            prompt_max_chars=self.prompt_max_chars,
+            models=self.models,
+        )
+
+
+def env_table() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for docs and tests."""
+    rows = []
+    for item in fields(Settings):
+        default = item.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append((item.metadata["env"], shown, item.metadata["help"]))
+    return rows
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return _positive(name, int(raw))
+        if isinstance(default, float):
+            return _positive(name, float(raw))
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    return raw
+
+
+def _positive(name: str, value: int | float) -> int | float:
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero")
+    return value

@@ -1,0 +1,170 @@
+"""The gateway's one error hierarchy.
+
+Every failure a caller can see is a :class:`GatewayError`. Class attributes carry the
+defaults (HTTP status, neutral ``kind``, default message); an instance may override the
+message and name the offending request field (``param``). Each dialect renders these
+once, in its own wire shape (see ``gateway/<dialect>/errors.py``), so nothing here knows
+about OpenAI, Anthropic or Gemini.
+
+::
+
+    GatewayError                      500 internal
+    ├── InvalidRequest                400 invalid_request
+    ├── AuthenticationFailed          401 authentication
+    │   ├── MissingCredentials        401
+    │   ├── ExpiredCredentials        401
+    │   └── UpstreamUnauthorized      401  (upstream refused the credential)
+    ├── PermissionDenied              403 permission
+    ├── NotFound                      404 not_found
+    │   └── ModelNotFound             404 model_not_found
+    ├── MethodNotAllowed              405 invalid_request
+    ├── PayloadTooLarge               413 too_large
+    ├── RateLimited                   429 rate_limit   (+ Retry-After)
+    │   └── AccountsBusy              429
+    ├── QuotaExhausted                429 quota
+    ├── UpstreamError                 502 upstream
+    │   ├── UpstreamServerError       502  (upstream HTTP 5xx)
+    │   ├── UpstreamRejectedSignature 502
+    │   └── UpstreamBadAnswer         502
+    ├── UpstreamUnavailable           503 unavailable
+    └── UpstreamTimeout               504 timeout
+
+Messages are written for the caller and must never contain a credential: the upstream
+package builds them from fixed text and non-secret facts only.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error a caller may see."""
+
+    status: int = 500
+    kind: str = "internal"
+    message: str = "The gateway failed unexpectedly."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message or type(self).message
+        self.param = param
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r})"
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    kind = "invalid_request"
+    message = "The request is not valid."
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    kind = "authentication"
+    message = "Authentication failed."
+
+
+class MissingCredentials(AuthenticationFailed):
+    message = (
+        "No MiniMax credential was given. Send 'Authorization: Bearer REALUSERID+JWT' "
+        "(several joined by commas)."
+    )
+
+
+class ExpiredCredentials(AuthenticationFailed):
+    message = "The MiniMax token has expired; log in again and copy a fresh _token."
+
+
+class UpstreamUnauthorized(AuthenticationFailed):
+    message = (
+        "MiniMax refused the credential (expired, revoked, or the realUserID does not "
+        "belong to the token)."
+    )
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    kind = "permission"
+    message = "This operation is not permitted."
+
+
+class NotFound(GatewayError):
+    status = 404
+    kind = "not_found"
+    message = "Not found."
+
+
+class ModelNotFound(NotFound):
+    kind = "model_not_found"
+    message = "The model does not exist."
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    kind = "invalid_request"
+    message = "Method not allowed on this route."
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    kind = "too_large"
+    message = "The request is too large."
+
+
+class RateLimited(GatewayError):
+    status = 429
+    kind = "rate_limit"
+    message = "Too many requests."
+
+
+class AccountsBusy(RateLimited):
+    message = (
+        "Every MiniMax account of this credential is busy with another generation; "
+        "retry later or add accounts to the pool."
+    )
+
+
+class QuotaExhausted(GatewayError):
+    status = 429
+    kind = "quota"
+    message = "The MiniMax account has no credits or quota left."
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    kind = "upstream"
+    message = "MiniMax answered with an error."
+
+
+class UpstreamServerError(UpstreamError):
+    message = "MiniMax answered with a server error."
+
+
+class UpstreamRejectedSignature(UpstreamError):
+    message = (
+        "MiniMax rejected the request signature; the web protocol may have changed "
+        "(try MINIMAX_SIGNATURE=jwt or update the gateway)."
+    )
+
+
+class UpstreamBadAnswer(UpstreamError):
+    message = "MiniMax sent an answer the gateway could not understand."
+
+
+class UpstreamUnavailable(GatewayError):
+    status = 503
+    kind = "unavailable"
+    message = "MiniMax could not be reached or dropped the connection."
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    kind = "timeout"
+    message = "MiniMax did not answer in time."

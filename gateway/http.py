@@ -1,0 +1,103 @@
+"""Flask-side helpers shared by every dialect's views.
+
+Reading the JSON body, validating it with a marshmallow schema (errors name the field),
+finding the caller's MiniMax credentials, noticing a client that went away, and building
+streaming responses that no proxy buffers.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flask import Response, current_app, request
+from marshmallow import Schema, ValidationError
+
+from gateway.chat.service import ChatService
+from gateway.errors import InvalidRequest, MissingCredentials
+from gateway.upstream.credentials import Credential, parse_pool
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def service() -> ChatService:
+    return current_app.extensions["gateway.chat"]
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 saying what is wrong with it."""
+    data = request.get_json(silent=True, force=True)
+    if data is None:
+        raise InvalidRequest("The request body is not valid JSON.")
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data
+
+
+def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``data``; the first error becomes a 400 naming its field path."""
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        path, message = _first_error(error.messages)
+        raise InvalidRequest(f"Invalid '{path}': {message}", param=path) from None
+
+
+def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
+    if isinstance(messages, dict):
+        key = next(iter(messages))
+        name = "body" if key == "_schema" else str(key)
+        path = f"{prefix}.{name}" if prefix and key != "_schema" else (prefix or name)
+        return _first_error(messages[key], path)
+    if isinstance(messages, list) and messages:
+        return _first_error(messages[0], prefix)
+    return prefix or "body", str(messages).rstrip(".")
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def credentials(*candidates: str | None) -> list[Credential]:
+    """Parse the first credential text given; 401 when there is none."""
+    for text in candidates:
+        if text and text.strip():
+            return parse_pool(text)
+    raise MissingCredentials()
+
+
+def disconnect_probe() -> Callable[[], bool]:
+    """A cheap check of whether the client closed its connection.
+
+    Under gunicorn the WSGI environ carries the client socket: it turns readable with
+    zero bytes pending once the peer has closed. Elsewhere (tests, other servers) the
+    probe reports "connected" and disconnects are noticed when a write fails.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        return lambda: False
+
+    def closed() -> bool:
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    return closed
+
+
+def stream(
+    frames: Iterable[bytes],
+    on_close: Callable[[], None],
+    mimetype: str = "text/event-stream",
+) -> Response:
+    """A streamed response; ``on_close`` runs when the server is done with it, however
+    the stream ended (finished, failed, or the client went away)."""
+    response = Response(frames, mimetype=mimetype, headers=STREAM_HEADERS, direct_passthrough=True)
+    response.call_on_close(on_close)
+    return response

@@ -1,0 +1,261 @@
+"""OpenAI Chat Completions ⇄ the neutral chat model.
+
+In: a validated request body becomes a :class:`ChatRequest`. Out: neutral events become
+``chat.completion.chunk`` frames (role chunk, deltas, finish chunk, optional usage chunk,
+``[DONE]``) or one ``chat.completion`` object.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from gateway import sse
+from gateway.chat.model import (
+    ChatRequest,
+    ChatResult,
+    Event,
+    Finish,
+    Heartbeat,
+    MediaPart,
+    Message,
+    Part,
+    ReasoningDelta,
+    ReasoningPart,
+    ResponseFormat,
+    StreamError,
+    TextDelta,
+    TextPart,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+    Usage,
+)
+from gateway.errors import InvalidRequest
+from gateway.openai.errors import error_body
+
+FINISH_REASONS = {
+    "stop": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+SEARCH_SUFFIX = "-search"
+
+
+# -- in --------------------------------------------------------------------------------
+def to_chat_request(data: dict[str, Any]) -> ChatRequest:
+    model: str = data["model"]
+    return ChatRequest(
+        model=model.removesuffix(SEARCH_SUFFIX),
+        messages=tuple(_message(m, i) for i, m in enumerate(data["messages"])),
+        tools=tuple(_tool(t) for t in data.get("tools") or ()),
+        tool_choice=_tool_choice(data.get("tool_choice")),
+        max_output_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+        stop=data.get("stop") or (),
+        response_format=_response_format(data.get("response_format")),
+        web_search=model.endswith(SEARCH_SUFFIX) or data.get("web_search_options") is not None,
+    )
+
+
+def _message(message: dict[str, Any], index: int) -> Message:
+    role = message["role"]
+    parts = list(_content_parts(message.get("content"), f"messages.{index}.content"))
+    if role == "assistant":
+        if message.get("reasoning_content"):
+            parts.insert(0, ReasoningPart(message["reasoning_content"]))
+        parts += [_tool_call_part(call, index) for call in message.get("tool_calls") or ()]
+        return Message("assistant", tuple(parts))
+    if role in ("tool", "function"):
+        text = "".join(p.text for p in parts if isinstance(p, TextPart))
+        call_id = message.get("tool_call_id") or message.get("name") or ""
+        return Message("tool", (ToolResultPart(call_id, text, message.get("name")),))
+    return Message("system" if role == "developer" else role, tuple(parts))
+
+
+def _content_parts(content: Any, path: str) -> Iterator[Part]:
+    if content is None:
+        return
+    if isinstance(content, str):
+        yield TextPart(content)
+        return
+    for index, part in enumerate(content):
+        kind = part["type"]
+        if kind in ("text", "refusal"):
+            yield TextPart(part.get("text") or part.get("refusal") or "")
+        elif kind == "image_url":
+            yield _image_part(part.get("image_url"), f"{path}.{index}.image_url")
+        elif kind == "file":
+            yield _file_part(part.get("file"), f"{path}.{index}.file")
+        elif kind == "input_audio":
+            yield _audio_part(part.get("input_audio"), f"{path}.{index}.input_audio")
+
+
+def _image_part(value: Any, path: str) -> MediaPart:
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest("An image_url part needs a 'url'.", param=path)
+    if url.startswith("data:"):
+        mime, data = _data_url(url, path)
+        return MediaPart(mime, data=data)
+    return MediaPart("application/octet-stream", url=url)
+
+
+def _file_part(value: Any, path: str) -> MediaPart:
+    if not isinstance(value, dict) or not isinstance(value.get("file_data"), str):
+        raise InvalidRequest("A file part needs 'file_data' (a data: URL or base64).", param=path)
+    raw = value["file_data"]
+    mime, data = _data_url(raw, path) if raw.startswith("data:") else (
+        "application/octet-stream", _b64(raw, path)
+    )
+    return MediaPart(mime, data=data, filename=value.get("filename"))
+
+
+def _audio_part(value: Any, path: str) -> MediaPart:
+    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
+        raise InvalidRequest("An input_audio part needs base64 'data'.", param=path)
+    fmt = str(value.get("format") or "mp3")
+    return MediaPart(f"audio/{fmt}", data=_b64(value["data"], path), filename=f"audio.{fmt}")
+
+
+def _data_url(url: str, path: str) -> tuple[str, bytes]:
+    header, sep, payload = url.partition(",")
+    if not sep or ";base64" not in header:
+        raise InvalidRequest("Only base64 data: URLs are accepted.", param=path)
+    mime = header.removeprefix("data:").split(";")[0] or "application/octet-stream"
+    return mime, _b64(payload, path)
+
+
+def _b64(text: str, path: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The data is not valid base64.", param=path) from None
+
+
+def _tool_call_part(call: dict[str, Any], index: int) -> ToolCallPart:
+    function = call["function"]
+    try:
+        arguments = json.loads(function.get("arguments") or "{}")
+    except ValueError:
+        raise InvalidRequest(
+            "Tool call arguments must be a JSON string.",
+            param=f"messages.{index}.tool_calls",
+        ) from None
+    return ToolCallPart(call["id"], function["name"], arguments if isinstance(arguments, dict) else {})
+
+
+def _tool(tool: dict[str, Any]) -> ToolSpec:
+    function = tool["function"]
+    return ToolSpec(function["name"], function.get("description", ""), function.get("parameters", {}))
+
+
+def _tool_choice(choice: Any) -> ToolChoice:
+    if choice in (None, "auto"):
+        return ToolChoice("auto")
+    if choice in ("none", "required"):
+        return ToolChoice(choice)
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return ToolChoice("named", choice["function"].get("name"))
+    raise InvalidRequest(
+        "tool_choice must be 'none', 'auto', 'required' or a named function.", param="tool_choice"
+    )
+
+
+def _response_format(value: dict[str, Any] | None) -> ResponseFormat:
+    if not value or value["type"] == "text":
+        return ResponseFormat()
+    schema = (value.get("json_schema") or {}).get("schema") if value["type"] == "json_schema" else None
+    return ResponseFormat("json", schema)
+
+
+# -- out -------------------------------------------------------------------------------
+def new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def completion(result: ChatResult, model: str) -> dict[str, Any]:
+    """The non-stream ``chat.completion`` object."""
+    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    return {
+        "id": new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_REASONS[result.finish.reason],
+            }
+        ],
+        "usage": usage(result.usage),
+    }
+
+
+def usage(value: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": value.input_tokens,
+        "completion_tokens": value.output_tokens,
+        "total_tokens": value.total_tokens,
+        "completion_tokens_details": {"reasoning_tokens": value.reasoning_tokens},
+    }
+
+
+class ChunkStream:
+    """Renders neutral events as the exact chunk sequence of the real API."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.id = new_id()
+        self.created = int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+
+    def frames(self, events: Iterable[Event]) -> Iterator[bytes]:
+        yield self._chunk({"role": "assistant", "content": ""})
+        final_usage: Usage | None = None
+        for event in events:
+            match event:
+                case TextDelta(text=text):
+                    yield self._chunk({"content": text})
+                case ReasoningDelta(text=text):
+                    yield self._chunk({"reasoning_content": text})
+                case Heartbeat():
+                    yield sse.comment("keep-alive")
+                case Usage():
+                    final_usage = event
+                case Finish(reason=reason):
+                    yield self._chunk({}, FINISH_REASONS[reason])
+                case StreamError(error=error):
+                    yield sse.event(error_body(error))
+                    return
+        if self.include_usage and final_usage is not None:
+            yield sse.event(self._envelope([], usage(final_usage)))
+        yield sse.event("[DONE]")
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return sse.event(self._envelope([choice], None))
+
+    def _envelope(self, choices: list[dict[str, Any]], usage_value: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            body["usage"] = usage_value
+        return body

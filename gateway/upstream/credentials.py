@@ -1,0 +1,129 @@
+"""Parsing of what a user pastes as a MiniMax credential.
+
+A credential is ``REALUSERID+JWT`` or a bare JWT; several joined by ``,`` form a pool.
+The JWT is decoded (not verified: only MiniMax can) to read ``exp`` and ``user.id`` /
+``user.deviceID``. realUserIDs exceed 2**53, so they stay strings throughout.
+
+A :class:`Credential` never shows its token: ``repr`` and ``str`` give a masked form and
+``key`` is a short hash usable in logs and metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
+
+POOL_SEPARATOR = ","
+USER_ID_SEPARATOR = "+"
+
+
+@dataclass(frozen=True, repr=False)
+class Credential:
+    """One MiniMax account's login: its realUserID and JWT."""
+
+    real_user_id: str
+    jwt: str = field(compare=True)
+    device_hint: str | None = None
+    expires_at: float | None = None
+    #: True when the user gave realUserID explicitly (not taken from the JWT).
+    explicit_user_id: bool = False
+
+    @property
+    def key(self) -> str:
+        """A stable, non-reversible id for logs, metrics and caches."""
+        return hashlib.sha256(self.jwt.encode()).hexdigest()[:12]
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or time.time())
+
+    def __repr__(self) -> str:
+        return f"Credential(user={mask(self.real_user_id)}, key={self.key})"
+
+    __str__ = __repr__
+
+
+def mask(text: str) -> str:
+    """Keep only the ends of an identifier, enough to tell accounts apart."""
+    return text if len(text) <= 8 else f"{text[:4]}…{text[-4:]}"
+
+
+def parse_pool(text: str, now: float | None = None) -> list[Credential]:
+    """Parse ``CRED[,CRED...]``, dropping expired ones; refuse when none is usable."""
+    items = [part.strip() for part in text.split(POOL_SEPARATOR) if part.strip()]
+    if not items:
+        raise MissingCredentials()
+    credentials = [parse_one(item, position) for position, item in enumerate(items, 1)]
+    live = [cred for cred in credentials if not cred.expired(now)]
+    if not live:
+        raise ExpiredCredentials(_expired_message(len(credentials)))
+    return live
+
+
+def _expired_message(count: int) -> str:
+    if count == 1:
+        return ExpiredCredentials.message
+    return f"All {count} MiniMax tokens in the pool have expired; log in again."
+
+
+def parse_one(text: str, position: int = 1) -> Credential:
+    """Parse one ``REALUSERID+JWT`` or bare JWT."""
+    user_id, sep, jwt = text.rpartition(USER_ID_SEPARATOR)
+    if not sep:
+        jwt = text
+    payload = _jwt_payload(jwt, position)
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    jwt_user_id = _as_id(user.get("id"))
+    explicit = bool(user_id.strip())
+    real_user_id = user_id.strip() if explicit else jwt_user_id
+    if not real_user_id or not real_user_id.isdigit():
+        raise AuthenticationFailed(
+            f"Credential #{position}: no numeric realUserID found; paste it as "
+            "REALUSERID+JWT (realUserID is in Local Storage 'user_detail_agent')."
+        )
+    return Credential(
+        real_user_id=real_user_id,
+        jwt=jwt.strip(),
+        device_hint=_as_id(user.get("deviceID")) or None,
+        expires_at=_as_float(payload.get("exp")),
+        explicit_user_id=explicit,
+    )
+
+
+def _jwt_payload(jwt: str, position: int) -> dict:
+    segments = jwt.strip().split(".")
+    if len(segments) != 3:
+        raise AuthenticationFailed(
+            f"Credential #{position} is not a JWT (expected three dot-separated parts)."
+        )
+    try:
+        raw = base64.urlsafe_b64decode(segments[1] + "=" * (-len(segments[1]) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise AuthenticationFailed(
+            f"Credential #{position}: the JWT payload cannot be decoded."
+        ) from None
+    if not isinstance(payload, dict):
+        raise AuthenticationFailed(f"Credential #{position}: the JWT payload is not an object.")
+    return payload
+
+
+def _as_id(value: object) -> str:
+    # JSON numbers past 2**53 were already rounded by whoever wrote them as numbers;
+    # accept ints (exact in Python) and digit strings, nothing else.
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _as_float(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None

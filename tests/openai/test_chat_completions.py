@@ -1,0 +1,191 @@
+"""OpenAI dialect end to end: the official SDK → gunicorn+gevent → the strict simulator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import openai
+import pytest
+import requests
+
+from tests.simulator.control import SimulatorControl
+
+
+def client(gateway: str, credential: str, **options: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway + "/v1", api_key=credential, max_retries=0, **options)
+
+
+def ask(text: str = "Hello there") -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def test_non_stream_answer_is_the_generated_text(gateway, sim, credential) -> None:
+    sim.script([{"text": "Bonjour — 你好, world.\nSecond line.", "cps": 2000}])
+    reply = client(gateway, credential).chat.completions.create(model="MiniMax-M2", messages=ask())
+    generated = sim.log()[-1]
+    assert reply.choices[0].message.content == generated["answer"]
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.model == "MiniMax-M2"
+    assert generated["prompt"] == "Hello there"
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_stream_reassembles_letter_for_letter(gateway, sim, credential) -> None:
+    sim.script([{"length": 3000, "cps": 3000}])
+    stream = client(gateway, credential).chat.completions.create(
+        model="gpt-4o", messages=ask(), stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == sim.log()[-1]["answer"]
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 2
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
+    assert len({(c.id, c.created, c.model) for c in chunks}) == 1
+    assert sim.log()[-1]["model"] == "MiniMax-M2"  # unknown names map to the default
+
+
+def test_reasoning_streams_and_is_returned(gateway, sim, credential) -> None:
+    sim.script([{"thinking": "Let me think… step 1.", "text": "42", "cps": 500}] * 2)
+    api = client(gateway, credential)
+    reply = api.chat.completions.create(model="MiniMax-M2", messages=ask())
+    message = reply.choices[0].message
+    assert message.content == "42"
+    assert message.model_extra["reasoning_content"] == "Let me think… step 1."
+    chunks = list(api.chat.completions.create(model="MiniMax-M2", messages=ask(), stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    reasoning = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+    assert reasoning == "Let me think… step 1."
+    first_content = next(i for i, d in enumerate(deltas) if d.content)
+    last_reasoning = max(i for i, d in enumerate(deltas) if (d.model_extra or {}).get("reasoning_content"))
+    assert last_reasoning < first_content
+
+
+def test_multi_turn_history_reaches_the_upstream(gateway, sim, credential) -> None:
+    messages = [
+        {"role": "developer", "content": "Answer in French."},
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Enchantée, Ada."},
+        {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
+    ]
+    reply = client(gateway, credential).chat.completions.create(model="MiniMax-M2", messages=messages)
+    prompt = sim.log()[-1]["prompt"]
+    for piece in ("Answer in French.", "My name is Ada.", "Enchantée, Ada.", "What is my name?"):
+        assert piece in prompt
+    assert prompt.index("My name is Ada.") < prompt.index("What is my name?")
+    assert reply.choices[0].message.content == sim.log()[-1]["answer"]
+
+
+def test_stop_sequence_and_token_limit(gateway, sim, credential) -> None:
+    sim.script([{"text": "one two STOP three", "cps": 1000}, {"text": "x" * 400, "cps": 4000}])
+    api = client(gateway, credential)
+    cut = api.chat.completions.create(model="MiniMax-M2", messages=ask(), stop=["STOP"])
+    assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == ("one two ", "stop")
+    short = api.chat.completions.create(model="MiniMax-M2", messages=ask(), max_completion_tokens=5)
+    assert (short.choices[0].message.content, short.choices[0].finish_reason) == ("x" * 20, "length")
+    assert sim.wait_idle(5)["chats_alive"] == 0
+
+
+def test_two_accounts_six_concurrent_streams(gateway, sim, accounts) -> None:
+    pool = ",".join(a["credential"] for a in accounts(2))
+    sim.set_default({"length": 300, "cps": 600})
+    api = client(gateway, pool, timeout=60)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            chunks = api.chat.completions.create(model="MiniMax-M2", messages=ask(f"q{i}"), stream=True)
+            results.append("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    log = sim.log()
+    assert sorted(results) == sorted(entry["answer"] for entry in log)
+    assert len({entry["account"] for entry in log}) == 2
+    stats = sim.wait_idle(10)
+    assert stats["double_generation_attempts"] == 0
+    assert stats["chats_alive"] == 0
+
+
+def test_client_disconnect_stops_and_cleans_up(gateway, sim, credential) -> None:
+    sim.script([{"length": 5000, "cps": 100}, {"text": "next", "cps": 1000}])
+    response = requests.post(
+        gateway + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {credential}"},
+        json={"model": "MiniMax-M2", "messages": ask(), "stream": True},
+        stream=True, timeout=10,
+    )
+    for line in response.iter_lines():
+        if b'"content":"' in line and b'"content":""' not in line:
+            break
+    response.close()
+    closed_at = time.monotonic()
+    deadline = closed_at + 5
+    while sim.stats()["chats_alive"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.stats()["chats_alive"] == 0
+    assert time.monotonic() - closed_at < 1.5
+    entry = sim.log()[0]
+    assert entry["stopped"] and len(entry["delivered"]) < 5000
+    # The account is free again at once: the next request is served, not queued.
+    reply = client(gateway, credential).chat.completions.create(model="MiniMax-M2", messages=ask())
+    assert reply.choices[0].message.content == "next"
+    assert sim.stats()["double_generation_attempts"] == 0
+
+
+def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> None:
+    gateway = gateway_factory(GATEWAY_HEARTBEAT="0.5")
+    sim.script([{"text": "late", "first_delay": 2.0}])
+    response = requests.post(
+        gateway + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {credential}"},
+        json={"model": "MiniMax-M2", "messages": ask(), "stream": True},
+        stream=True, timeout=10,
+    )
+    body = response.content.decode()
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert body.count(": keep-alive\n\n") >= 2
+    assert body.index(": keep-alive") < body.index('"content":"late"')
+    assert body.endswith("data: [DONE]\n\n")
+
+
+def test_models(gateway) -> None:
+    api = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in api.models.list()] == ["MiniMax-M2", "MiniMax-M2-Stable"]
+    assert api.models.retrieve("MiniMax-M2-Stable").owned_by == "minimax"
+    with pytest.raises(openai.NotFoundError) as info:
+        api.models.retrieve("nope")
+    assert info.value.code == "model_not_found"
+
+
+def test_ping_and_healthz(gateway) -> None:
+    assert requests.get(gateway + "/ping", timeout=5).text == "pong"
+    assert requests.get(gateway + "/healthz", timeout=5).json()["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_long_answer_with_a_pause_arrives_whole(gateway, sim, credential) -> None:
+    text = ("Long answer sentence number {}. " * 1000).format(*range(1000))[:4800]
+    sim.script([{"text": text, "cps": 96, "pauses": [{"at": 2400, "seconds": 10}]}])
+    started = time.monotonic()
+    stream = client(gateway, credential, timeout=120).chat.completions.create(
+        model="MiniMax-M2", messages=ask(), stream=True
+    )
+    received = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert time.monotonic() - started >= 60
+    assert received == text == sim.log()[-1]["answer"]
+    entry = sim.log()[-1]
+    duration = entry["t_finish"] - entry["t_send"]
+    assert entry["polls"] <= 5 * duration + 2

@@ -1,0 +1,90 @@
+"""Real processes for end-to-end tests: the upstream simulator and gunicorn.
+
+Each runs as its own process on a free loopback port, exactly as a user would start it,
+and is stopped at the end of the session. Gateway logs go to files under
+``test-artifacts/`` so the suite can search them for leaked credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_path = ARTIFACTS / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env={**os.environ, **env}, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.log_path.name} exited early:\n{self.log()}")
+            try:
+                requests.get(url, timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"{url} did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+def start_simulator(name: str = "simulator") -> tuple[Process, str]:
+    port = free_port()
+    proc = Process(name, [sys.executable, "-m", "tests.simulator", "--port", str(port)], {})
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/_sim/stats")
+    return proc, url
+
+
+def start_gateway(upstream: str, name: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    port = free_port()
+    settings = {
+        "GATEWAY_BIND": f"127.0.0.1:{port}",
+        "MINIMAX_BASE_URL": upstream,
+        "GATEWAY_LOG_LEVEL": "debug",
+        "GATEWAY_GRACEFUL_TIMEOUT": "3",
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+    proc = Process(name, argv, settings)
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_http(url + "/ping")
+    return proc, url

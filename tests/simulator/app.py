@@ -1,0 +1,585 @@
+"""Flask app of the strict upstream simulator: protocol endpoints and /_sim/ control endpoints.
+
+Role: the HTTP face of the simulator. Every protocol request goes through one gate that
+checks it the way UPSTREAM.md pins it (parameter set and order, encoding, token, user id,
+clocks, x-signature, yy, body shape) and answers a violation exactly as documented there;
+only then are test faults applied and the endpoint handler run against `SimState`.
+
+Rejection answers (and the reason names counted in /_sim/stats):
+- 401, empty body: missing_param, missing_header, token_mismatch, bad_token_signature,
+  unknown_token, expired_token, wrong_user_id.
+- 400 invalid signature (base_resp 1000400): param_order (all 22 present but out of order,
+  duplicated or with extras: the order is signed), param_encoding (a value not encoded as
+  encodeURIComponent would), timestamp_skew, unix_skew, bad_signature, bad_yy.
+- 400 invalid params (base_resp INVALID_PARAMS_CODE): param_value, malformed_body.
+- 200 with a business code: chat_not_found, chat_running, account_busy, no_credits,
+  quota_exhausted, delete_running.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from tests.simulator.protocol import (
+    ENDPOINTS, INVALID_PARAMS_CODE, INVALID_SIGNATURE_CODE, INVALID_SIGNATURE_MSG,
+    NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG,
+    CHAT_RUNNING_CODE, CHAT_RUNNING_MSG, REQUIRED_HEADERS, BadBody, EndpointSpec, api_ok,
+    badly_encoded_params, family_error, matrix_error, matrix_ok, missing_params,
+    param_value_problems, params_in_order, parse_chat_id_body, parse_device_register_body,
+    parse_json_object, parse_list_chat_body, parse_raw_query, parse_send_msg_body,
+    is_compact_json, x_signature_ok, yy_signature,
+)
+from tests.simulator.state import (
+    ACCOUNT_FLAGS, DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Account, Fault,
+    Refusal, SimSettings, SimState, parse_answer,
+)
+
+STATE_EXTENSION_KEY: str = "minimax_simulator"
+DROP_ENVIRON_KEY: str = "minimax_simulator.drop"
+JSON_MIMETYPE: str = "application/json; charset=utf-8"
+MAX_ACCOUNTS_PER_CALL: int = 1000
+
+_HTML_ERRORS: dict[str, tuple[int, str]] = {
+    "http_500": (500, "Internal Server Error"),
+    "http_502": (502, "Bad Gateway"),
+    "http_503": (503, "Service Temporarily Unavailable"),
+}
+
+
+# --- Responses -------------------------------------------------------------------------------
+
+def _json(payload: Any, status: int = 200) -> Response:
+    # ensure_ascii=False: the real service sends raw UTF-8, so decoding bugs must show.
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(text, status=status, content_type=JSON_MIMETYPE)
+
+
+def _unauthorized() -> Response:
+    return Response(b"", status=401, content_type="text/plain")
+
+
+def _invalid_signature() -> Response:
+    return _json(matrix_error(INVALID_SIGNATURE_CODE, INVALID_SIGNATURE_MSG), 400)
+
+
+def _invalid_params(detail: str) -> Response:
+    return _json(matrix_error(INVALID_PARAMS_CODE, f"invalid params: {detail}"), 400)
+
+
+def _html_error(kind: str) -> Response:
+    status, title = _HTML_ERRORS[kind]
+    page = f"<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}</h1></center><hr><center>nginx</center></body></html>"
+    return Response(page, status=status, content_type="text/html")
+
+
+def _drop() -> Response:
+    # The middleware sees the flag and kills the connection instead of sending this.
+    request.environ[DROP_ENVIRON_KEY] = True
+    return Response(b"", status=500)
+
+
+class DropMiddleware:
+    """Turns a flagged response into a connection closed without any response bytes.
+
+    gevent.pywsgi has not written anything yet when the app returns (headers go out on
+    the first body write), and it treats an ECONNRESET raised by the app as a vanished
+    client: it closes the socket silently. The client thus sees the connection end with
+    no response at all. Under a test client the exception simply propagates.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        result = self.app(environ, start_response)
+        if not environ.get(DROP_ENVIRON_KEY):
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise ConnectionResetError(errno.ECONNRESET, "simulated connection drop")
+
+
+# --- The protocol gate ------------------------------------------------------------------------
+
+class GateRejection(Exception):
+    def __init__(self, reason: str, response: Response) -> None:
+        super().__init__(reason)
+        self.reason, self.response = reason, response
+
+
+class _DropConnection(Exception):
+    """Raised by a handler whose generation asks for its poll to be dropped."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """A request that passed the gate."""
+
+    spec: EndpointSpec
+    account: Account
+    query: dict[str, str]
+    body: dict[str, Any]
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _check_query(spec: EndpointSpec, raw_query: str) -> dict[str, str]:
+    params = parse_raw_query(raw_query)
+    if missing_params(params, spec.expected_params):
+        raise GateRejection("missing_param", _unauthorized())
+    if not params_in_order(params, spec.expected_params):
+        raise GateRejection("param_order", _invalid_signature())
+    if badly_encoded_params(params):
+        raise GateRejection("param_encoding", _invalid_signature())
+    return {p.name: p.value for p in params}
+
+
+def _check_identity(state: SimState, query: dict[str, str], now: float) -> Account:
+    headers = request.headers
+    if any(not headers.get(name) for name in REQUIRED_HEADERS):
+        raise GateRejection("missing_header", _unauthorized())
+    token = headers["token"]
+    if query["token"] != token:
+        raise GateRejection("token_mismatch", _unauthorized())
+    account, reason = state.authenticate(token, now)
+    if account is None:
+        raise GateRejection(reason, _unauthorized())
+    if query["user_id"] != account.real_user_id:
+        raise GateRejection("wrong_user_id", _unauthorized())
+    return account
+
+
+def _check_clocks(state: SimState, query: dict[str, str], now: float) -> None:
+    skew = state.max_skew_seconds
+    stamp = request.headers["x-timestamp"]
+    if not _ascii_digits(stamp) or abs(int(stamp) - now) > skew:
+        raise GateRejection("timestamp_skew", _invalid_signature())
+    unix = query["unix"]
+    if not _ascii_digits(unix) or abs(int(unix) / 1000 - now) > skew:
+        raise GateRejection("unix_skew", _invalid_signature())
+
+
+def _check_signatures(state: SimState, spec: EndpointSpec, query: dict[str, str],
+                      raw_query: str, body: bytes) -> None:
+    headers = request.headers
+    if not x_signature_ok(state.signature_mode, headers["x-timestamp"], headers["token"],
+                          body, headers["x-signature"]):
+        raise GateRejection("bad_signature", _invalid_signature())
+    expected_yy = yy_signature(spec.path, raw_query, body, query["unix"])
+    if not hmac.compare_digest(expected_yy, headers["yy"]):
+        raise GateRejection("bad_yy", _invalid_signature())
+
+
+def _parse_body(state: SimState, spec: EndpointSpec, body: bytes) -> dict[str, Any]:
+    if spec.body_kind == "none":
+        if body:
+            raise BadBody(f"{spec.method} {spec.path} takes no body")
+        return {}
+    parsed = parse_json_object(body)
+    # Not rejections: the real service tolerates these, but the pinned client never does them.
+    if not request.headers.get("Content-Type", "").startswith("application/json"):
+        state.warn("content_type_not_json")
+    if not is_compact_json(body, parsed):
+        state.warn("body_not_compact_json")
+    return parsed
+
+
+def _note_client_quirks(state: SimState, account: Account, query: dict[str, str]) -> None:
+    """Count (never reject) what the real service may tolerate but the pinned client avoids."""
+    for header in ("Origin", "Referer", "User-Agent"):
+        if not request.headers.get(header):
+            state.warn(f"missing_{header.lower().replace('-', '_')}")
+    if not request.headers.get("Referer", "/").endswith("/"):
+        state.warn("referer_without_trailing_slash")
+    if not state.device_id_plausible(account.real_user_id, query["device_id"]):
+        state.warn("unregistered_device_id")
+
+
+def _gate(state: SimState, spec: EndpointSpec) -> Call:
+    """Check one protocol request; raises GateRejection or BadBody on the first violation."""
+    now = state.clock()
+    raw_query = request.query_string.decode("latin-1")
+    query = _check_query(spec, raw_query)
+    account = _check_identity(state, query, now)
+    _check_clocks(state, query, now)
+    body = request.get_data(cache=True)
+    _check_signatures(state, spec, query, raw_query, body)
+    problems = param_value_problems(query)
+    if problems:
+        raise GateRejection("param_value", _invalid_params("; ".join(problems)))
+    parsed = _parse_body(state, spec, body)
+    _note_client_quirks(state, account, query)
+    return Call(spec, account, query, parsed)
+
+
+# --- Faults ------------------------------------------------------------------------------------
+
+def _sleep(seconds: float) -> None:
+    # Looked up at call time so gevent's monkey-patched sleep is used when active.
+    time.sleep(seconds)
+
+
+_SEMANTIC_FAULT_ERRORS: dict[str, tuple[int, str]] = {
+    "no_credits": (NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG),
+    "quota": (QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG),
+    "busy": (CHAT_RUNNING_CODE, CHAT_RUNNING_MSG),
+}
+
+
+def _fault_response(spec: EndpointSpec, fault: Fault) -> Response | None:
+    """The reply a fault forces, or None when the call should then proceed normally."""
+    if fault.kind in _HTML_ERRORS:
+        return _html_error(fault.kind)
+    if fault.kind == "hang":
+        _sleep(fault.seconds if fault.seconds is not None else DEFAULT_HANG_SECONDS)
+        return None
+    if fault.kind == "drop":
+        return _drop()
+    if fault.kind == "expired":
+        return _unauthorized()
+    if fault.kind in _SEMANTIC_FAULT_ERRORS:
+        code, msg = _SEMANTIC_FAULT_ERRORS[fault.kind]
+        return _json(family_error(spec.family, code, msg))
+    return None  # drop_after: handled once the call has taken effect
+
+
+# --- Protocol handlers ---------------------------------------------------------------------------
+
+Handler = Callable[[SimState, Call], dict[str, Any]]
+
+
+def _device_register(state: SimState, call: Call) -> dict[str, Any]:
+    device_uuid = parse_device_register_body(call.body)
+    if device_uuid != call.query["uuid"]:
+        state.warn("register_uuid_differs_from_query")
+    device_id = state.register_device(call.account.real_user_id, device_uuid)
+    return api_ok({"deviceIDStr": device_id, "realUserID": call.account.real_user_id})
+
+
+def _user_info(state: SimState, call: Call) -> dict[str, Any]:
+    view = state.account_view(call.account.real_user_id)
+    return api_ok({"userInfo": {"realUserID": view["real_user_id"], "name": view["name"]}})
+
+
+def _membership(state: SimState, call: Call) -> dict[str, Any]:
+    view = state.account_view(call.account.real_user_id)
+    return matrix_ok(plan_name="Free", plan_type=1, total_remains_credit=view["credits"])
+
+
+def _send_msg(state: SimState, call: Call) -> dict[str, Any]:
+    body = parse_send_msg_body(call.body)
+    chat_id, msg_id = state.send(call.account.real_user_id, body, state.clock())
+    return matrix_ok(chat_id=chat_id, msg_id=msg_id)
+
+
+def _get_chat_detail(state: SimState, call: Call) -> dict[str, Any]:
+    chat_id = parse_chat_id_body(call.body)
+    user = call.account.real_user_id
+    poll_fault = state.take_poll_fault(user, chat_id, state.clock())
+    if poll_fault is not None:
+        kind, seconds = poll_fault
+        if kind == "drop_mid":
+            raise _DropConnection()
+        _sleep(seconds)
+    return matrix_ok(**state.chat_detail(user, chat_id, state.clock()))
+
+
+def _stop_run_agent(state: SimState, call: Call) -> dict[str, Any]:
+    state.stop(call.account.real_user_id, parse_chat_id_body(call.body), state.clock())
+    return matrix_ok()
+
+
+def _delete_chat(state: SimState, call: Call) -> dict[str, Any]:
+    state.delete(call.account.real_user_id, parse_chat_id_body(call.body), state.clock())
+    return matrix_ok()
+
+
+def _list_chat(state: SimState, call: Call) -> dict[str, Any]:
+    return matrix_ok(**state.list_chats(call.account.real_user_id, parse_list_chat_body(call.body)))
+
+
+HANDLERS: dict[str, Handler] = {
+    "device_register": _device_register,
+    "user_info": _user_info,
+    "membership": _membership,
+    "send_msg": _send_msg,
+    "get_chat_detail": _get_chat_detail,
+    "stop_run_agent": _stop_run_agent,
+    "delete_chat": _delete_chat,
+    "list_chat": _list_chat,
+}
+
+
+def _serve(state: SimState, spec: EndpointSpec, handler: Handler) -> Response:
+    call = _gate(state, spec)
+    fault = state.take_fault(spec.name)
+    if fault is not None:
+        forced = _fault_response(spec, fault)
+        if forced is not None:
+            return forced
+    response = _json(handler(state, call))
+    if fault is not None and fault.kind == "drop_after":
+        return _drop()
+    return response
+
+
+def _protocol_view(state: SimState, spec: EndpointSpec, handler: Handler) -> Callable[[], Response]:
+    def view() -> Response:
+        state.count_request(spec.path)
+        try:
+            return _serve(state, spec, handler)
+        except GateRejection as exc:
+            state.reject(exc.reason)
+            return exc.response
+        except BadBody as exc:
+            state.reject("malformed_body")
+            return _invalid_params(str(exc))
+        except Refusal as exc:
+            return _json(family_error(spec.family, exc.code, exc.msg))
+        except _DropConnection:
+            return _drop()
+
+    view.__name__ = f"protocol_{spec.name}"
+    return view
+
+
+def _register_protocol(app: Flask, state: SimState) -> None:
+    for spec in ENDPOINTS:
+        app.add_url_rule(spec.path, endpoint=f"protocol_{spec.name}",
+                         view_func=_protocol_view(state, spec, HANDLERS[spec.name]),
+                         methods=[spec.method])
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def unknown_endpoint(error: HTTPException) -> Response:
+        if not request.path.startswith("/_sim/"):
+            state.count_request(request.path)
+            state.reject("unknown_endpoint" if error.code == 404 else "wrong_method")
+        return _json({"error": error.name}, error.code or 404)
+
+
+# --- Control endpoints ---------------------------------------------------------------------------
+#
+# JSON in, JSON out, no signing; a bad request is 400 {"error": ...}, an unknown account 404.
+#   POST  /_sim/reset      {"drop_accounts": false}  clears chats, scripts, default answer,
+#                          faults, counters, log, config; kept accounts get their creation
+#                          flags back (credits, busy, expired, quota_exhausted).
+#   POST  /_sim/accounts   {"count": 1, "credits": 1000, "expired": false, "busy": false,
+#                           "quota_exhausted": false, "jwt_user_id_differs": false,
+#                           "exp_seconds": 2592000 (negative: already expired)}
+#                          -> {"accounts": [{"real_user_id", "jwt", "credential",
+#                              "device_id", "jwt_user_id", "name", "credits", ...}]}
+#   GET   /_sim/accounts   -> {"accounts": [...]}
+#   PATCH /_sim/accounts/<real_user_id>  {credits | busy | expired | quota_exhausted}
+#   POST  /_sim/script     {"answers": [answer, ...], "account": optional real_user_id}
+#   POST  /_sim/default    {"answer": answer}   used when both script queues are empty
+#   POST  /_sim/faults     {"endpoint", "kind", "count": 1, "seconds": null}
+#   GET   /_sim/faults     -> {"faults": [pending...]}
+#   POST  /_sim/config     {"signature_mode", "max_skew_seconds"}; GET /_sim/config
+#   GET   /_sim/stats, GET /_sim/log
+
+class ControlError(ValueError):
+    """A bad control request: answered 400 with {"error": message}."""
+
+
+def _control_body() -> dict[str, Any]:
+    if not request.get_data():
+        return {}
+    try:
+        body = json.loads(request.get_data())
+    except ValueError as exc:
+        raise ControlError(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ControlError("body must be a JSON object")
+    return body
+
+
+def _only_keys(body: dict[str, Any], allowed: Iterable[str]) -> None:
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise ControlError(f"unknown fields: {sorted(unknown)}")
+
+
+def _want(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = body.get(key, default)
+    # bool is rejected where an int is wanted: a test passing True for a count is a typo.
+    bad_bool = isinstance(value, bool) and kind in (int, (int, float))
+    if value is not default and (bad_bool or not isinstance(value, kind)):
+        raise ControlError(f"{key} has the wrong type")
+    return value
+
+
+def _account_options(body: dict[str, Any]) -> dict[str, Any]:
+    _only_keys(body, ("count", "credits", "expired", "busy", "quota_exhausted",
+                      "jwt_user_id_differs", "exp_seconds"))
+    count = _want(body, "count", int, 1)
+    if not 1 <= count <= MAX_ACCOUNTS_PER_CALL:
+        raise ControlError(f"count must be 1..{MAX_ACCOUNTS_PER_CALL}")
+    credits = _want(body, "credits", int, None)
+    if credits is not None and credits < 0:
+        raise ControlError("credits must be >= 0")
+    return {
+        "count": count, "credits": credits,
+        "expired": _want(body, "expired", bool, False),
+        "busy": _want(body, "busy", bool, False),
+        "quota_exhausted": _want(body, "quota_exhausted", bool, False),
+        "jwt_user_id_differs": _want(body, "jwt_user_id_differs", bool, False),
+        "exp_seconds": _want(body, "exp_seconds", (int, float), None),
+    }
+
+
+def _account_patch(body: dict[str, Any]) -> dict[str, Any]:
+    _only_keys(body, ACCOUNT_FLAGS)
+    changes: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "credits":
+            if type(value) is not int or value < 0:
+                raise ControlError("credits must be an integer >= 0")
+        elif not isinstance(value, bool):
+            raise ControlError(f"{key} must be a boolean")
+        changes[key] = value
+    return changes
+
+
+def _fault_options(body: dict[str, Any]) -> dict[str, Any]:
+    _only_keys(body, ("endpoint", "kind", "count", "seconds"))
+    endpoint, kind = body.get("endpoint"), body.get("kind")
+    if endpoint not in FAULT_ENDPOINTS:
+        raise ControlError(f"endpoint must be one of {FAULT_ENDPOINTS}")
+    if kind not in FAULT_KINDS:
+        raise ControlError(f"kind must be one of {FAULT_KINDS}")
+    count = _want(body, "count", int, 1)
+    seconds = _want(body, "seconds", (int, float), None)
+    if count < 1 or (seconds is not None and seconds < 0):
+        raise ControlError("count must be >= 1 and seconds >= 0")
+    return {"endpoint": endpoint, "kind": kind, "count": count,
+            "seconds": None if seconds is None else float(seconds)}
+
+
+def _answers(raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise ControlError("answers must be a list")
+    try:
+        return [parse_answer(item) for item in raw]
+    except ValueError as exc:
+        raise ControlError(str(exc)) from exc
+
+
+def _control_guard(func: Callable[..., Response]) -> Callable[..., Response]:
+    def guarded(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return func(*args, **kwargs)
+        except ControlError as exc:
+            return _json({"error": str(exc)}, 400)
+
+    guarded.__name__ = func.__name__
+    return guarded
+
+
+def _register_control(app: Flask, state: SimState) -> None:
+    def route(rule: str, methods: list[str]) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+        def decorate(func: Callable[..., Response]) -> Callable[..., Response]:
+            app.add_url_rule(rule, endpoint=f"control_{func.__name__}",
+                             view_func=_control_guard(func), methods=methods)
+            return func
+        return decorate
+
+    @route("/_sim/reset", ["POST"])
+    def reset() -> Response:
+        body = _control_body()
+        _only_keys(body, ("drop_accounts",))
+        state.reset(drop_accounts=_want(body, "drop_accounts", bool, False))
+        return _json({"ok": True})
+
+    @route("/_sim/accounts", ["POST"])
+    def add_accounts() -> Response:
+        options = _account_options(_control_body())
+        return _json({"accounts": state.add_accounts(**options)})
+
+    @route("/_sim/accounts", ["GET"])
+    def list_accounts() -> Response:
+        return _json({"accounts": state.list_accounts()})
+
+    @route("/_sim/accounts/<real_user_id>", ["PATCH"])
+    def patch_account(real_user_id: str) -> Response:
+        changes = _account_patch(_control_body())
+        try:
+            return _json(state.patch_account(real_user_id, changes))
+        except KeyError:
+            return _json({"error": f"unknown account {real_user_id}"}, 404)
+
+    @route("/_sim/script", ["POST"])
+    def script() -> Response:
+        body = _control_body()
+        _only_keys(body, ("answers", "account"))
+        account = _want(body, "account", str, None)
+        if account is not None and not state.has_account(account):
+            return _json({"error": f"unknown account {account}"}, 404)
+        queued = state.add_script(_answers(body.get("answers")), account)
+        return _json({"ok": True, "queued": queued})
+
+    @route("/_sim/default", ["POST"])
+    def set_default() -> Response:
+        body = _control_body()
+        _only_keys(body, ("answer",))
+        state.set_default(_answers([body.get("answer", {})])[0])
+        return _json({"ok": True})
+
+    @route("/_sim/faults", ["POST"])
+    def add_fault() -> Response:
+        pending = state.add_fault(**_fault_options(_control_body()))
+        return _json({"ok": True, "pending": pending})
+
+    @route("/_sim/faults", ["GET"])
+    def list_faults() -> Response:
+        return _json({"faults": state.pending_faults()})
+
+    @route("/_sim/config", ["POST"])
+    def configure() -> Response:
+        body = _control_body()
+        _only_keys(body, ("signature_mode", "max_skew_seconds"))
+        try:
+            return _json(state.configure(body))
+        except ValueError as exc:
+            raise ControlError(str(exc)) from exc
+
+    @route("/_sim/config", ["GET"])
+    def get_config() -> Response:
+        return _json(state.configure({}))
+
+    @route("/_sim/stats", ["GET"])
+    def stats() -> Response:
+        return _json(state.stats())
+
+    @route("/_sim/log", ["GET"])
+    def log() -> Response:
+        return _json(state.log())
+
+
+# --- Factory ----------------------------------------------------------------------------------------
+
+def create_simulator_app(settings: SimSettings | None = None) -> Flask:
+    """A fresh simulator (its own state) as a Flask app; serve it with gevent.pywsgi."""
+    state = SimState(settings or SimSettings())
+    app = Flask("minimax_simulator")
+    app.extensions[STATE_EXTENSION_KEY] = state
+    _register_protocol(app, state)
+    _register_control(app, state)
+    app.wsgi_app = DropMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def simulator_state(app: Flask) -> SimState:
+    """The state behind an app from create_simulator_app, for in-process tests."""
+    return app.extensions[STATE_EXTENSION_KEY]

@@ -1,0 +1,91 @@
+"""Client for the simulator's /_sim/ control API, for tests and benchmarks.
+
+Role: the one place tests talk to the simulator's knobs (accounts, scripts, faults,
+config, stats, log), so the control wire format can change without touching tests.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+CONTROL_TIMEOUT_SECONDS: float = 10.0
+IDLE_POLL_SECONDS: float = 0.05
+
+
+class SimulatorControl:
+    """Drives a running simulator at `base_url` (e.g. http://127.0.0.1:9000)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._session.request(method, f"{self.base_url}/_sim/{path}", json=body,
+                                         timeout=CONTROL_TIMEOUT_SECONDS)
+        if response.status_code >= 400:
+            raise RuntimeError(f"simulator control {method} {path}: "
+                               f"{response.status_code} {response.text}")
+        return response.json()
+
+    def reset(self, drop_accounts: bool = False) -> None:
+        """Forget chats, scripts, faults, counters, config; accounts stay unless dropped."""
+        self._call("POST", "reset", {"drop_accounts": drop_accounts})
+
+    def add_accounts(self, count: int = 1, **opts: Any) -> list[dict[str, Any]]:
+        """opts: credits, expired, busy, quota_exhausted, jwt_user_id_differs, exp_seconds."""
+        return self._call("POST", "accounts", {"count": count, **opts})["accounts"]
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return self._call("GET", "accounts")["accounts"]
+
+    def patch_account(self, real_user_id: str, **opts: Any) -> dict[str, Any]:
+        """opts: credits, busy, expired, quota_exhausted."""
+        return self._call("PATCH", f"accounts/{real_user_id}", opts)
+
+    def script(self, answers: list[dict[str, Any]], account: str | None = None) -> int:
+        """Queue answers (global queue, or one account's); returns the queue length."""
+        body: dict[str, Any] = {"answers": answers}
+        if account is not None:
+            body["account"] = account
+        return self._call("POST", "script", body)["queued"]
+
+    def set_default(self, answer: dict[str, Any]) -> None:
+        self._call("POST", "default", {"answer": answer})
+
+    def fault(self, endpoint: str, kind: str, count: int = 1, seconds: float | None = None) -> None:
+        body: dict[str, Any] = {"endpoint": endpoint, "kind": kind, "count": count}
+        if seconds is not None:
+            body["seconds"] = seconds
+        self._call("POST", "faults", body)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "faults")["faults"]
+
+    def config(self, **opts: Any) -> dict[str, Any]:
+        """opts: signature_mode ("bundle" | "jwt" | "either"), max_skew_seconds."""
+        return self._call("POST", "config", opts)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def log(self) -> list[dict[str, Any]]:
+        return self._call("GET", "log")
+
+    def wait_idle(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until no chat is generating and none is left undeleted; returns stats."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if stats["chats_generating"] == 0 and stats["chats_alive"] == 0:
+                return stats
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"simulator not idle after {timeout}s: "
+                                   f"{stats['chats_generating']} generating, "
+                                   f"{stats['chats_alive']} alive")
+            time.sleep(IDLE_POLL_SECONDS)
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,427 @@
+"""Wire rules of the MiniMax Agent web protocol, re-implemented for the simulator.
+
+Role: the simulator's own, independent reading of /work/shared/UPSTREAM.md. It holds the
+pinned constants (parameter order, salt, status codes), the signing and token primitives,
+the reply envelopes and the request-body validators. It deliberately shares no code with
+the `gateway` package: a signing bug in the gateway must show up as a rejection here, not
+be reproduced on both sides.
+
+Everything here is pure (no state, no Flask), so it is cheap to call per request and easy
+to test on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+# --- Pinned protocol constants -------------------------------------------------------
+
+BUNDLE_SALT: str = "I*7Cf%WZ#S&%1RlZJ&C2"
+YY_SUFFIX: str = "ooui"
+
+STANDARD_PARAMS: tuple[str, ...] = (
+    "device_platform", "biz_id", "app_id", "version_code", "unix", "timezone_offset",
+    "sys_language", "lang", "uuid", "device_id", "os_name", "browser_name",
+    "device_memory", "cpu_core_num", "browser_language", "browser_platform", "user_id",
+    "screen_width", "screen_height", "token", "client", "region",
+)
+
+# Only the values that identify the web app are pinned; locale, OS and screen values
+# describe the browser and may legitimately be configured differently by the gateway.
+FIXED_PARAM_VALUES: dict[str, str] = {
+    "device_platform": "web",
+    "biz_id": "3",
+    "app_id": "3001",
+    "client": "web",
+}
+DIGIT_PARAMS: tuple[str, ...] = (
+    "version_code", "unix", "device_memory", "cpu_core_num", "screen_width",
+    "screen_height", "device_id", "user_id",
+)
+SIGNED_INT_PARAMS: tuple[str, ...] = ("timezone_offset",)
+
+REQUIRED_HEADERS: tuple[str, ...] = ("token", "x-timestamp", "x-signature", "yy")
+
+SIGNATURE_MODES: tuple[str, ...] = ("bundle", "jwt", "either")
+
+# encodeURIComponent leaves exactly these (plus ASCII letters and digits) unescaped.
+_URI_COMPONENT_SAFE: str = "-_.!~*'()"
+
+# --- Status codes ----------------------------------------------------------------------
+
+OK_CODE: int = 0
+INVALID_SIGNATURE_CODE: int = 1000400
+INVALID_SIGNATURE_MSG: str = "invalid signature"
+# [simulator's choice] UPSTREAM.md names no code for a malformed body or query value.
+INVALID_PARAMS_CODE: int = 1000001
+CHAT_RUNNING_CODE: int = 1400010170
+CHAT_RUNNING_MSG: str = "chat is running"
+NOT_ENOUGH_CREDITS_CODE: int = 1400010161
+NOT_ENOUGH_CREDITS_MSG: str = "not enough credits"
+QUOTA_EXHAUSTED_CODE: int = 2056
+QUOTA_EXHAUSTED_MSG: str = "quota exhausted"
+# [simulator's choice] UPSTREAM.md names no code for an unknown chat id.
+CHAT_NOT_FOUND_CODE: int = 1400010404
+CHAT_NOT_FOUND_MSG: str = "chat not found"
+
+FILE_TYPE_IMAGE: int = 2
+FILE_TYPE_OTHER: int = 6
+CHAT_TYPE_PRO: int = 0
+CHAT_TYPE_LIGHTNING: int = 1
+MSG_TYPE_USER: int = 1
+MSG_TYPE_ASSISTANT: int = 2
+CHAT_STATUS_GENERATING: int = 1
+CHAT_STATUS_FINISHED: int = 2
+
+LIST_CHAT_MAX_PAGE: int = 100
+
+
+# --- Endpoints ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """How one upstream endpoint is called: enough for the generic request gate."""
+
+    name: str  # short key used by faults and handlers
+    method: str
+    path: str
+    family: str  # "api" (/v1/api, statusInfo envelope) or "matrix" (base_resp envelope)
+    body_kind: str = "json"  # "json" or "none"; a multipart kind would sign a digest
+    prefix_params: tuple[str, ...] = ()  # e.g. msg_tts puts msgID, timbre first
+
+    @property
+    def expected_params(self) -> tuple[str, ...]:
+        return self.prefix_params + STANDARD_PARAMS
+
+
+ENDPOINTS: tuple[EndpointSpec, ...] = (
+    EndpointSpec("device_register", "POST", "/v1/api/user/device/register", "api"),
+    EndpointSpec("user_info", "GET", "/v1/api/user/info", "api", body_kind="none"),
+    EndpointSpec("membership", "POST", "/matrix/api/v1/commerce/get_membership_info", "matrix"),
+    EndpointSpec("send_msg", "POST", "/matrix/api/v1/chat/send_msg", "matrix"),
+    EndpointSpec("get_chat_detail", "POST", "/matrix/api/v1/chat/get_chat_detail", "matrix"),
+    EndpointSpec("stop_run_agent", "POST", "/matrix/api/v1/chat/stop_run_agent", "matrix"),
+    EndpointSpec("delete_chat", "POST", "/matrix/api/v1/chat/delete_chat", "matrix"),
+    EndpointSpec("list_chat", "POST", "/matrix/api/v1/chat/list_chat", "matrix"),
+)
+ENDPOINT_NAMES: tuple[str, ...] = tuple(spec.name for spec in ENDPOINTS)
+
+
+# --- Hashing and encoding ----------------------------------------------------------------
+
+# Fast path: a signed query string is already percent-encoded, so encoding it again only
+# touches these few characters; str.replace does that at C speed. urllib's quote walks
+# the bytes in Python and used to dominate the per-request cost (yy encodes ~700 chars).
+_QUERY_ESCAPES: tuple[tuple[str, str], ...] = (
+    ("%", "%25"), ("&", "%26"), ("=", "%3D"), ("/", "%2F"), ("?", "%3F"),
+)
+_OUTSIDE_FAST_PATH = re.compile(r"[^A-Za-z0-9\-_.!~*'()%&=/?]")
+
+
+def encode_uri_component(value: str) -> str:
+    """JavaScript encodeURIComponent: UTF-8 percent-encoding, JS's unreserved set kept."""
+    if _OUTSIDE_FAST_PATH.search(value):
+        return quote(value, safe=_URI_COMPONENT_SAFE)
+    for char, escape in _QUERY_ESCAPES:
+        if char in value:
+            value = value.replace(char, escape)
+    return value
+
+
+def md5_hex(data: bytes | str) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.md5(raw).hexdigest()
+
+
+def x_signature(timestamp: str, salt: str, body: bytes) -> str:
+    """md5_hex(str(seconds) + SALT + body), computed over the exact body bytes."""
+    return md5_hex(timestamp.encode("utf-8") + salt.encode("utf-8") + body)
+
+
+def x_signature_ok(mode: str, timestamp: str, token: str, body: bytes, given: str) -> bool:
+    """Accept the salt(s) the configured mode allows: the bundle salt, the JWT, or either."""
+    if mode in ("bundle", "either") and hmac.compare_digest(
+            x_signature(timestamp, BUNDLE_SALT, body), given):
+        return True
+    if mode in ("jwt", "either") and hmac.compare_digest(
+            x_signature(timestamp, token, body), given):
+        return True
+    return False
+
+
+def yy_signature(path: str, raw_query: str, body: bytes, unix_ms: str) -> str:
+    """md5_hex(encodeURIComponent(path?query) + "_" + body + md5_hex(unix_ms) + "ooui")."""
+    head = encode_uri_component(path + "?" + raw_query) + "_"
+    tail = md5_hex(unix_ms) + YY_SUFFIX
+    return md5_hex(head.encode("utf-8") + body + tail.encode("utf-8"))
+
+
+# --- Query string ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    raw: str  # as on the wire, still percent-encoded
+    value: str  # decoded
+
+
+def parse_raw_query(raw_query: str) -> list[QueryParam]:
+    """Split the wire query string in order; no '+'-as-space (JS never sends that)."""
+    params: list[QueryParam] = []
+    if not raw_query:
+        return params
+    for part in raw_query.split("&"):
+        name, _, raw_value = part.partition("=")
+        # Most values carry no escapes; skipping unquote for them halves the parse cost.
+        value = unquote(raw_value) if "%" in raw_value else raw_value
+        params.append(QueryParam(unquote(name) if "%" in name else name, raw_value, value))
+    return params
+
+
+def missing_params(params: list[QueryParam], expected: tuple[str, ...]) -> list[str]:
+    """Expected names absent or empty: the caller answers 401 for these."""
+    present = {p.name for p in params if p.value != ""}
+    return [name for name in expected if name not in present]
+
+
+def params_in_order(params: list[QueryParam], expected: tuple[str, ...]) -> bool:
+    """Exactly the expected names, each once, in the signed order, nothing extra."""
+    return tuple(p.name for p in params) == expected
+
+
+def badly_encoded_params(params: list[QueryParam]) -> list[str]:
+    """Values not encoded the way encodeURIComponent would have encoded them."""
+    return [p.name for p in params if encode_uri_component(p.value) != p.raw]
+
+
+def param_value_problems(values: dict[str, str]) -> list[str]:
+    """Query values with the wrong fixed value or shape; each entry names the problem."""
+    problems = [f"{name}={values.get(name)!r} (expected {want!r})"
+                for name, want in FIXED_PARAM_VALUES.items() if values.get(name) != want]
+    problems += [f"{name} not digits" for name in DIGIT_PARAMS
+                 if not values.get(name, "").isdigit()]
+    problems += [f"{name} not an integer" for name in SIGNED_INT_PARAMS
+                 if not values.get(name, "").lstrip("-").isdigit()]
+    if not is_uuid4(values.get("uuid", "")):
+        problems.append("uuid is not a canonical UUID4")
+    return problems
+
+
+def is_uuid4(text: str) -> bool:
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        return False
+    return parsed.version == 4 and str(parsed) == text
+
+
+# --- JWT (HS256) ----------------------------------------------------------------------------
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_jwt(secret: str, payload: dict[str, Any]) -> str:
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = _b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = f"{header}.{body}"
+    mac = hmac.new(secret.encode("utf-8"), signing_input.encode("ascii"), hashlib.sha256)
+    return f"{signing_input}.{_b64url(mac.digest())}"
+
+
+def decode_jwt(secret: str, token: str) -> dict[str, Any] | None:
+    """The payload of a token this secret signed, or None for anything else."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", "replace")
+    expected = hmac.new(secret.encode("utf-8"), signing_input, hashlib.sha256).digest()
+    try:
+        if not hmac.compare_digest(expected, _b64url_decode(parts[2])):
+            return None
+        header = json.loads(_b64url_decode(parts[0]))
+        payload = json.loads(_b64url_decode(parts[1]))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+# --- Envelopes --------------------------------------------------------------------------------
+
+def base_resp(code: int = OK_CODE, msg: str = "success") -> dict[str, Any]:
+    return {"status_code": code, "status_msg": msg}
+
+
+def matrix_ok(**fields: Any) -> dict[str, Any]:
+    return {**fields, "base_resp": base_resp()}
+
+
+def matrix_error(code: int, msg: str) -> dict[str, Any]:
+    return {"base_resp": base_resp(code, msg)}
+
+
+def api_ok(data: dict[str, Any]) -> dict[str, Any]:
+    return {"statusInfo": {"code": OK_CODE, "message": "success"}, "data": data}
+
+
+def api_error(code: int, msg: str) -> dict[str, Any]:
+    return {"statusInfo": {"code": code, "message": msg}, "data": None}
+
+
+def family_error(family: str, code: int, msg: str) -> dict[str, Any]:
+    """A business error in the envelope of the endpoint's family."""
+    return api_error(code, msg) if family == "api" else matrix_error(code, msg)
+
+
+# --- Request bodies ---------------------------------------------------------------------------
+
+class BadBody(ValueError):
+    """The body is not what the endpoint accepts; the message says why."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    file_type: int
+    file_id: str
+    file_name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file_type": self.file_type, "file_id": self.file_id,
+                "file_name": self.file_name}
+
+
+@dataclass(frozen=True)
+class SendMsgBody:
+    text: str
+    chat_type: int
+    chat_id: int | None
+    attachments: tuple[Attachment, ...]
+    web_search: bool
+    model: str | None
+
+
+@dataclass(frozen=True)
+class ListChatBody:
+    page_size: int
+    next_page_index_id: int | None
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass in Python but a distinct JSON type on the wire.
+    return type(value) is int
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadBody(f"body is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise BadBody("body is not a JSON object")
+    return parsed
+
+
+def is_compact_json(body: bytes, parsed: dict[str, Any]) -> bool:
+    """True when the body is what json.dumps(separators=(',',':'), ensure_ascii=False) gives."""
+    return json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode("utf-8") == body
+
+
+def parse_chat_id_body(body: dict[str, Any]) -> int:
+    chat_id = body.get("chat_id")
+    if not _is_int(chat_id):
+        raise BadBody(f"chat_id must be an integer, got {type(chat_id).__name__}")
+    return chat_id
+
+
+def parse_device_register_body(body: dict[str, Any]) -> str:
+    device_uuid = body.get("uuid")
+    if not isinstance(device_uuid, str) or not is_uuid4(device_uuid):
+        raise BadBody("uuid must be a canonical UUID4 string")
+    return device_uuid
+
+
+def parse_list_chat_body(body: dict[str, Any]) -> ListChatBody:
+    page_size = body.get("page_size")
+    if not _is_int(page_size) or not 1 <= page_size <= LIST_CHAT_MAX_PAGE:
+        raise BadBody(f"page_size must be an integer 1..{LIST_CHAT_MAX_PAGE}")
+    cursor = body.get("next_page_index_id")
+    if "next_page_index_id" in body and not _is_int(cursor):
+        raise BadBody("next_page_index_id must be an integer")
+    return ListChatBody(page_size, cursor)
+
+
+def _parse_attachment(item: Any) -> Attachment:
+    if not isinstance(item, dict):
+        raise BadBody("attachment must be an object")
+    file_type, file_id, file_name = item.get("file_type"), item.get("file_id"), item.get("file_name")
+    if not _is_int(file_type) or file_type not in (FILE_TYPE_IMAGE, FILE_TYPE_OTHER):
+        raise BadBody("attachment.file_type must be 2 (image) or 6 (file)")
+    if not isinstance(file_id, str) or not file_id:
+        raise BadBody("attachment.file_id must be a non-empty string")
+    if not isinstance(file_name, str):
+        raise BadBody("attachment.file_name must be a string")
+    return Attachment(file_type, file_id, file_name)
+
+
+def _optional_type(body: dict[str, Any], key: str, kind: type, label: str) -> Any:
+    value = body.get(key)
+    if key in body and not isinstance(value, kind):
+        raise BadBody(f"{key} must be {label}")
+    return value
+
+
+def _parse_backend_config(body: dict[str, Any]) -> bool:
+    config = _optional_type(body, "backend_config", dict, "an object") or {}
+    web_search = config.get("web_search", False)
+    if not isinstance(web_search, bool):
+        raise BadBody("backend_config.web_search must be a boolean")
+    return web_search
+
+
+def _parse_model(body: dict[str, Any]) -> str | None:
+    option = _optional_type(body, "model_option", dict, "an object")
+    if option is None:
+        return None
+    name = option.get("display_name")
+    if not isinstance(name, str):
+        raise BadBody("model_option.display_name must be a string")
+    if "model_type" in option and not _is_int(option["model_type"]):
+        raise BadBody("model_option.model_type must be an integer")
+    return name
+
+
+def parse_send_msg_body(body: dict[str, Any]) -> SendMsgBody:
+    if body.get("msg_type") != 1 or not _is_int(body.get("msg_type")):
+        raise BadBody("msg_type must be 1")
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise BadBody("text must be a string")
+    chat_type = body.get("chat_type")
+    if not _is_int(chat_type) or chat_type not in (CHAT_TYPE_PRO, CHAT_TYPE_LIGHTNING):
+        raise BadBody("chat_type must be 0 or 1")
+    # UPSTREAM says to omit chat_id for a new chat; null is a gateway bug, not "new".
+    chat_id = body.get("chat_id")
+    if "chat_id" in body and not _is_int(chat_id):
+        raise BadBody("chat_id must be an integer (omit it for a new chat)")
+    raw_attachments = _optional_type(body, "attachments", list, "a list") or []
+    attachments = tuple(_parse_attachment(item) for item in raw_attachments)
+    if not text and not attachments:
+        raise BadBody("empty message: no text and no attachments")
+    for key in ("selected_mcp_tools", "sub_agent_ids"):
+        _optional_type(body, key, list, "a list")
+    return SendMsgBody(text, chat_type, chat_id, attachments,
+                       _parse_backend_config(body), _parse_model(body))
