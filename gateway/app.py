@@ -3,7 +3,7 @@
 The upstream client, the account pool, the janitor and the chat service are built once
 per process here and stored in ``app.extensions``; views reach them through
 :func:`gateway.http.service`. Errors of every kind are rendered by the dialect that owns
-the route (by blueprint, or by URL prefix for requests that matched no route).
+the route (see :mod:`gateway.dialects`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from __future__ import annotations
 import atexit
 import logging
 import time
-from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from gateway import logs, openai, system
+from gateway import anthropic, dialects, gemini, logs, openai, system
 from gateway.chat.janitor import Janitor
 from gateway.chat.pool import AccountPool
 from gateway.chat.service import ChatService
@@ -32,9 +31,6 @@ from gateway.upstream.client import UpstreamClient
 
 log = logging.getLogger("gateway.access")
 
-Renderer = Callable[[GatewayError], Response]
-#: (blueprint name, URL prefix, renderer); the first entry is the fallback.
-DIALECTS: tuple[tuple[str, str, Renderer], ...] = (("openai", "/v1/", openai.render_error),)
 HTTP_ERRORS: dict[int, type[GatewayError]] = {
     400: InvalidRequest,
     404: NotFound,
@@ -54,7 +50,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gateway.settings"] = settings
     app.extensions["gateway.chat"] = _chat_service(settings)
-    for blueprint in (system.bp, openai.bp):
+    for blueprint in (system.bp, openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     _register_access_log(app)
@@ -68,27 +64,24 @@ def _chat_service(settings: Settings) -> ChatService:
     return ChatService(client, AccountPool(), janitor, settings.chat())
 
 
-def _renderer() -> Renderer:
-    for name, prefix, renderer in DIALECTS:
-        if request.blueprint == name or request.path.startswith(prefix):
-            return renderer
-    return DIALECTS[0][2]
+def _render(error: GatewayError) -> Response:
+    return dialects.of(request).render_error(error)
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(GatewayError)
     def gateway_error(error: GatewayError) -> Response:
-        return _renderer()(error)
+        return _render(error)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         kind = HTTP_ERRORS.get(error.code or 500, GatewayError)
-        return _renderer()(kind(error.description if kind is InvalidRequest else None))
+        return _render(kind(error.description if kind is InvalidRequest else None))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
         logging.getLogger("gateway").exception("unhandled error on %s", request.path)
-        return _renderer()(GatewayError())
+        return _render(GatewayError())
 
 
 def _register_access_log(app: Flask) -> None:

@@ -63,7 +63,7 @@ class Settings:
         "GATEWAY_POLL_IDLE", 0.5, "Poll interval after 3 s without new content (>= 0.2)."
     )
     heartbeat: float = _setting(
-        "GATEWAY_HEARTBEAT", 10.0, "Seconds of silence before a keep-alive frame is streamed."
+        "GATEWAY_HEARTBEAT", 8.0, "Seconds of silence before a keep-alive frame is streamed."
     )
     answer_timeout: float = _setting(
         "GATEWAY_ANSWER_TIMEOUT", 900.0, "Longest time one answer may take, in seconds."

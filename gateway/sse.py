@@ -13,18 +13,18 @@ from typing import Any
 _LINE_SEPARATORS = {"\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def dumps(data: Any) -> str:
-    """Compact one-line JSON, safe for a ``data:`` line."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def dumps(data: Any, ascii_only: bool = False) -> str:
+    """Compact one-line JSON, safe for a ``data:`` line (``ascii_only``: pure ASCII)."""
+    text = json.dumps(data, ensure_ascii=ascii_only, separators=(",", ":"))
     if "\u2028" in text or "\u2029" in text:
         for raw, escaped in _LINE_SEPARATORS.items():
             text = text.replace(raw, escaped)
     return text
 
 
-def event(data: Any, name: str | None = None) -> bytes:
+def event(data: Any, name: str | None = None, ascii_only: bool = False) -> bytes:
     """One frame: optional ``event:`` line, one ``data:`` line, blank line."""
-    payload = data if isinstance(data, str) else dumps(data)
+    payload = data if isinstance(data, str) else dumps(data, ascii_only)
     head = f"event: {name}\n" if name else ""
     return f"{head}data: {payload}\n\n".encode()
 

@@ -288,6 +288,11 @@ def test_signature_over_different_bytes_than_sent(up: Upstream, control: Any) ->
     assert_rejected(reply, control, "bad_signature", 400)
 
 
+def test_non_ascii_signature_header_is_rejected_not_crashing(up: Upstream, control: Any) -> None:
+    reply = up.call("GET", USER_INFO, headers=lambda h: {**h, "yy": "é" * 32})
+    assert_rejected(reply, control, "bad_yy", 400)
+
+
 def test_bad_yy(up: Upstream, control: Any) -> None:
     reply = up.call("GET", USER_INFO, headers=lambda h: {**h, "yy": md5("x")})
     assert_rejected(reply, control, "bad_yy", 400)

@@ -28,6 +28,10 @@ TRANSCRIPT_PREFACE = (
     "a role label."
 )
 TURN_SEPARATOR = "\n\n"
+JSON_INSTRUCTION = (
+    "Reply with one valid JSON value only: no prose before or after it, no Markdown "
+    "code fences."
+)
 
 PartRenderer = Callable[[Part], str]
 
@@ -97,3 +101,10 @@ def _within(text: str, max_chars: int) -> str:
             param="messages",
         )
     return text
+
+
+def json_instruction(schema: dict | None) -> str:
+    """The instruction appended to the prompt in JSON mode."""
+    if not schema:
+        return JSON_INSTRUCTION
+    return f"{JSON_INSTRUCTION} It must conform to this JSON Schema:\n{json.dumps(schema, ensure_ascii=False)}"

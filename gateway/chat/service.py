@@ -6,7 +6,7 @@ proper HTTP status. The returned :class:`Generation` then streams events by poll
 upstream and diffing its cumulative contents, and always cleans up: stop the generation
 if it is unfinished, free the account, delete the chat.
 
-Polling adapts: ``poll_first`` while waiting for the first content, ``poll_steady`` while
+Polling adapts: one poll right after sending, then ``poll_first`` while waiting for the first content, ``poll_steady`` while
 it flows, ``poll_idle`` after ``idle_after`` seconds without change; never faster than
 ``MIN_POLL_INTERVAL``. The answer ends only when the upstream says the chat is finished.
 """
@@ -34,7 +34,7 @@ from gateway.chat.model import (
 )
 from gateway.chat.pool import AccountPool, Lease
 from gateway.chat.settings import ChatSettings
-from gateway.chat.prompt import PartRenderer, fold, render_part
+from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
 from gateway.chat.tokens import estimate_tokens
 from gateway.errors import (
     AuthenticationFailed,
@@ -81,7 +81,10 @@ class ChatService:
         return requested if requested in self.settings.models else self.settings.models[0]
 
     def prompt_for(self, request: ChatRequest, renderer: PartRenderer = render_part) -> str:
-        return fold(request.messages, self.settings.prompt_max_chars, renderer)
+        prompt = fold(request.messages, self.settings.prompt_max_chars, renderer)
+        if request.response_format.kind == "json":
+            prompt += TURN_SEPARATOR + json_instruction(request.response_format.schema)
+        return prompt
 
     def count_tokens(self, request: ChatRequest) -> int:
         return estimate_tokens(self.prompt_for(request))
@@ -161,8 +164,9 @@ class Generation:
         raw = self._guarded(self._poll())
         stopped = transforms.cut_at_stop_sequences(raw, self.request.stop)
         limited = transforms.limit_output_tokens(stopped, self.request.max_output_tokens)
+        shaped = transforms.json_only(limited) if self.request.response_format.kind == "json" else limited
         try:
-            yield from transforms.count_usage(limited, self.input_tokens)
+            yield from transforms.count_usage(shaped, self.input_tokens)
         finally:
             self.close()
 
@@ -198,7 +202,8 @@ class Generation:
     def _poll(self) -> Iterator[Event]:
         shown = Snapshot(False, "", "", ())
         start = last_change = last_output = time.monotonic()
-        next_poll = start + self._settings.poll_first
+        # The first poll goes at once: a fast upstream may already be done.
+        next_poll = start
         while True:
             self._sleep_until(next_poll)
             if self._disconnected():

@@ -15,7 +15,7 @@ class ChatSettings:
     poll_steady: float = 0.25
     poll_idle: float = 0.5
     idle_after: float = 3.0
-    heartbeat: float = 10.0
+    heartbeat: float = 8.0
     answer_timeout: float = 900.0
     prompt_max_chars: int = 200_000
     models: tuple[str, ...] = UPSTREAM_MODELS

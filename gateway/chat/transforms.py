@@ -7,10 +7,15 @@ closing the generator chain reaches the upstream generation, which is then stopp
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 
-from gateway.chat.model import Event, Finish, ReasoningDelta, TextDelta, Usage
+from gateway.chat.model import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
 from gateway.chat.tokens import TokenCounter
+from gateway.errors import UpstreamBadAnswer
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.S)
 
 
 def cut_at_stop_sequences(events: Iterable[Event], stops: tuple[str, ...]) -> Iterator[Event]:
@@ -90,3 +95,42 @@ def count_usage(events: Iterable[Event], input_tokens: int) -> Iterator[Event]:
         elif isinstance(event, Finish):
             yield Usage(input_tokens, text.tokens + reasoning.tokens, reasoning.tokens)
         yield event
+
+
+def json_only(events: Iterable[Event]) -> Iterator[Event]:
+    """JSON mode: hold the answer text, then emit only the JSON value found in it.
+
+    Models often wrap JSON in prose or code fences; the value itself is what the
+    client's parser needs. An answer without one ends the stream with an error.
+    """
+    held: list[str] = []
+    for event in events:
+        if isinstance(event, TextDelta):
+            held.append(event.text)
+            continue
+        if isinstance(event, Finish):
+            found = extract_json("".join(held))
+            if found is None:
+                yield StreamError(UpstreamBadAnswer(
+                    "JSON output was requested but the MiniMax answer contained no valid JSON."
+                ))
+                return
+            yield TextDelta(found)
+        yield event
+
+
+def extract_json(text: str) -> str | None:
+    """The first complete JSON object or array in ``text`` (fenced blocks first)."""
+    decoder = json.JSONDecoder()
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        stripped = candidate.strip()
+        for start, char in enumerate(stripped):
+            if char not in "{[":
+                continue
+            try:
+                _, end = decoder.raw_decode(stripped, start)
+            except ValueError:
+                continue
+            return stripped[start:end]
+    return None

@@ -37,7 +37,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.openai.errors import error_body
 
 FINISH_REASONS = {
@@ -48,6 +48,8 @@ FINISH_REASONS = {
     "content_filter": "content_filter",
 }
 SEARCH_SUFFIX = "-search"
+MODEL_CREATED = 1_735_689_600  # 2025-01-01, a fixed date: the upstream gives none
+MODEL_OWNER = "minimax"
 
 
 # -- in --------------------------------------------------------------------------------
@@ -259,3 +261,13 @@ class ChunkStream:
         if self.include_usage:
             body["usage"] = usage_value
         return body
+
+
+def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+    if model_id not in known:
+        raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
+    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": MODEL_OWNER}
+
+
+def model_list(models: tuple[str, ...]) -> dict[str, Any]:
+    return {"object": "list", "data": [model_info(m, models) for m in models]}

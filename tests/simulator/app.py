@@ -19,7 +19,6 @@ Rejection answers (and the reason names counted in /_sim/stats):
 from __future__ import annotations
 
 import errno
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from tests.simulator.protocol import (
     badly_encoded_params, family_error, matrix_error, matrix_ok, missing_params,
     param_value_problems, params_in_order, parse_chat_id_body, parse_device_register_body,
     parse_json_object, parse_list_chat_body, parse_raw_query, parse_send_msg_body,
-    is_compact_json, x_signature_ok, yy_signature,
+    is_ascii_digits, is_compact_json, same_digest, x_signature_ok, yy_signature,
 )
 from tests.simulator.state import (
     ACCOUNT_FLAGS, DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Account, Fault,
@@ -130,10 +129,6 @@ class Call:
     body: dict[str, Any]
 
 
-def _ascii_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
-
-
 def _check_query(spec: EndpointSpec, raw_query: str) -> dict[str, str]:
     params = parse_raw_query(raw_query)
     if missing_params(params, spec.expected_params):
@@ -163,10 +158,10 @@ def _check_identity(state: SimState, query: dict[str, str], now: float) -> Accou
 def _check_clocks(state: SimState, query: dict[str, str], now: float) -> None:
     skew = state.max_skew_seconds
     stamp = request.headers["x-timestamp"]
-    if not _ascii_digits(stamp) or abs(int(stamp) - now) > skew:
+    if not is_ascii_digits(stamp) or abs(int(stamp) - now) > skew:
         raise GateRejection("timestamp_skew", _invalid_signature())
     unix = query["unix"]
-    if not _ascii_digits(unix) or abs(int(unix) / 1000 - now) > skew:
+    if not is_ascii_digits(unix) or abs(int(unix) / 1000 - now) > skew:
         raise GateRejection("unix_skew", _invalid_signature())
 
 
@@ -177,7 +172,7 @@ def _check_signatures(state: SimState, spec: EndpointSpec, query: dict[str, str]
                           body, headers["x-signature"]):
         raise GateRejection("bad_signature", _invalid_signature())
     expected_yy = yy_signature(spec.path, raw_query, body, query["unix"])
-    if not hmac.compare_digest(expected_yy, headers["yy"]):
+    if not same_digest(expected_yy, headers["yy"]):
         raise GateRejection("bad_yy", _invalid_signature())
 
 

@@ -146,13 +146,17 @@ def x_signature(timestamp: str, salt: str, body: bytes) -> str:
     return md5_hex(timestamp.encode("utf-8") + salt.encode("utf-8") + body)
 
 
+def same_digest(expected: str, given: str) -> bool:
+    # compare_digest raises on non-ASCII str; a header with such bytes is simply wrong.
+    return given.isascii() and hmac.compare_digest(expected, given)
+
+
 def x_signature_ok(mode: str, timestamp: str, token: str, body: bytes, given: str) -> bool:
     """Accept the salt(s) the configured mode allows: the bundle salt, the JWT, or either."""
-    if mode in ("bundle", "either") and hmac.compare_digest(
+    if mode in ("bundle", "either") and same_digest(
             x_signature(timestamp, BUNDLE_SALT, body), given):
         return True
-    if mode in ("jwt", "either") and hmac.compare_digest(
-            x_signature(timestamp, token, body), given):
+    if mode in ("jwt", "either") and same_digest(x_signature(timestamp, token, body), given):
         return True
     return False
 
@@ -207,12 +211,17 @@ def param_value_problems(values: dict[str, str]) -> list[str]:
     problems = [f"{name}={values.get(name)!r} (expected {want!r})"
                 for name, want in FIXED_PARAM_VALUES.items() if values.get(name) != want]
     problems += [f"{name} not digits" for name in DIGIT_PARAMS
-                 if not values.get(name, "").isdigit()]
+                 if not is_ascii_digits(values.get(name, ""))]
     problems += [f"{name} not an integer" for name in SIGNED_INT_PARAMS
-                 if not values.get(name, "").lstrip("-").isdigit()]
+                 if not is_ascii_digits(values.get(name, "").removeprefix("-"))]
     if not is_uuid4(values.get("uuid", "")):
         problems.append("uuid is not a canonical UUID4")
     return problems
+
+
+def is_ascii_digits(text: str) -> bool:
+    # str.isdigit alone accepts "²" and other Unicode digits that int() or JS would refuse.
+    return text.isascii() and text.isdigit()
 
 
 def is_uuid4(text: str) -> bool:

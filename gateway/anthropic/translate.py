@@ -1,0 +1,290 @@
+"""Anthropic Messages ⇄ the neutral chat model.
+
+In: a validated body becomes a :class:`ChatRequest`. Out: neutral events become the
+exact Messages event sequence (``message_start``, per block ``content_block_start`` /
+deltas / ``content_block_stop`` with contiguous indexes, ``message_delta``,
+``message_stop``), or one ``message`` object. Reasoning is shown as a ``thinking`` block
+only when the request enabled thinking.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from gateway import sse
+from gateway.anthropic.errors import error_body
+from gateway.chat.model import (
+    ChatRequest,
+    ChatResult,
+    Event,
+    Finish,
+    Heartbeat,
+    MediaPart,
+    Message,
+    Part,
+    ReasoningDelta,
+    ReasoningPart,
+    ResponseFormat,
+    StreamError,
+    TextDelta,
+    TextPart,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+    Usage,
+)
+from gateway.errors import InvalidRequest, ModelNotFound
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "stop_sequence": "stop_sequence",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+MODEL_CREATED_AT = "2025-01-01T00:00:00Z"  # a fixed date: the upstream gives none
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
+
+
+# -- in --------------------------------------------------------------------------------
+def to_chat_request(data: dict[str, Any]) -> ChatRequest:
+    messages = [_message(m, i) for i, m in enumerate(data["messages"])]
+    if data.get("system"):
+        messages.insert(0, Message("system", tuple(_blocks(data["system"], "system"))))
+    return ChatRequest(
+        model=data["model"],
+        messages=tuple(messages),
+        tools=tuple(_tool(t) for t in data.get("tools") or () if _is_custom_tool(t)),
+        tool_choice=_tool_choice(data.get("tool_choice")),
+        max_output_tokens=data.get("max_tokens"),
+        stop=tuple(data.get("stop_sequences") or ()),
+        response_format=_response_format(data.get("output_config")),
+    )
+
+
+def wants_thinking(data: dict[str, Any]) -> bool:
+    thinking = data.get("thinking") or {}
+    return thinking.get("type") in ("enabled", "adaptive")
+
+
+def _message(message: dict[str, Any], index: int) -> Message:
+    parts = tuple(_blocks(message["content"], f"messages.{index}.content"))
+    if message["role"] == "user" and parts and all(isinstance(p, ToolResultPart) for p in parts):
+        return Message("tool", parts)
+    return Message(message["role"], parts)
+
+
+def _blocks(content: str | list[dict[str, Any]], path: str) -> Iterator[Part]:
+    if isinstance(content, str):
+        yield TextPart(content)
+        return
+    for index, block in enumerate(content):
+        part = _block(block, f"{path}.{index}")
+        if part is not None:
+            yield part
+
+
+def _block(block: dict[str, Any], path: str) -> Part | None:
+    kind = block["type"]
+    if kind == "text":
+        return TextPart(block["text"])
+    if kind == "thinking":
+        return ReasoningPart(str(block.get("thinking") or ""))
+    if kind in ("image", "document"):
+        return _media(block, path)
+    if kind == "tool_use":
+        arguments = block.get("input")
+        return ToolCallPart(block["id"], block["name"], arguments if isinstance(arguments, dict) else {})
+    if kind == "tool_result":
+        return ToolResultPart(
+            block["tool_use_id"], _result_text(block.get("content")), is_error=bool(block.get("is_error"))
+        )
+    return None  # redacted thinking, server tool blocks...: nothing to send upstream
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _media(block: dict[str, Any], path: str) -> MediaPart:
+    source = block["source"] if isinstance(block["source"], dict) else {}
+    kind = source.get("type")
+    title = block.get("title") if isinstance(block.get("title"), str) else None
+    if kind == "base64":
+        return MediaPart(str(source.get("media_type") or "application/octet-stream"),
+                         data=_b64(source.get("data"), path), filename=title)
+    if kind == "url" and isinstance(source.get("url"), str):
+        return MediaPart("application/octet-stream", url=source["url"], filename=title)
+    if kind == "text" and isinstance(source.get("data"), str):
+        return MediaPart(str(source.get("media_type") or "text/plain"),
+                         data=source["data"].encode(), filename=title)
+    raise InvalidRequest("The source must be base64, url or text.", param=f"{path}.source")
+
+
+def _b64(data: Any, path: str) -> bytes:
+    try:
+        return base64.b64decode(str(data), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("The data is not valid base64.", param=f"{path}.source.data") from None
+
+
+def _is_custom_tool(tool: dict[str, Any]) -> bool:
+    return tool.get("type") in (None, "custom") and isinstance(tool.get("name"), str)
+
+
+def _tool(tool: dict[str, Any]) -> ToolSpec:
+    schema = tool.get("input_schema")
+    return ToolSpec(tool["name"], str(tool.get("description") or ""), schema if isinstance(schema, dict) else {})
+
+
+def _tool_choice(choice: dict[str, Any] | None) -> ToolChoice:
+    if not choice:
+        return ToolChoice()
+    mode = TOOL_CHOICES[choice["type"]]
+    if mode == "named" and not choice.get("name"):
+        raise InvalidRequest("tool_choice of type 'tool' needs a 'name'.", param="tool_choice.name")
+    return ToolChoice(mode, choice.get("name"))  # type: ignore[arg-type]
+
+
+def _response_format(output_config: dict[str, Any] | None) -> ResponseFormat:
+    fmt = (output_config or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = fmt.get("schema")
+        return ResponseFormat("json", schema if isinstance(schema, dict) else None)
+    return ResponseFormat()
+
+
+# -- out -------------------------------------------------------------------------------
+def new_id() -> str:
+    return f"msg_{uuid.uuid4().hex[:24]}"
+
+
+def signature_for(thinking: str) -> str:
+    """An opaque signature for a thinking block (clients echo it back; we ignore it)."""
+    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
+
+
+def message(result: ChatResult, model: str, thinking: bool) -> dict[str, Any]:
+    """The non-stream ``message`` object."""
+    content: list[dict[str, Any]] = []
+    if thinking and result.reasoning:
+        content.append({"type": "thinking", "thinking": result.reasoning,
+                        "signature": signature_for(result.reasoning)})
+    if result.text:
+        content.append({"type": "text", "text": result.text})
+    return {
+        "id": new_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": STOP_REASONS[result.finish.reason],
+        "stop_sequence": result.finish.stop_sequence,
+        "usage": usage(result.usage),
+    }
+
+
+def usage(value: Usage) -> dict[str, int]:
+    return {"input_tokens": value.input_tokens, "output_tokens": value.output_tokens}
+
+
+def count_tokens(tokens: int) -> dict[str, int]:
+    return {"input_tokens": tokens}
+
+
+class EventStream:
+    """Renders neutral events as the Messages stream, one block open at a time."""
+
+    def __init__(self, model: str, input_tokens: int, thinking: bool) -> None:
+        self.id = new_id()
+        self.model = model
+        self.input_tokens = input_tokens
+        self.thinking = thinking
+        self._index = -1
+        self._open: str | None = None
+        self._reasoning: list[str] = []
+
+    def frames(self, events: Iterable[Event]) -> Iterator[bytes]:
+        yield self._event("message_start", {"message": self._start_message()})
+        yield self._event("ping", {})
+        final_usage = Usage(self.input_tokens, 0)
+        for event in events:
+            match event:
+                case ReasoningDelta(text=text) if self.thinking:
+                    yield from self._delta("thinking", {"type": "thinking_delta", "thinking": text})
+                    self._reasoning.append(text)
+                case TextDelta(text=text) if text:
+                    yield from self._delta("text", {"type": "text_delta", "text": text})
+                case Heartbeat():
+                    yield self._event("ping", {})
+                case Usage():
+                    final_usage = event
+                case Finish():
+                    yield from self._close_block()
+                    yield self._event("message_delta", {
+                        "delta": {"stop_reason": STOP_REASONS[event.reason],
+                                  "stop_sequence": event.stop_sequence},
+                        "usage": {"output_tokens": final_usage.output_tokens},
+                    })
+                    yield self._event("message_stop", {})
+                case StreamError(error=error):
+                    yield from self._close_block()
+                    yield sse.event(error_body(error), "error")
+                    return
+
+    def _start_message(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 0},
+        }
+
+    def _delta(self, kind: str, delta: dict[str, Any]) -> Iterator[bytes]:
+        if self._open != kind:
+            yield from self._close_block()
+            yield from self._open_block(kind)
+        yield self._event("content_block_delta", {"index": self._index, "delta": delta})
+
+    def _open_block(self, kind: str) -> Iterator[bytes]:
+        self._index += 1
+        self._open = kind
+        block = {"type": "text", "text": ""} if kind == "text" else {
+            "type": "thinking", "thinking": "", "signature": ""}
+        yield self._event("content_block_start", {"index": self._index, "content_block": block})
+
+    def _close_block(self) -> Iterator[bytes]:
+        if self._open is None:
+            return
+        if self._open == "thinking":
+            signature = signature_for("".join(self._reasoning))
+            yield self._event("content_block_delta", {
+                "index": self._index, "delta": {"type": "signature_delta", "signature": signature}})
+            self._reasoning = []
+        yield self._event("content_block_stop", {"index": self._index})
+        self._open = None
+
+    @staticmethod
+    def _event(name: str, data: dict[str, Any]) -> bytes:
+        return sse.event({"type": name, **data}, name)
+
+
+
+def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+    if model_id not in known:
+        raise ModelNotFound(f"model: {model_id}")
+    return {"type": "model", "id": model_id, "display_name": model_id, "created_at": MODEL_CREATED_AT}
+
+
+def model_list(models: tuple[str, ...]) -> dict[str, Any]:
+    data = [model_info(m, models) for m in models]
+    return {"data": data, "has_more": False, "first_id": models[0], "last_id": models[-1]}

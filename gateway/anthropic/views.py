@@ -1,0 +1,40 @@
+"""Anthropic Messages routes: ``/v1/messages`` (also ``?beta=true``) and count_tokens.
+
+Views are thin: validate, translate, call the chat service, render.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway import http
+from gateway.anthropic import translate
+from gateway.anthropic.schemas import CountTokensSchema, MessagesSchema
+from gateway.upstream.credentials import Credential
+
+bp = Blueprint("anthropic", __name__)
+
+
+def _credentials() -> list[Credential]:
+    return http.credentials(request.headers.get("x-api-key"), http.bearer_token())
+
+
+@bp.post("/v1/messages")
+def messages() -> Response:
+    credentials = _credentials()
+    data = http.load(MessagesSchema(), http.json_body())
+    chat = translate.to_chat_request(data)
+    thinking = translate.wants_thinking(data)
+    generation = http.service().open(chat, credentials, http.disconnect_probe())
+    if data.get("stream"):
+        stream = translate.EventStream(data["model"], generation.input_tokens, thinking)
+        return http.stream(stream.frames(generation.events()), generation.close)
+    return jsonify(translate.message(generation.result(), data["model"], thinking))
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens() -> Response:
+    _credentials()
+    data = http.load(CountTokensSchema(), http.json_body())
+    tokens = http.service().count_tokens(translate.to_chat_request(data))
+    return jsonify(translate.count_tokens(tokens))

@@ -1,0 +1,68 @@
+"""Which dialect a request speaks, for the routes and errors that several dialects share.
+
+``GET /v1/models`` is the same path in all three APIs, and a request that matched no
+route still deserves an error in its caller's shape. Each dialect is recognised by the
+blueprint that served it, else by its paths and headers; OpenAI is the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+
+from gateway import anthropic, gemini, openai
+from gateway.anthropic import translate as anthropic_translate
+from gateway.errors import GatewayError
+from gateway.gemini import translate as gemini_translate
+from gateway.openai import translate as openai_translate
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    claims: Callable[[Request], bool]
+    render_error: Callable[[GatewayError], Response]
+    model_list: Callable[[tuple[str, ...]], dict[str, Any]]
+    model_info: Callable[[str, tuple[str, ...]], dict[str, Any]]
+
+
+def _anthropic(request: Request) -> bool:
+    headers = request.headers
+    return (
+        request.blueprint == "anthropic"
+        or request.path.startswith("/v1/messages")
+        or "anthropic-version" in headers
+        or "x-api-key" in headers
+    )
+
+
+def _gemini(request: Request) -> bool:
+    return (
+        request.blueprint == "gemini"
+        or request.path.startswith(("/v1beta/", "/v1alpha/"))
+        or "x-goog-api-key" in request.headers
+        or "key" in request.args
+        or (request.path.startswith("/v1/models/") and ":" in request.path)
+    )
+
+
+def _gemini_model_info(model: str, _known: tuple[str, ...]) -> dict[str, Any]:
+    # gemini-cli asks for Google's model names: every name maps upstream, so all exist.
+    return gemini_translate.model_info(gemini_translate.model_name(model))
+
+
+ANTHROPIC = Dialect("anthropic", _anthropic, anthropic.render_error,
+                    anthropic_translate.model_list, anthropic_translate.model_info)
+GEMINI = Dialect("gemini", _gemini, gemini.render_error,
+                 gemini_translate.model_list, _gemini_model_info)
+OPENAI = Dialect("openai", lambda request: True, openai.render_error,
+                 openai_translate.model_list, openai_translate.model_info)
+#: In the order they are asked; OpenAI claims everything left.
+DIALECTS = (ANTHROPIC, GEMINI, OPENAI)
+
+
+def of(request: Request) -> Dialect:
+    return next(d for d in DIALECTS if d.claims(request))

@@ -1,0 +1,39 @@
+"""Rendering gateway errors in Google's shape: ``{"error": {code, message, status}}``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Response, jsonify
+
+from gateway.errors import GatewayError
+
+#: neutral kind -> Google status name.
+KINDS: dict[str, str] = {
+    "invalid_request": "INVALID_ARGUMENT",
+    "authentication": "UNAUTHENTICATED",
+    "permission": "PERMISSION_DENIED",
+    "not_found": "NOT_FOUND",
+    "model_not_found": "NOT_FOUND",
+    "too_large": "INVALID_ARGUMENT",
+    "rate_limit": "RESOURCE_EXHAUSTED",
+    "quota": "RESOURCE_EXHAUSTED",
+    "upstream": "INTERNAL",
+    "unavailable": "UNAVAILABLE",
+    "timeout": "DEADLINE_EXCEEDED",
+    "internal": "INTERNAL",
+}
+
+
+def error_body(error: GatewayError) -> dict[str, Any]:
+    return {"error": {"code": error.status, "message": error.message,
+                      "status": KINDS.get(error.kind, "INTERNAL")}}
+
+
+def render(error: GatewayError) -> Response:
+    response = jsonify(error_body(error))
+    response.status_code = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(math.ceil(error.retry_after))
+    return response

@@ -1,0 +1,70 @@
+"""Gemini routes: ``/{v1beta|v1}/models/{model}:generateContent``, ``:streamGenerateContent``,
+``:countTokens``, and the model list under ``/v1beta``.
+
+Views are thin: validate, translate, call the chat service, render.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway import http
+from gateway.errors import NotFound
+from gateway.gemini import translate
+from gateway.gemini.schemas import CountTokensSchema, GenerateContentSchema, camelize
+
+bp = Blueprint("gemini", __name__)
+
+VERSIONS = "<any(v1beta, v1, v1alpha):version>"
+
+
+def credentials() -> list:
+    return http.credentials(
+        request.headers.get("x-goog-api-key"), request.args.get("key"), http.bearer_token()
+    )
+
+
+@bp.post(f"/{VERSIONS}/models/<path:target>")
+def model_action(version: str, target: str) -> Response:
+    model, _, action = translate.model_name(target).rpartition(":")
+    handlers = {"generateContent": _generate, "streamGenerateContent": _generate,
+                "countTokens": _count_tokens}
+    if not model or action not in handlers:
+        raise NotFound(f"Unknown method '{action or target}'.")
+    return handlers[action](model, action == "streamGenerateContent")
+
+
+def _generate(model: str, streamed: bool) -> Response:
+    creds = credentials()
+    data = http.load(GenerateContentSchema(), camelize(http.json_body()))
+    chat = translate.to_chat_request(data, model)
+    thoughts = translate.wants_thoughts(data)
+    generation = http.service().open(chat, creds, http.disconnect_probe())
+    if not streamed:
+        return jsonify(translate.response(generation.result(), model, thoughts))
+    renderer = translate.ResponseStream(model, thoughts)
+    if request.args.get("alt") == "sse":
+        return http.stream(renderer.sse_frames(generation.events()), generation.close)
+    return http.stream(renderer.json_array(generation.events()), generation.close, "application/json")
+
+
+def _count_tokens(model: str, _streamed: bool) -> Response:
+    credentials()
+    data = http.load(CountTokensSchema(), camelize(http.json_body()))
+    inner = data.get("generateContentRequest")
+    if inner:
+        body = http.load(GenerateContentSchema(), camelize(inner))
+    else:
+        body = http.load(GenerateContentSchema(), {"contents": data.get("contents") or []})
+    tokens = http.service().count_tokens(translate.to_chat_request(body, model))
+    return jsonify(translate.count_tokens(tokens))
+
+
+@bp.get("/v1beta/models")
+def list_models() -> Response:
+    return jsonify(translate.model_list(http.service().settings.models))
+
+
+@bp.get("/v1beta/models/<path:model>")
+def get_model(model: str) -> Response:
+    return jsonify(translate.model_info(translate.model_name(model)))

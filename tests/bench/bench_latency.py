@@ -1,0 +1,237 @@
+"""Streaming latency the gateway adds on top of the upstream's own timeline.
+
+    python -m tests.bench.bench_latency [--sequential 24] [--batches 2] [--concurrency 8]
+                                        [--client requests|openai] [--seed 1]
+
+For every streamed request, matched to its simulator generation by a unique prompt:
+
+* added TTFT = client's first content delta arrival - simulator ``t_first_content``
+* added tail = client's ``data: [DONE]`` arrival - simulator ``t_finish``
+* polls/s   = simulator ``polls`` / (``t_finish`` - ``t_send``) for that chat, plus the
+  shortest gap between two consecutive polls and the most polls seen in any 1 s window.
+
+Answers: ``first_delay`` uniform in 0.4-0.6 s, 100-300 characters at 100 chars/s
+(1-3 s of text). The polling design bounds what is achievable: the first token is seen
+on a poll every 0.2 s, the finish on a poll every 0.25 s, so a perfect gateway still adds
+~U(0, 0.2) s to TTFT and ~U(0, 0.25) s to the tail (p50 about 100 / 125 ms).
+Results: a Markdown table on stdout and ``bench-results/bench_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import threading
+import time
+from typing import Any
+
+import requests
+
+from tests.bench.common import (
+    CpuMeter, Stack, StreamResult, environment, match_entry, ms, num, sim_log_by_prompt,
+    stream_chat, stream_chat_openai, summarize, table, unique_prompt, verdict, write_results,
+)
+
+NAME = "bench_latency"
+GOAL_TTFT_P50 = 0.150
+GOAL_TAIL_P50 = 0.200
+GOAL_POLLS_PER_S = 5.0
+CPS = 100.0
+JOIN_TIMEOUT_S = 60.0
+
+
+def answer(rng: random.Random) -> dict[str, Any]:
+    return {"first_delay": round(rng.uniform(0.4, 0.6), 3), "length": rng.randint(100, 300),
+            "cps": CPS}
+
+
+def run_one(args: argparse.Namespace, session: requests.Session, gw: str, cred: str,
+            label: str) -> StreamResult:
+    prompt = unique_prompt(label)
+    if args.client == "openai":
+        return stream_chat_openai(gw, cred, prompt)
+    return stream_chat(session, gw, cred, prompt, deadline_s=60.0)
+
+
+def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"phase": phase, "prompt": result.prompt, "ok": result.ok(),
+                           "error": result.error, "status": result.status}
+    if entry is None:
+        row["error"] = row["error"] or "no simulator generation for this prompt"
+        row["ok"] = False
+        return row
+    t_send, t_first, t_finish = entry["t_send"], entry["t_first_content"], entry["t_finish"]
+    polls, times = entry["polls"], entry["poll_times"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    window_max = max((sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)),
+                     default=0)
+    row.update({
+        "text_matches": result.text == entry["answer"],
+        "answer_chars": len(entry["answer"]),
+        "t_request": result.t_request, "t_send": t_send,
+        "t_first_content_sim": t_first, "t_first_content_client": result.t_first_content,
+        "t_finish_sim": t_finish, "t_done_client": result.t_done,
+        "added_ttft": (result.t_first_content - t_first
+                       if result.t_first_content is not None and t_first is not None else None),
+        "added_tail": (result.t_done - t_finish
+                       if result.t_done is not None and t_finish is not None else None),
+        "request_to_send": t_send - result.t_request,
+        "client_ttft": (result.t_first_content - result.t_request
+                        if result.t_first_content is not None else None),
+        "polls": polls,
+        "polls_per_s": polls / (t_finish - t_send) if t_finish and t_finish > t_send else None,
+        # Rate of polling itself: (polls - 1) gaps over the span from first to last poll.
+        "poll_rate": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None,
+        "min_poll_gap": min(gaps) if gaps else None,
+        "max_polls_in_1s": window_max,
+        "content_frames": result.content_frames,
+    })
+    if not row["text_matches"]:
+        row["ok"] = False
+        row["error"] = row["error"] or "streamed text differs from the simulator's answer"
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_latency")
+    parser.add_argument("--sequential", type=int, default=24)
+    parser.add_argument("--batches", type=int, default=2, help="concurrent batches")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--client", choices=("requests", "openai"), default="requests")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    started = time.monotonic()
+    results: list[tuple[str, StreamResult]] = []
+    cpu: dict[str, Any] = {}
+
+    with Stack("latency") as stack:
+        sim = stack.sim
+        accounts = sim.add_accounts(max(1, args.concurrency))
+        creds = [a["credential"] for a in accounts]
+        # Warm-up (not measured): device registration and connection set-up per account.
+        for account in accounts:
+            sim.script([{"first_delay": 0, "length": 20, "cps": 10000}], account=account["real_user_id"])
+        with requests.Session() as warm:
+            for cred in creds:
+                stream_chat(warm, stack.gw_url, cred, unique_prompt("warmup"), deadline_s=20)
+        sim.wait_idle(timeout=30)
+        meter = CpuMeter({"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid})
+        meter.start()
+
+        # Sequential: one client, one account, one stream after another.
+        sim.script([answer(rng) for _ in range(args.sequential)], account=accounts[0]["real_user_id"])
+        with requests.Session() as session:
+            for i in range(args.sequential):
+                results.append(("sequential", run_one(args, session, stack.gw_url, creds[0], f"seq{i}")))
+
+        # Concurrent batches: `concurrency` clients, one account each, started together.
+        for batch in range(args.batches):
+            sim.wait_idle(timeout=30)
+            for account in accounts:
+                sim.script([answer(rng)], account=account["real_user_id"])
+            batch_results: list[StreamResult | None] = [None] * args.concurrency
+            gate = threading.Barrier(args.concurrency, timeout=30)
+
+            def client(index: int) -> None:
+                with requests.Session() as session:
+                    gate.wait()
+                    batch_results[index] = run_one(args, session, stack.gw_url, creds[index],
+                                                   f"b{batch}c{index}")
+
+            threads = [threading.Thread(target=client, args=(i,), daemon=True)
+                       for i in range(args.concurrency)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(JOIN_TIMEOUT_S)
+            phase = f"concurrent-{args.concurrency}"
+            results += [(phase, r if r is not None else StreamResult("?", error="client thread hung"))
+                        for r in batch_results]
+        cpu = meter.stop()
+        sim.wait_idle(timeout=30)
+        log = sim_log_by_prompt(sim)
+        sim_stats = sim.stats()
+
+    rows = [measure(result, match_entry(log, result.prompt), phase) for phase, result in results]
+    phases = sorted({row["phase"] for row in rows}, key=lambda p: (p != "sequential", p))
+    stats = {"all": _stats(rows)}
+    for phase in phases:
+        stats[phase] = _stats([row for row in rows if row["phase"] == phase])
+    errors = [row for row in rows if not row["ok"]]
+    wall = time.monotonic() - started
+    report = render(stats, phases, rows, errors, args, wall, cpu)
+    print(report)
+    path = write_results(NAME, {
+        "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
+        "goals": {"added_ttft_p50_s": GOAL_TTFT_P50, "added_tail_p50_s": GOAL_TAIL_P50,
+                  "polls_per_s_per_stream": GOAL_POLLS_PER_S},
+        "stats": stats, "errors": len(errors), "cpu_percent": cpu,
+        "simulator_stats": {k: sim_stats.get(k) for k in ("requests", "rejections", "warnings",
+                                                          "polls", "sends", "stops", "deletes")},
+        "requests": rows, "markdown": report,
+    })
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("added_ttft", "added_tail", "polls_per_s", "poll_rate", "min_poll_gap", "max_polls_in_1s",
+            "request_to_send", "client_ttft")
+    return {key: summarize(row.get(key) for row in rows) for key in keys} | {
+        "requests": len(rows), "errors": sum(1 for row in rows if not row["ok"])}
+
+
+def render(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
+           errors: list[dict[str, Any]], args: argparse.Namespace, wall: float,
+           cpu: dict[str, Any]) -> str:
+    all_ = stats["all"]
+    ttft, tail, pps = all_["added_ttft"], all_["added_tail"], all_["polls_per_s"]
+    rate, window, gap = all_["poll_rate"], all_["max_polls_in_1s"], all_["min_poll_gap"]
+    lines = [
+        f"## bench_latency — {len(rows)} streamed requests "
+        f"({args.sequential} sequential + {args.batches}×{args.concurrency} concurrent), "
+        f"client: {args.client}",
+        "",
+        table(
+            ["metric (all requests)", "n", "p50", "p90", "p99", "max", "goal", "result"],
+            [
+                ["added TTFT (ms)", ttft["n"], ms(ttft["p50"]), ms(ttft["p90"]), ms(ttft["p99"]),
+                 ms(ttft["max"]), "p50 ≤ 150 ms", verdict(ttft["p50"], GOAL_TTFT_P50)],
+                ["added tail (ms)", tail["n"], ms(tail["p50"]), ms(tail["p90"]), ms(tail["p99"]),
+                 ms(tail["max"]), "p50 ≤ 200 ms", verdict(tail["p50"], GOAL_TAIL_P50)],
+                ["upstream polls/s per stream", pps["n"], num(pps["p50"]), num(pps["p90"]),
+                 num(pps["p99"]), num(pps["max"]), "max ≤ 5/s", verdict(pps["max"], GOAL_POLLS_PER_S)],
+                ["(polls−1)/(last poll − first poll)", rate["n"], num(rate["p50"]), num(rate["p90"]),
+                 num(rate["p99"]), num(rate["max"]), "max ≤ 5/s", verdict(rate["max"], GOAL_POLLS_PER_S)],
+                ["most polls in any 1 s window", window["n"], num(window["p50"], 0), num(window["p90"], 0),
+                 num(window["p99"], 0), num(window["max"], 0), "max ≤ 5", verdict(window["max"], GOAL_POLLS_PER_S)],
+                ["shortest gap between 2 polls (ms)", gap["n"], ms(gap["p50"]), "", "", f"min {ms(gap['min'])}",
+                 "min ≥ 200 ms", "n/a" if gap["min"] is None else ("PASS" if gap["min"] >= 0.2 else "FAIL")],
+            ],
+        ),
+        "",
+        table(
+            ["phase", "requests", "errors", "TTFT p50/p90/max (ms)", "tail p50/p90/max (ms)",
+             "polls/s p50/max", "min poll gap (ms)", "max polls in 1 s",
+             "request→upstream send p50 (ms)"],
+            [[phase, stats[phase]["requests"], stats[phase]["errors"],
+              "/".join(ms(stats[phase]["added_ttft"][k]) for k in ("p50", "p90", "max")),
+              "/".join(ms(stats[phase]["added_tail"][k]) for k in ("p50", "p90", "max")),
+              f"{num(stats[phase]['polls_per_s']['p50'])}/{num(stats[phase]['polls_per_s']['max'])}",
+              ms(stats[phase]["min_poll_gap"]["min"]),
+              stats[phase]["max_polls_in_1s"]["max"],
+              ms(stats[phase]["request_to_send"]["p50"])] for phase in phases],
+        ),
+        "",
+        f"Errors: {len(errors)} (text mismatches or failed streams). "
+        f"CPU during the measured phase: gateway worker {num(cpu.get('gateway_worker'), 1)} %, "
+        f"simulator {num(cpu.get('simulator'), 1)} % of one core. Wall time {wall:.1f} s.",
+    ]
+    for row in errors[:10]:
+        lines.append(f"- {row['phase']} {row['prompt']}: {row['error']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""Latency the gateway adds to a NON-stream request, at 1, 16 and 64 concurrent clients.
+
+    python -m tests.bench.bench_nonstream [--levels 1,16,64] [--requests 30] [--warmup 3]
+
+The simulator answers instantly (``first_delay`` 0, 40 characters at 10^7 chars/s: the
+chat is finished when it is created), and every client has its own account (one
+credential per client, so no request ever queues for an account). Each client keeps one
+HTTP connection (a ``requests.Session``), makes ``--warmup`` unmeasured requests, waits
+for the others at a barrier, then makes ``--requests`` measured requests back to back.
+
+Measured per request: the client round trip (``time.time()`` around the call). The
+upstream's own generation time ``t_finish - t_send`` is ~0.01 ms here, so the gateway-added
+latency is reported as the round trip minus that (the two are equal to 0.1 ms). The
+round trip still includes the two upstream calls the gateway must make (send + one
+poll) and the simulator's handling of them; the breakdown columns split it along the
+simulator's timestamps: client send -> upstream ``t_send``, and last upstream poll ->
+client receives the reply. A ``GET /ping`` round trip at the same concurrency shows the
+floor of gunicorn + Flask + this Python client on this machine.
+Results: a Markdown table on stdout and ``bench-results/bench_nonstream.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from typing import Any
+
+import requests
+
+from tests.bench.common import (
+    CpuMeter, Stack, chat_body, environment, match_entry, ms, num, sim_log_by_prompt,
+    summarize, table, unique_prompt, verdict, write_results,
+)
+
+NAME = "bench_nonstream"
+GOAL_P99_AT_64 = 0.100
+INSTANT_ANSWER = {"first_delay": 0, "length": 40, "cps": 10_000_000}
+BARRIER_TIMEOUT_S = 60.0
+JOIN_TIMEOUT_S = 300.0
+
+
+def one_request(session: requests.Session, gw: str, cred: str, label: str) -> dict[str, Any]:
+    prompt = unique_prompt(label)
+    row: dict[str, Any] = {"prompt": prompt, "error": None}
+    t0 = time.time()
+    try:
+        response = session.post(f"{gw}/v1/chat/completions", json=chat_body(prompt, False),
+                                headers={"Authorization": f"Bearer {cred}"}, timeout=(5, 30))
+        t1 = time.time()
+        row["status"] = response.status_code
+        if response.status_code == 200:
+            row["text"] = response.json()["choices"][0]["message"]["content"]
+        else:
+            row["error"] = f"HTTP {response.status_code}: {response.text[:200]}"
+    except requests.RequestException as error:
+        t1 = time.time()
+        row["error"] = f"{type(error).__name__}: {str(error)[:200]}"
+    row.update(t0=t0, t1=t1, rtt=t1 - t0)
+    return row
+
+
+def ping(session: requests.Session, gw: str) -> float | None:
+    t0 = time.time()
+    try:
+        session.get(f"{gw}/ping", timeout=(5, 30)).raise_for_status()
+    except requests.RequestException:
+        return None
+    return time.time() - t0
+
+
+def run_level(stack: Stack, creds: list[str], clients: int, args: argparse.Namespace,
+              pids: dict[str, int]) -> dict[str, Any]:
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(clients)]
+    pings: list[list[float | None]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1, timeout=BARRIER_TIMEOUT_S)
+    ping_barrier = threading.Barrier(clients + 1, timeout=BARRIER_TIMEOUT_S)
+    failures: list[str] = []
+
+    def client(index: int) -> None:
+        try:
+            with requests.Session() as session:
+                for w in range(args.warmup):
+                    one_request(session, stack.gw_url, creds[index], f"warm-c{clients}-{index}-{w}")
+                ping_barrier.wait()
+                pings[index] = [ping(session, stack.gw_url) for _ in range(args.requests)]
+                barrier.wait()
+                for r in range(args.requests):
+                    rows[index].append(one_request(session, stack.gw_url, creds[index],
+                                                   f"c{clients}-{index}-{r}"))
+        except Exception as error:  # a broken barrier or a client bug: counted, not hidden
+            failures.append(f"client {index}: {type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    ping_barrier.wait()
+    t_ping = time.monotonic()
+    barrier.wait()
+    ping_wall = time.monotonic() - t_ping
+    meter = CpuMeter(pids)
+    meter.start()
+    t_start = time.monotonic()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT_S)
+    wall = time.monotonic() - t_start
+    cpu = meter.stop()
+    stack.sim.wait_idle(timeout=60)
+    log = sim_log_by_prompt(stack.sim)
+
+    flat = [row for per_client in rows for row in per_client]
+    for row in flat:
+        entry = match_entry(log, row["prompt"])
+        if entry is None:
+            row["error"] = row["error"] or "no simulator generation for this prompt"
+            continue
+        upstream = (entry["t_finish"] or entry["t_send"]) - entry["t_send"]
+        row.update(
+            upstream=upstream, added=row["rtt"] - upstream,
+            to_send=entry["t_send"] - row["t0"],
+            after_last_poll=(row["t1"] - entry["poll_times"][-1]) if entry["poll_times"] else None,
+            polls=entry["polls"],
+        )
+        if row["error"] is None and row.get("text") != entry["answer"]:
+            row["error"] = "reply text differs from the simulator's answer"
+        row.pop("text", None)
+    errors = [row for row in flat if row["error"]] 
+    return {
+        "clients": clients, "requests": len(flat), "errors": len(errors) + len(failures),
+        "client_failures": failures, "error_samples": [row["error"] for row in errors[:5]],
+        "wall_s": wall, "throughput_rps": len(flat) / wall if wall > 0 else None,
+        "rtt": summarize(row["rtt"] for row in flat if not row["error"]),
+        "added": summarize(row.get("added") for row in flat if not row["error"]),
+        "upstream": summarize(row.get("upstream") for row in flat if not row["error"]),
+        "to_send": summarize(row.get("to_send") for row in flat if not row["error"]),
+        "after_last_poll": summarize(row.get("after_last_poll") for row in flat if not row["error"]),
+        "polls": summarize(row.get("polls") for row in flat if not row["error"]),
+        "ping": summarize(p for per_client in pings for p in per_client),
+        "ping_wall_s": ping_wall,
+        "cpu_percent": cpu,
+        "rows": flat,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_nonstream")
+    parser.add_argument("--levels", default="1,16,64", help="comma-separated client counts")
+    parser.add_argument("--requests", type=int, default=30, help="measured requests per client")
+    parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client")
+    args = parser.parse_args(argv)
+    levels = [int(part) for part in args.levels.split(",") if part.strip()]
+    started = time.monotonic()
+    results: list[dict[str, Any]] = []
+    with Stack("nonstream") as stack:
+        stack.sim.set_default(INSTANT_ANSWER)
+        creds = [a["credential"] for a in stack.sim.add_accounts(max(levels))]
+        pids = {"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,
+                "bench_client": __import__("os").getpid()}
+        for clients in levels:
+            results.append(run_level(stack, creds, clients, args, pids))
+    wall = time.monotonic() - started
+    report = render(results, args, wall)
+    print(report)
+    path = write_results(NAME, {
+        "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
+        "goal": {"added_p99_at_64_s": GOAL_P99_AT_64}, "levels": results, "markdown": report,
+    })
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
+    rows = []
+    for level in results:
+        added, cpu = level["added"], level["cpu_percent"]
+        goal = verdict(added["p99"], GOAL_P99_AT_64) if level["clients"] == 64 else "–"
+        rows.append([
+            level["clients"], level["requests"], level["errors"],
+            ms(added["p50"]), ms(added["p90"]), ms(added["p99"]), ms(added["max"]),
+            num(level["throughput_rps"], 0),
+            ms(level["to_send"]["p50"]), ms(level["after_last_poll"]["p50"]),
+            num(level["polls"]["mean"], 2),
+            f"{ms(level['ping']['p50'])} / {ms(level['ping']['p99'])}",
+            f"{num(cpu.get('gateway_worker'), 0)} / {num(cpu.get('simulator'), 0)} / "
+            f"{num(cpu.get('bench_client'), 0)}",
+            "p99 ≤ 100 ms" if level["clients"] == 64 else "", goal,
+        ])
+    lines = [
+        f"## bench_nonstream — instant upstream, {args.requests} measured requests per client "
+        f"after {args.warmup} warm-up, one account per client",
+        "",
+        table(["clients", "requests", "errors", "added p50 (ms)", "p90", "p99", "max",
+               "req/s", "client→upstream send p50 (ms)", "last poll→client p50 (ms)",
+               "polls per request", "/ping RTT p50 / p99 (ms)",
+               "CPU % gateway / simulator / client", "goal", "result"], rows),
+        "",
+        "added = client round trip − (simulator t_finish − t_send); the upstream generation "
+        "time is ≤ 0.01 ms here, so this is the round trip itself. It includes the "
+        "simulator's handling of the gateway's two upstream calls (send + poll). "
+        f"Wall time {wall:.1f} s.",
+    ]
+    for level in results:
+        for sample in level["error_samples"] + level["client_failures"]:
+            lines.append(f"- {level['clients']} clients: {sample}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,394 @@
+"""Shared pieces of the benchmarks: processes, the streaming client, /proc readings, stats.
+
+Every benchmark starts its own fresh simulator and gateway (:class:`Stack`), drives the
+gateway with plain ``requests`` clients, and compares client-side ``time.time()`` stamps
+with the simulator's own epoch timeline (``/_sim/log``: ``t_send``, ``t_first_content``,
+``t_finish``, ``polls``, ``poll_times``), which runs on the same machine and clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import requests
+
+from tests.servers import Process, start_gateway, start_simulator
+from tests.simulator.control import SimulatorControl
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = ROOT / "bench-results"
+MODEL = "MiniMax-M2"
+#: Safety bound on the frames one stream may deliver (a runaway stream ends the read).
+MAX_FRAMES_PER_STREAM = 200_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- statistics -------------------------------------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default; None if empty."""
+    data = sorted(v for v in values if v is not None)
+    if not data:
+        return None
+    if len(data) == 1:
+        return data[0]
+    rank = (len(data) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return data[low] + (data[high] - data[low]) * (rank - low)
+
+
+def summarize(values: Iterable[float | None]) -> dict[str, float | int | None]:
+    data = [v for v in values if v is not None]
+    return {
+        "n": len(data),
+        "min": min(data) if data else None,
+        "p50": percentile(data, 50),
+        "p90": percentile(data, 90),
+        "p99": percentile(data, 99),
+        "max": max(data) if data else None,
+        "mean": sum(data) / len(data) if data else None,
+    }
+
+
+def ms(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:.1f}"
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(value: float | None, goal: float) -> str:
+    if value is None:
+        return "n/a"
+    return "PASS" if value <= goal else "FAIL"
+
+
+# --- results -------------------------------------------------------------------------------
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "started_at": time.time(),
+    }
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    return path
+
+
+# --- /proc ------------------------------------------------------------------------------------
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (gunicorn master -> its workers)."""
+    found: list[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        for task in task_dir.iterdir():
+            text = (task / "children").read_text()
+            found += [int(part) for part in text.split()]
+        return sorted(set(found))
+    except OSError:
+        pass
+    for entry in Path("/proc").iterdir():  # fallback: scan every process's parent id
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class CpuMeter:
+    """CPU share (in % of one core) of some processes between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float | None] = {}
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float | None]:
+        elapsed = max(1e-9, time.monotonic() - self._t0)
+        shares: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            before, after = self._start.get(name), cpu_seconds(pid)
+            shares[name] = None if before is None or after is None else 100.0 * (after - before) / elapsed
+        shares["wall_s"] = elapsed
+        return shares
+
+
+def raise_fd_limit() -> None:
+    """Children inherit this: hundreds of streams need more than a 1024 soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+# --- the processes ------------------------------------------------------------------------------
+
+class Stack:
+    """A fresh simulator and a gunicorn gateway in front of it; both stopped on exit."""
+
+    def __init__(self, name: str, gateway_env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", **(gateway_env or {})}
+        self.sim_proc: Process | None = None
+        self.gw_proc: Process | None = None
+        self.sim_url = self.gw_url = ""
+        self.sim: SimulatorControl | None = None
+
+    def __enter__(self) -> Stack:
+        raise_fd_limit()
+        try:
+            self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
+            self.sim = SimulatorControl(self.sim_url)
+            self.gw_proc, self.gw_url = start_gateway(
+                self.sim_url, f"bench-{self.name}-gateway", self.gateway_env
+            )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for proc in (self.gw_proc, self.sim_proc):
+            if proc is not None:
+                try:
+                    proc.stop()
+                except Exception as error:  # keep stopping the others
+                    print(f"warning: could not stop {proc.log_path.name}: {error}")
+        if self.sim is not None:
+            self.sim.close()
+
+    @property
+    def master_pid(self) -> int:
+        assert self.gw_proc is not None
+        return self.gw_proc.proc.pid
+
+    @property
+    def simulator_pid(self) -> int:
+        assert self.sim_proc is not None
+        return self.sim_proc.proc.pid
+
+    def worker_pids(self, expected: int = 1, timeout: float = 10.0) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = child_pids(self.master_pid)
+            if len(pids) >= expected or time.monotonic() >= deadline:
+                return pids
+            time.sleep(0.1)
+
+    def worker_pid(self) -> int:
+        pids = self.worker_pids(1)
+        if len(pids) != 1:
+            raise RuntimeError(f"expected one gunicorn worker, found {pids}")
+        return pids[0]
+
+
+# --- the client ------------------------------------------------------------------------------------
+
+def unique_prompt(label: str) -> str:
+    """A prompt that identifies its request in the simulator log (matched by prompt)."""
+    return f"bench {label} {uuid.uuid4().hex[:12]}"
+
+
+def chat_body(prompt: str, stream: bool) -> dict[str, Any]:
+    return {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": prompt}]}
+
+
+@dataclass
+class StreamResult:
+    prompt: str
+    t_request: float = 0.0  # just before the request is sent
+    t_headers: float | None = None  # response headers received
+    t_first_content: float | None = None  # chunk holding the first non-empty content delta
+    t_done: float | None = None  # chunk holding "data: [DONE]"
+    t_eof: float | None = None  # the body ended (connection released)
+    status: int | None = None
+    text: str = ""
+    frames: int = 0
+    content_frames: int = 0
+    heartbeats: int = 0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ok(self) -> bool:
+        return self.error is None and self.status == 200 and self.t_done is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stream_chat(
+    session: requests.Session,
+    gateway_url: str,
+    credential: str,
+    prompt: str,
+    deadline_s: float = 120.0,
+    read_timeout: float = 60.0,
+) -> StreamResult:
+    """One streamed chat completion read frame by frame with arrival times.
+
+    ``iter_content(chunk_size=None)`` on a chunked response yields each HTTP chunk as soon
+    as it is read (urllib3 ``read_chunked``), so no client-side buffering delays a frame.
+    """
+    result = StreamResult(prompt)
+    headers = {"Authorization": f"Bearer {credential}"}
+    deadline = time.time() + deadline_s
+    result.t_request = time.time()
+    try:
+        with session.post(
+            f"{gateway_url}/v1/chat/completions", json=chat_body(prompt, True), headers=headers,
+            stream=True, timeout=(5.0, read_timeout),
+        ) as response:
+            result.t_headers = time.time()
+            result.status = response.status_code
+            if response.status_code != 200:
+                result.error = f"HTTP {response.status_code}: {response.text[:300]}"
+                return result
+            buffer = b""
+            parts: list[str] = []
+            for chunk in response.iter_content(chunk_size=None):
+                now = time.time()
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    frame, buffer = buffer.split(b"\n\n", 1)
+                    _read_frame(result, frame, now, parts)
+                if result.t_done is not None or result.error is not None:
+                    break
+                if result.frames > MAX_FRAMES_PER_STREAM or now > deadline:
+                    result.error = "client deadline or frame bound reached"
+                    break
+            result.text = "".join(parts)
+            result.t_eof = time.time()
+            if result.t_done is None and result.error is None:
+                result.error = "stream ended without [DONE]"
+    except requests.RequestException as error:
+        result.error = f"{type(error).__name__}: {str(error)[:200]}"
+    return result
+
+
+def _read_frame(result: StreamResult, frame: bytes, now: float, parts: list[str]) -> None:
+    result.frames += 1
+    for line in frame.split(b"\n"):
+        if line.startswith(b":"):
+            result.heartbeats += 1
+            continue
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            result.t_done = now
+            return
+        event = json.loads(data)
+        if "error" in event:
+            result.error = f"error frame: {json.dumps(event['error'])[:300]}"
+            return
+        for choice in event.get("choices") or ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                if result.t_first_content is None:
+                    result.t_first_content = now
+                result.content_frames += 1
+                parts.append(content)
+
+
+def stream_chat_openai(gateway_url: str, credential: str, prompt: str) -> StreamResult:
+    """The same measurement through the official ``openai`` SDK (httpx underneath)."""
+    import openai  # imported lazily: only the --client openai mode needs it
+
+    result = StreamResult(prompt)
+    client = openai.OpenAI(base_url=gateway_url + "/v1", api_key=credential, max_retries=0,
+                           timeout=60.0)
+    parts: list[str] = []
+    try:
+        result.t_request = time.time()
+        stream = client.chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": prompt}])
+        result.t_headers = time.time()
+        result.status = 200
+        for index, chunk in enumerate(stream):
+            now = time.time()
+            result.frames += 1
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    if result.t_first_content is None:
+                        result.t_first_content = now
+                    result.content_frames += 1
+                    parts.append(choice.delta.content)
+            if index > MAX_FRAMES_PER_STREAM:
+                result.error = "frame bound reached"
+                break
+        # The SDK swallows "[DONE]" and ends the iteration right after it.
+        result.t_done = result.t_eof = time.time()
+    except openai.OpenAIError as error:
+        result.error = f"{type(error).__name__}: {str(error)[:200]}"
+    finally:
+        client.close()
+    result.text = "".join(parts)
+    return result
+
+
+def sim_log_by_prompt(sim: SimulatorControl) -> dict[str, dict[str, Any]]:
+    return {entry["prompt"]: entry for entry in sim.log()}
+
+
+def match_entry(log: dict[str, dict[str, Any]], prompt: str) -> dict[str, Any] | None:
+    """The simulator generation of a request (the folded prompt equals a lone user text)."""
+    entry = log.get(prompt)
+    if entry is not None:
+        return entry
+    return next((e for p, e in log.items() if prompt in p), None)
