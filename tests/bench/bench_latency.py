@@ -99,13 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--client", choices=("requests", "openai"), default="requests")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sim-nodelay", action="store_true",
+                        help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()
     results: list[tuple[str, StreamResult]] = []
     cpu: dict[str, Any] = {}
 
-    with Stack("latency") as stack:
+    with Stack("latency", sim_nodelay=args.sim_nodelay) as stack:
         sim = stack.sim
         accounts = sim.add_accounts(max(1, args.concurrency))
         creds = [a["credential"] for a in accounts]

@@ -147,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,16,64", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=30, help="measured requests per client")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client")
+    parser.add_argument("--sim-nodelay", action="store_true",
+                        help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
     args = parser.parse_args(argv)
     levels = [int(part) for part in args.levels.split(",") if part.strip()]
     started = time.monotonic()
     results: list[dict[str, Any]] = []
-    with Stack("nonstream") as stack:
+    with Stack("nonstream", sim_nodelay=args.sim_nodelay) as stack:
         stack.sim.set_default(INSTANT_ANSWER)
         creds = [a["credential"] for a in stack.sim.add_accounts(max(levels))]
         pids = {"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import resource
+import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import requests
 
-from tests.servers import Process, start_gateway, start_simulator
+from tests.servers import Process, free_port, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,8 +180,10 @@ def raise_fd_limit() -> None:
 class Stack:
     """A fresh simulator and a gunicorn gateway in front of it; both stopped on exit."""
 
-    def __init__(self, name: str, gateway_env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, gateway_env: dict[str, str] | None = None,
+                 sim_nodelay: bool = False) -> None:
         self.name = name
+        self.sim_nodelay = sim_nodelay
         self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", **(gateway_env or {})}
         self.sim_proc: Process | None = None
         self.gw_proc: Process | None = None
@@ -190,7 +193,10 @@ class Stack:
     def __enter__(self) -> Stack:
         raise_fd_limit()
         try:
-            self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
+            if self.sim_nodelay:
+                self.sim_proc, self.sim_url = _start_nodelay_simulator(f"bench-{self.name}-simulator")
+            else:
+                self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
             self.sim = SimulatorControl(self.sim_url)
             self.gw_proc, self.gw_url = start_gateway(
                 self.sim_url, f"bench-{self.name}-gateway", self.gateway_env
@@ -238,6 +244,19 @@ class Stack:
         return pids[0]
 
 
+def _start_nodelay_simulator(name: str) -> tuple[Process, str]:
+    """Like tests.servers.start_simulator, through the TCP_NODELAY wrapper (sim_nodelay.py)."""
+    port = free_port()
+    proc = Process(name, [sys.executable, "-m", "tests.bench.sim_nodelay", "--port", str(port)], {})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(url + "/_sim/stats")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
 # --- the client ------------------------------------------------------------------------------------
 
 def unique_prompt(label: str) -> str:
@@ -279,13 +298,15 @@ def stream_chat(
     prompt: str,
     deadline_s: float = 120.0,
     read_timeout: float = 60.0,
+    result: StreamResult | None = None,
 ) -> StreamResult:
     """One streamed chat completion read frame by frame with arrival times.
 
     ``iter_content(chunk_size=None)`` on a chunked response yields each HTTP chunk as soon
     as it is read (urllib3 ``read_chunked``), so no client-side buffering delays a frame.
+    ``result`` may be passed in so another thread can watch the stream's progress.
     """
-    result = StreamResult(prompt)
+    result = result if result is not None else StreamResult(prompt)
     headers = {"Authorization": f"Bearer {credential}"}
     deadline = time.time() + deadline_s
     result.t_request = time.time()

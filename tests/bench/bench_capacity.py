@@ -1,0 +1,317 @@
+"""Capacity of ONE gevent worker: 500 concurrent streams, errors and memory per stream.
+
+    python -m tests.bench.bench_capacity [--streams 500] [--cps 20] [--length 500-800]
+                                         [--first-delay 0.5] [--sim-nodelay]
+
+The gateway runs with ``GATEWAY_WORKERS=1``. Each stream has its own simulator account
+and a slow answer (500-800 characters at 20 chars/s: 25-40 s), so all of them are open
+together. The client is this process: one thread (and one connection) per stream, all
+released at once.
+
+Memory: VmRSS of the gunicorn WORKER (the only child of the master) is read from
+/proc/<pid>/status after one warm-up stream (baseline: the median of 3 readings one
+second apart) and then every second; the peak while all streams are open and none has
+finished gives ``(peak - baseline) / streams``. The baseline is taken after a single
+warm-up, so the growth also includes per-account state (a device registration per
+account) and the heap the first burst of 500 requests needs — an upper bound on the
+cost of one open stream.
+
+Correctness: a stream counts as an error if its HTTP status is not 200, it carries an
+error frame, it ends without ``[DONE]``, or its text differs from the simulator's answer
+for its chat (matched by a unique prompt).
+
+Load: the gateway polls each stream every 0.25 s while text flows, so 500 streams ask
+for ~2000 upstream polls a second; the simulator is one gevent process. Reported: polls
+per second achieved while all streams were open, the resulting mean poll interval per
+stream, added TTFT/tail against the simulator's timeline, and CPU of the gateway
+worker, the simulator and this client process.
+Results: a Markdown table on stdout and ``bench-results/bench_capacity.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+import requests
+
+from tests.bench.common import (
+    Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, rss_kb,
+    sim_log_by_prompt, stream_chat, summarize, table, unique_prompt, verdict, write_results,
+)
+
+NAME = "bench_capacity"
+GOAL_RSS_KB_PER_STREAM = 100.0
+SAMPLE_EVERY_S = 1.0
+THREAD_STACK_BYTES = 512 * 1024
+STREAM_DEADLINE_S = 240.0
+RUN_DEADLINE_S = 300.0
+START_TIMEOUT_S = 60.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_capacity")
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--cps", type=float, default=20.0)
+    parser.add_argument("--length", default="500-800", help="answer length range, chars")
+    parser.add_argument("--first-delay", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sim-nodelay", action="store_true",
+                        help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
+    args = parser.parse_args(argv)
+    low, high = (int(part) for part in args.length.split("-"))
+    rng = random.Random(args.seed)
+    started = time.monotonic()
+    env = {"GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_QUEUE_TIMEOUT": "60",
+           "GATEWAY_WORKER_CONNECTIONS": str(max(2000, 2 * args.streams + 100))}
+
+    with Stack("capacity", env, sim_nodelay=args.sim_nodelay) as stack:
+        sim = stack.sim
+        worker, simulator, me = stack.worker_pid(), stack.simulator_pid, os.getpid()
+        accounts = sim.add_accounts(args.streams + 1)
+        warm_account, stream_accounts = accounts[0], accounts[1:]
+
+        # Warm-up: one short stream, then let the background deletion finish.
+        sim.script([{"first_delay": 0, "length": 50, "cps": 1000}], account=warm_account["real_user_id"])
+        with requests.Session() as session:
+            warm = stream_chat(session, stack.gw_url, warm_account["credential"],
+                               unique_prompt("warmup"), deadline_s=30)
+        sim.wait_idle(timeout=30)
+        readings = []
+        for _ in range(3):
+            time.sleep(1.0)
+            readings.append(rss_kb(worker))
+        baseline = statistics.median(r for r in readings if r is not None)
+        sim_baseline = rss_kb(simulator)
+
+        answers = [{"first_delay": args.first_delay, "length": rng.randint(low, high), "cps": args.cps}
+                   for _ in stream_accounts]
+        sim.script(answers)  # the global queue: each send takes the next answer
+        results = [StreamResult(unique_prompt(f"cap{i}")) for i in range(args.streams)]
+        ended = [False] * args.streams
+        go = threading.Event()
+
+        def client(index: int) -> None:
+            try:
+                if not go.wait(START_TIMEOUT_S):
+                    results[index].error = "never started"
+                    return
+                with requests.Session() as session:
+                    stream_chat(session, stack.gw_url, stream_accounts[index]["credential"],
+                                results[index].prompt, deadline_s=STREAM_DEADLINE_S,
+                                read_timeout=60.0, result=results[index])
+            except Exception as error:  # counted as an error, never hidden
+                results[index].error = results[index].error or f"{type(error).__name__}: {error}"
+            finally:
+                ended[index] = True
+
+        threading.stack_size(THREAD_STACK_BYTES)
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.streams)]
+        for thread in threads:
+            thread.start()
+        t_go = time.time()
+        go.set()
+        samples = sample_until_done(results, ended, worker, simulator, me, t_go)
+        for thread in threads:
+            thread.join(max(0.1, RUN_DEADLINE_S - (time.time() - t_go)))
+        t_all_ended = time.time()
+        try:
+            sim.wait_idle(timeout=60)
+            idle = True
+        except TimeoutError:
+            idle = False
+        time.sleep(1.0)
+        rss_after = rss_kb(worker)
+        log = sim_log_by_prompt(sim)
+        sim_stats = sim.stats()
+        gateway_log_tail = stack.gw_proc.log()[-3000:] if stack.gw_proc else ""
+
+    summary = analyse(args, results, log, samples, baseline, rss_after, t_go, t_all_ended)
+    summary.update(
+        warmup_ok=warm.ok(), baseline_readings_kb=readings, simulator_rss_baseline_kb=sim_baseline,
+        simulator_idle_after=idle, wall_s=time.monotonic() - started,
+        simulator_stats={k: sim_stats.get(k) for k in ("requests", "rejections", "warnings",
+                                                       "polls", "sends", "stops", "deletes",
+                                                       "chats_alive")},
+    )
+    report = render(args, summary)
+    print(report)
+    path = write_results(NAME, {
+        "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
+        "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
+        "samples": samples, "streams": [r.as_dict() | {"text": None, "chars": len(r.text)} for r in results],
+        "gateway_log_tail": gateway_log_tail, "markdown": report,
+    })
+    print(f"\nJSON: {path}")
+    return 0
+
+
+def sample_until_done(results: list[StreamResult], ended: list[bool], worker: int,
+                      simulator: int, me: int, t_go: float) -> list[dict[str, Any]]:
+    """One sample a second (bounded in count and time) until every client thread ended."""
+    samples: list[dict[str, Any]] = []
+    for _ in range(int(RUN_DEADLINE_S / SAMPLE_EVERY_S) + 1):
+        now = time.time()
+        opened = sum(1 for r in results if r.status == 200)
+        done = sum(ended)
+        samples.append({
+            "t": now, "since_start_s": now - t_go,
+            "worker_rss_kb": rss_kb(worker), "simulator_rss_kb": rss_kb(simulator),
+            "worker_cpu_s": cpu_seconds(worker), "simulator_cpu_s": cpu_seconds(simulator),
+            "client_cpu_s": cpu_seconds(me),
+            "opened": opened, "first_content": sum(1 for r in results if r.t_first_content),
+            "ended": done, "open_now": sum(1 for r, e in zip(results, ended) if r.status == 200 and not e),
+        })
+        if done == len(results) or now - t_go > RUN_DEADLINE_S:
+            break
+        time.sleep(max(0.0, SAMPLE_EVERY_S - (time.time() - now)))
+    return samples
+
+
+def cpu_share(samples: list[dict[str, Any]], key: str) -> float | None:
+    if len(samples) < 2 or samples[0][key] is None or samples[-1][key] is None:
+        return None
+    return 100.0 * (samples[-1][key] - samples[0][key]) / (samples[-1]["t"] - samples[0]["t"])
+
+
+def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str, dict[str, Any]],
+            samples: list[dict[str, Any]], baseline: float, rss_after: int | None, t_go: float,
+            t_all_ended: float) -> dict[str, Any]:
+    streams = len(results)
+    errors: list[str] = []
+    per_stream: list[dict[str, Any]] = []
+    for result in results:
+        entry = match_entry(log, result.prompt)
+        problem = result.error
+        if problem is None and result.status != 200:
+            problem = f"HTTP {result.status}"
+        if problem is None and result.t_done is None:
+            problem = "no [DONE]"
+        if problem is None and entry is None:
+            problem = "no simulator generation"
+        if problem is None and result.text != entry["answer"]:
+            problem = f"text differs ({len(result.text)} vs {len(entry['answer'])} chars)"
+        if problem:
+            errors.append(problem)
+        if entry is not None:
+            span = (entry["t_finish"] or 0) - entry["t_send"]
+            per_stream.append({
+                "added_ttft": (result.t_first_content - entry["t_first_content"]
+                               if result.t_first_content and entry["t_first_content"] else None),
+                "added_tail": (result.t_done - entry["t_finish"]
+                               if result.t_done and entry["t_finish"] else None),
+                "polls_per_s": entry["polls"] / span if span > 0 else None,
+                "request_to_send": entry["t_send"] - result.t_request,
+                "poll_times": entry["poll_times"],
+            })
+
+    # The plateau: every stream open, none ended yet.
+    plateau = [s for s in samples if s["open_now"] == streams]
+    max_open = max((s["open_now"] for s in samples), default=0)
+    window = plateau or [s for s in samples if s["open_now"] == max_open and max_open > 0]
+    peak = max((s["worker_rss_kb"] for s in window if s["worker_rss_kb"]), default=None)
+    overall_peak = max((s["worker_rss_kb"] for s in samples if s["worker_rss_kb"]), default=None)
+    t_all_open = next((s["t"] for s in samples if s["opened"] == streams), None)
+    t_from, t_to = (window[0]["t"], window[-1]["t"]) if len(window) >= 2 else (None, None)
+    polls_in_window = None
+    if t_from is not None:
+        polls_in_window = sum(1 for s in per_stream for t in s["poll_times"] if t_from <= t < t_to)
+    window_s = (t_to - t_from) if t_from is not None else None
+    achieved = polls_in_window / window_s if polls_in_window is not None and window_s else None
+    for s in per_stream:
+        s.pop("poll_times")
+    return {
+        "streams": streams, "errors": len(errors), "error_kinds": _count(errors),
+        "all_open_simultaneously": bool(plateau), "max_open_at_once": max_open,
+        "ramp_up_s": (t_all_open - t_go) if t_all_open else None,
+        "total_wall_s": t_all_ended - t_go,
+        "rss_baseline_kb": baseline, "rss_peak_all_open_kb": peak, "rss_peak_overall_kb": overall_peak,
+        "rss_after_kb": rss_after,
+        "rss_kb_per_stream": (peak - baseline) / streams if peak else None,
+        "plateau_s": window_s, "plateau_samples": len(window),
+        "polls_in_plateau": polls_in_window, "polls_per_s_achieved": achieved,
+        "polls_per_s_asked": streams / 0.25,
+        "mean_poll_interval_s": (streams / achieved) if achieved else None,
+        "cpu_percent_plateau": {
+            "gateway_worker": cpu_share(window, "worker_cpu_s"),
+            "simulator": cpu_share(window, "simulator_cpu_s"),
+            "bench_client": cpu_share(window, "client_cpu_s"),
+        },
+        "cpu_percent_whole_run": {
+            "gateway_worker": cpu_share(samples, "worker_cpu_s"),
+            "simulator": cpu_share(samples, "simulator_cpu_s"),
+            "bench_client": cpu_share(samples, "client_cpu_s"),
+        },
+        "added_ttft": summarize(s["added_ttft"] for s in per_stream),
+        "added_tail": summarize(s["added_tail"] for s in per_stream),
+        "request_to_send": summarize(s["request_to_send"] for s in per_stream),
+        "polls_per_s_per_stream": summarize(s["polls_per_s"] for s in per_stream),
+    }
+
+
+def _count(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        key = item[:120]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
+    per = s["rss_kb_per_stream"]
+    cpu, cpu_all = s["cpu_percent_plateau"], s["cpu_percent_whole_run"]
+    ttft, tail, pps = s["added_ttft"], s["added_tail"], s["polls_per_s_per_stream"]
+    rows = [
+        ["concurrent streams (one worker)", s["streams"], "all open together",
+         "PASS" if s["all_open_simultaneously"] else "FAIL"],
+        ["errors (status, error frame, no [DONE], text ≠ simulator)", s["errors"], "0",
+         "PASS" if s["errors"] == 0 else "FAIL"],
+        ["max streams open at once", s["max_open_at_once"], "", ""],
+        [f"ramp-up until all {s['streams']} had headers (s)", num(s["ramp_up_s"], 1), "", ""],
+        ["total wall time, go → last stream ended (s)", num(s["total_wall_s"], 1), "", ""],
+        ["worker RSS baseline (KB)", num(s["rss_baseline_kb"], 0), "", ""],
+        ["worker RSS peak while all open (KB)", num(s["rss_peak_all_open_kb"], 0), "", ""],
+        ["RSS growth per open stream (KB)", num(per, 1), "≤ 100 KB", verdict(per, GOAL_RSS_KB_PER_STREAM)],
+        ["worker RSS overall peak / after the run (KB)",
+         f"{num(s['rss_peak_overall_kb'], 0)} / {num(s['rss_after_kb'], 0)}", "", ""],
+        ["plateau used (s, samples)", f"{num(s['plateau_s'], 1)} s, {s['plateau_samples']}", "", ""],
+        ["upstream polls/s achieved on the plateau (asked: ~streams/0.25 s)",
+         f"{num(s['polls_per_s_achieved'], 0)} (asked ~{num(s['polls_per_s_asked'], 0)})", "", ""],
+        ["→ mean poll interval per stream (s)", num(s["mean_poll_interval_s"], 2), "0.25 design", ""],
+        ["polls/s per stream, polls/(t_finish−t_send) p50 / max",
+         f"{num(pps['p50'])} / {num(pps['max'])}", "≤ 5", verdict(pps["max"], 5.0)],
+        ["added TTFT p50 / p90 / max (ms)",
+         f"{ms(ttft['p50'])} / {ms(ttft['p90'])} / {ms(ttft['max'])}", "", ""],
+        ["added tail p50 / p90 / max (ms)",
+         f"{ms(tail['p50'])} / {ms(tail['p90'])} / {ms(tail['max'])}", "", ""],
+        ["request → upstream send p50 / max (ms)",
+         f"{ms(s['request_to_send']['p50'])} / {ms(s['request_to_send']['max'])}", "", ""],
+        ["CPU % of one core on the plateau: gateway worker / simulator / client",
+         f"{num(cpu['gateway_worker'], 0)} / {num(cpu['simulator'], 0)} / {num(cpu['bench_client'], 0)}",
+         "", ""],
+        ["CPU % whole run: gateway worker / simulator / client",
+         f"{num(cpu_all['gateway_worker'], 0)} / {num(cpu_all['simulator'], 0)} / "
+         f"{num(cpu_all['bench_client'], 0)}", "", ""],
+    ]
+    lines = [
+        f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker "
+        f"(answers {args.length} chars at {args.cps:g} chars/s, first_delay {args.first_delay} s"
+        f"{', simulator with TCP_NODELAY' if args.sim_nodelay else ''})",
+        "",
+        table(["measure", "value", "goal", "result"], rows),
+        "",
+        f"Simulator idle afterwards (every chat deleted): {s['simulator_idle_after']}. "
+        f"Wall time of the whole benchmark {s['wall_s']:.1f} s.",
+    ]
+    for kind, count in list(s["error_kinds"].items())[:10]:
+        lines.append(f"- {count} × {kind}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
