@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -33,6 +34,7 @@ from gateway.chat.model import (
     StreamError,
     TextDelta,
     TextPart,
+    ToolCall,
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
@@ -182,6 +184,8 @@ def message(result: ChatResult, model: str, thinking: bool) -> dict[str, Any]:
                         "signature": signature_for(result.reasoning)})
     if result.text:
         content.append({"type": "text", "text": result.text})
+    content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in result.tool_calls]
     return {
         "id": new_id(),
         "type": "message",
@@ -225,6 +229,8 @@ class EventStream:
                     self._reasoning.append(text)
                 case TextDelta(text=text) if text:
                     yield from self._delta("text", {"type": "text_delta", "text": text})
+                case ToolCall():
+                    yield from self._tool_use(event)
                 case Heartbeat():
                     yield self._event("ping", {})
                 case Usage():
@@ -255,11 +261,21 @@ class EventStream:
             yield from self._open_block(kind)
         yield self._event("content_block_delta", {"index": self._index, "delta": delta})
 
-    def _open_block(self, kind: str) -> Iterator[bytes]:
+    def _tool_use(self, call: ToolCall) -> Iterator[bytes]:
+        """A whole tool_use block: start (empty input), the input as JSON, stop."""
+        yield from self._close_block()
+        yield from self._open_block("tool_use", {"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
+        partial = json.dumps(call.arguments, ensure_ascii=False)
+        yield self._event("content_block_delta", {
+            "index": self._index, "delta": {"type": "input_json_delta", "partial_json": partial}})
+        yield from self._close_block()
+
+    def _open_block(self, kind: str, block: dict[str, Any] | None = None) -> Iterator[bytes]:
         self._index += 1
         self._open = kind
-        block = {"type": "text", "text": ""} if kind == "text" else {
-            "type": "thinking", "thinking": "", "signature": ""}
+        if block is None:
+            block = {"type": "text", "text": ""} if kind == "text" else {
+                "type": "thinking", "thinking": "", "signature": ""}
         yield self._event("content_block_start", {"index": self._index, "content_block": block})
 
     def _close_block(self) -> Iterator[bytes]:

@@ -19,6 +19,7 @@ from gateway.chat.model import (
     ToolCallPart,
     ToolResultPart,
 )
+from gateway.chat.tools import render_calls, render_result
 from gateway.errors import InvalidRequest
 
 LABELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -41,18 +42,24 @@ def render_part(part: Part) -> str:
     match part:
         case TextPart(text=text):
             return text
-        case ToolCallPart(id=call_id, name=name, arguments=arguments):
-            return f"[called tool {name} (id {call_id}) with {json.dumps(arguments, ensure_ascii=False)}]"
-        case ToolResultPart(call_id=call_id, content=content):
-            return f"[result of tool call {call_id}]\n{content}"
+        case ToolResultPart():
+            return render_result(part)
         case MediaPart(filename=filename, mime_type=mime):
             return f"[attached file: {filename or mime}]"
-    return ""  # reasoning is never sent back upstream
+    return ""  # reasoning is never sent back upstream; calls are rendered together
+
+
+def render_body(message: Message, renderer: PartRenderer = render_part) -> str:
+    """A message's parts as text, its tool calls as one block in the calling convention."""
+    texts = [text for text in (renderer(p) for p in message.parts) if text]
+    calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
+    if calls:
+        texts.append(render_calls(calls))
+    return "\n".join(texts)
 
 
 def render_message(message: Message, renderer: PartRenderer = render_part) -> str:
-    body = "\n".join(text for text in (renderer(p) for p in message.parts) if text)
-    return f"[{LABELS[message.role]}]\n{body}"
+    return f"[{LABELS[message.role]}]\n{render_body(message, renderer)}"
 
 
 def fold(
@@ -65,7 +72,7 @@ def fold(
     if not messages:
         raise InvalidRequest("At least one message is required.", param="messages")
     if len(messages) == 1 and messages[0].role == "user":
-        return _within("\n".join(t for t in (renderer(p) for p in messages[0].parts) if t), max_chars)
+        return _within(render_body(messages[0], renderer), max_chars)
     blocks = [render_message(m, renderer) for m in messages]
     keep = _kept_indexes(messages, blocks, max_chars - len(preface) - len(TURN_SEPARATOR))
     return TURN_SEPARATOR.join([preface, *(blocks[i] for i in keep)])

@@ -13,11 +13,12 @@ it flows, ``poll_idle`` after ``idle_after`` seconds without change; never faste
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from gateway.chat import transforms
+from gateway.chat import tools, transforms
 from gateway.chat.janitor import Janitor
 from gateway.chat.model import (
     AgentStep,
@@ -37,6 +38,7 @@ from gateway.chat.settings import ChatSettings
 from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
 from gateway.chat.tokens import estimate_tokens
 from gateway.errors import (
+    AccountsBusy,
     AuthenticationFailed,
     GatewayError,
     InvalidRequest,
@@ -55,6 +57,8 @@ MIN_POLL_INTERVAL = 0.2  # at most 5 polls a second per stream
 #: Consecutive failed polls tolerated (with backoff) before the stream fails.
 MAX_POLL_FAILURES = 4
 POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0)
+#: Waits before re-sending a follow-up turn while the chat still winds down.
+FOLLOW_UP_BUSY_DELAYS = (0.3, 0.6, 1.2, 2.4)
 #: Failures worth another poll: transport trouble and upstream 5xx.
 TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout, UpstreamServerError)
 
@@ -82,7 +86,9 @@ class ChatService:
 
     def prompt_for(self, request: ChatRequest, renderer: PartRenderer = render_part) -> str:
         prompt = fold(request.messages, self.settings.prompt_max_chars, renderer)
-        if request.response_format.kind == "json":
+        if tools.uses_tools(request):
+            prompt += TURN_SEPARATOR + tools.instructions(request.tools, request.tool_choice)
+        elif request.response_format.kind == "json":
             prompt += TURN_SEPARATOR + json_instruction(request.response_format.schema)
         return prompt
 
@@ -161,7 +167,10 @@ class Generation:
 
     def events(self) -> Iterator[Event]:
         """The answer as neutral events, ending with Usage + Finish or a StreamError."""
-        raw = self._guarded(self._poll())
+        raw: Iterator[Event] = self._guarded(self._poll())
+        if tools.uses_tools(self.request):
+            rules = tools.ToolRules(self.request.tools, self.request.tool_choice)
+            raw = tools.tool_calls(raw, rules, self._follow_up)
         stopped = transforms.cut_at_stop_sequences(raw, self.request.stop)
         limited = transforms.limit_output_tokens(stopped, self.request.max_output_tokens)
         shaped = transforms.json_only(limited) if self.request.response_format.kind == "json" else limited
@@ -192,6 +201,30 @@ class Generation:
         finally:
             self.lease.release()
             self._service.janitor.delete(cred, self.chat_id)
+
+    def _follow_up(self, text: str) -> Iterator[Event]:
+        """Another turn in the same upstream chat (a corrective retry), as raw events."""
+        try:
+            self._send_follow_up(text)
+        except GatewayError as error:
+            yield StreamError(error)
+            return
+        yield from self._guarded(self._poll())
+
+    def _send_follow_up(self, text: str) -> None:
+        client, cred = self._service.client, self.lease.credential
+        if not self.finished:
+            with contextlib.suppress(GatewayError):
+                client.stop_chat(cred, self.chat_id)
+        body = send_body(text, self._service.upstream_model(self.request.model), chat_id=self.chat_id)
+        for delay in FOLLOW_UP_BUSY_DELAYS:
+            try:
+                _, self.msg_id = sent_ids(client.send_message(cred, body))
+                self.finished = False
+                return
+            except AccountBusy:  # the stopped turn may take a moment to wind down
+                time.sleep(delay)
+        raise AccountsBusy("The MiniMax chat stayed busy; the tool call could not be retried.")
 
     def _guarded(self, events: Iterator[Event]) -> Iterator[Event]:
         try:

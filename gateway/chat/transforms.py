@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from gateway.chat.model import Event, Finish, ReasoningDelta, StreamError, TextDelta, Usage
+from gateway.chat.model import Event, Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, Usage
 from gateway.chat.tokens import TokenCounter
 from gateway.errors import UpstreamBadAnswer
 
@@ -90,6 +90,8 @@ def count_usage(events: Iterable[Event], input_tokens: int) -> Iterator[Event]:
     for event in events:
         if isinstance(event, TextDelta):
             text.add(event.text)
+        elif isinstance(event, ToolCall):
+            text.add(event.name + json.dumps(event.arguments, ensure_ascii=False))
         elif isinstance(event, ReasoningDelta):
             reasoning.add(event.text)
         elif isinstance(event, Finish):
@@ -108,7 +110,7 @@ def json_only(events: Iterable[Event]) -> Iterator[Event]:
         if isinstance(event, TextDelta):
             held.append(event.text)
             continue
-        if isinstance(event, Finish):
+        if isinstance(event, Finish) and event.reason != "tool_calls":
             found = extract_json("".join(held))
             if found is None:
                 yield StreamError(UpstreamBadAnswer(

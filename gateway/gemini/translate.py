@@ -29,6 +29,7 @@ from gateway.chat.model import (
     StreamError,
     TextDelta,
     TextPart,
+    ToolCall,
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
@@ -173,11 +174,17 @@ def response(result: ChatResult, model: str, thoughts: bool) -> dict[str, Any]:
     parts: list[dict[str, Any]] = []
     if thoughts and result.reasoning:
         parts.append({"text": result.reasoning, "thought": True})
-    parts.append({"text": result.text})
+    if result.text or not result.tool_calls:
+        parts.append({"text": result.text})
+    parts += [_function_call(call) for call in result.tool_calls]
     candidate = {"content": {"role": "model", "parts": parts},
                  "finishReason": FINISH_REASONS[result.finish.reason], "index": 0}
     return {"candidates": [candidate], "usageMetadata": usage_metadata(result.usage),
             "modelVersion": model, "responseId": new_id()}
+
+
+def _function_call(call: ToolCall) -> dict[str, Any]:
+    return {"functionCall": {"id": call.id, "name": call.name, "args": call.arguments}}
 
 
 def count_tokens(tokens: int) -> dict[str, int]:
@@ -199,6 +206,8 @@ class ResponseStream:
             match event:
                 case TextDelta(text=text) if text:
                     yield self._chunk([{"text": text}])
+                case ToolCall():
+                    yield self._chunk([_function_call(event)])
                 case ReasoningDelta(text=text) if self.thoughts:
                     yield self._chunk([{"text": text, "thought": True}])
                 case Usage():

@@ -31,6 +31,7 @@ from gateway.chat.model import (
     StreamError,
     TextDelta,
     TextPart,
+    ToolCall,
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
@@ -185,7 +186,10 @@ def new_id() -> str:
 
 def completion(result: ChatResult, model: str) -> dict[str, Any]:
     """The non-stream ``chat.completion`` object."""
-    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    content = result.text if (result.text or not result.tool_calls) else None
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if result.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in result.tool_calls]
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return {
@@ -205,6 +209,11 @@ def completion(result: ChatResult, model: str) -> dict[str, Any]:
     }
 
 
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+
+
 def usage(value: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": value.input_tokens,
@@ -222,6 +231,7 @@ class ChunkStream:
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self._calls = 0
 
     def frames(self, events: Iterable[Event]) -> Iterator[bytes]:
         yield self._chunk({"role": "assistant", "content": ""})
@@ -232,6 +242,8 @@ class ChunkStream:
                     yield self._chunk({"content": text})
                 case ReasoningDelta(text=text):
                     yield self._chunk({"reasoning_content": text})
+                case ToolCall():
+                    yield from self._tool_call(event)
                 case Heartbeat():
                     yield sse.comment("keep-alive")
                 case Usage():
@@ -244,6 +256,15 @@ class ChunkStream:
         if self.include_usage and final_usage is not None:
             yield sse.event(self._envelope([], usage(final_usage)))
         yield sse.event("[DONE]")
+
+    def _tool_call(self, call: ToolCall) -> Iterator[bytes]:
+        """First delta: index, id, type, name and empty arguments; then the arguments."""
+        index, self._calls = self._calls, self._calls + 1
+        head = {"index": index, "id": call.id, "type": "function",
+                "function": {"name": call.name, "arguments": ""}}
+        yield self._chunk({"tool_calls": [head]})
+        arguments = json.dumps(call.arguments, ensure_ascii=False)
+        yield self._chunk({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}

@@ -41,7 +41,7 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, rss_kb,
+    Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, poll_breakdown, rss_kb,
     sim_log_by_prompt, stream_chat, summarize, table, unique_prompt, verdict, write_results,
 )
 
@@ -208,6 +208,7 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
                 "polls_per_s": entry["polls"] / span if span > 0 else None,
                 "request_to_send": entry["t_send"] - result.t_request,
                 "poll_times": entry["poll_times"],
+                **poll_breakdown(entry, result.t_first_content, result.t_done),
             })
 
     # The plateau: every stream open, none ended yet.
@@ -251,6 +252,9 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
         "added_tail": summarize(s["added_tail"] for s in per_stream),
         "request_to_send": summarize(s["request_to_send"] for s in per_stream),
         "polls_per_s_per_stream": summarize(s["polls_per_s"] for s in per_stream),
+        **{key: summarize(s[key] for s in per_stream)
+           for key in ("ttft_poll_wait", "ttft_delivery", "tail_poll_wait", "tail_delivery",
+                       "max_poll_gap")},
     }
 
 
@@ -289,6 +293,15 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          f"{ms(ttft['p50'])} / {ms(ttft['p90'])} / {ms(ttft['max'])}", "", ""],
         ["added tail p50 / p90 / max (ms)",
          f"{ms(tail['p50'])} / {ms(tail['p90'])} / {ms(tail['max'])}", "", ""],
+        ["  of which: finish visible → poll that saw it, p50 / p90 / max (ms)",
+         f"{ms(s['tail_poll_wait']['p50'])} / {ms(s['tail_poll_wait']['p90'])} / "
+         f"{ms(s['tail_poll_wait']['max'])}", "", ""],
+        ["  of which: that poll → client got [DONE], p50 / p90 / max (ms)",
+         f"{ms(s['tail_delivery']['p50'])} / {ms(s['tail_delivery']['p90'])} / "
+         f"{ms(s['tail_delivery']['max'])}", "", ""],
+        ["longest gap between two polls of one stream, p50 / p90 / max (ms)",
+         f"{ms(s['max_poll_gap']['p50'])} / {ms(s['max_poll_gap']['p90'])} / "
+         f"{ms(s['max_poll_gap']['max'])}", "", ""],
         ["request → upstream send p50 / max (ms)",
          f"{ms(s['request_to_send']['p50'])} / {ms(s['request_to_send']['max'])}", "", ""],
         ["CPU % of one core on the plateau: gateway worker / simulator / client",

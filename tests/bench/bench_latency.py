@@ -28,7 +28,8 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    CpuMeter, Stack, StreamResult, environment, match_entry, ms, num, sim_log_by_prompt,
+    CpuMeter, Stack, StreamResult, environment, match_entry, ms, num, poll_breakdown,
+    sim_log_by_prompt,
     stream_chat, stream_chat_openai, summarize, table, unique_prompt, verdict, write_results,
 )
 
@@ -85,6 +86,7 @@ def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str) -> d
         "min_poll_gap": min(gaps) if gaps else None,
         "max_polls_in_1s": window_max,
         "content_frames": result.content_frames,
+        **poll_breakdown(entry, result.t_first_content, result.t_done),
     })
     if not row["text_matches"]:
         row["ok"] = False
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("added_ttft", "added_tail", "polls_per_s", "poll_rate", "min_poll_gap", "max_polls_in_1s",
-            "request_to_send", "client_ttft")
+            "request_to_send", "client_ttft", "ttft_poll_wait", "ttft_delivery",
+            "tail_poll_wait", "tail_delivery", "max_poll_gap")
     return {key: summarize(row.get(key) for row in rows) for key in keys} | {
         "requests": len(rows), "errors": sum(1 for row in rows if not row["ok"])}
 
@@ -216,14 +219,18 @@ def render(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
         table(
             ["phase", "requests", "errors", "TTFT p50/p90/max (ms)", "tail p50/p90/max (ms)",
              "polls/s p50/max", "min poll gap (ms)", "max polls in 1 s",
-             "request→upstream send p50 (ms)"],
+             "request→upstream send p50 (ms)", "TTFT: wait for poll / poll→client p50 (ms)",
+             "tail: wait for poll / poll→client p50 (ms)"],
             [[phase, stats[phase]["requests"], stats[phase]["errors"],
               "/".join(ms(stats[phase]["added_ttft"][k]) for k in ("p50", "p90", "max")),
               "/".join(ms(stats[phase]["added_tail"][k]) for k in ("p50", "p90", "max")),
               f"{num(stats[phase]['polls_per_s']['p50'])}/{num(stats[phase]['polls_per_s']['max'])}",
               ms(stats[phase]["min_poll_gap"]["min"]),
               stats[phase]["max_polls_in_1s"]["max"],
-              ms(stats[phase]["request_to_send"]["p50"])] for phase in phases],
+              ms(stats[phase]["request_to_send"]["p50"]),
+              f"{ms(stats[phase]['ttft_poll_wait']['p50'])} / {ms(stats[phase]['ttft_delivery']['p50'])}",
+              f"{ms(stats[phase]['tail_poll_wait']['p50'])} / {ms(stats[phase]['tail_delivery']['p50'])}",
+              ] for phase in phases],
         ),
         "",
         f"Errors: {len(errors)} (text mismatches or failed streams). "

@@ -413,3 +413,31 @@ def match_entry(log: dict[str, dict[str, Any]], prompt: str) -> dict[str, Any] |
     if entry is not None:
         return entry
     return next((e for p, e in log.items() if prompt in p), None)
+
+
+def poll_breakdown(entry: dict[str, Any], t_first_client: float | None,
+                   t_done_client: float | None) -> dict[str, float | None]:
+    """Split added TTFT and tail at the upstream poll that first saw the content / finish.
+
+    ``*_poll_wait``: from the moment the simulator made it visible to the poll that saw it
+    (polling granularity, or polls arriving late); ``*_delivery``: from that poll to the
+    client (the gateway's own processing and writing, plus the client reading).
+    """
+    times = sorted(entry.get("poll_times") or ())
+    out: dict[str, float | None] = {
+        "ttft_poll_wait": None, "ttft_delivery": None, "tail_poll_wait": None,
+        "tail_delivery": None,
+        "max_poll_gap": max((b - a for a, b in zip(times, times[1:])), default=None),
+    }
+    first, finish = entry.get("t_first_content"), entry.get("t_finish")
+    if first is not None:
+        seen = next((t for t in times if t >= first), None)
+        if seen is not None:
+            out["ttft_poll_wait"] = seen - first
+            out["ttft_delivery"] = t_first_client - seen if t_first_client is not None else None
+    if finish is not None:
+        seen = next((t for t in times if t >= finish), None)
+        if seen is not None:
+            out["tail_poll_wait"] = seen - finish
+            out["tail_delivery"] = t_done_client - seen if t_done_client is not None else None
+    return out

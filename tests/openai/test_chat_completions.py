@@ -189,3 +189,22 @@ def test_long_answer_with_a_pause_arrives_whole(gateway, sim, credential) -> Non
     entry = sim.log()[-1]
     duration = entry["t_finish"] - entry["t_send"]
     assert entry["polls"] <= 5 * duration + 2
+
+
+def test_json_response_formats(gateway, sim, credential) -> None:
+    sim.script([
+        {"text": "```json\n{\"ok\": true}\n```", "cps": 2000},
+        {"text": "Result: [1, 2, 3] as asked", "cps": 2000},
+        {"text": "no json here", "cps": 2000},
+    ])
+    api = client(gateway, credential)
+    as_object = api.chat.completions.create(model="m", messages=ask(), response_format={"type": "json_object"})
+    assert json.loads(as_object.choices[0].message.content) == {"ok": True}
+    schema = {"name": "numbers", "schema": {"type": "array", "items": {"type": "integer"}}}
+    chunks = api.chat.completions.create(model="m", messages=ask(), stream=True,
+                                         response_format={"type": "json_schema", "json_schema": schema})
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices)) == [1, 2, 3]
+    assert '"items": {"type": "integer"}' in sim.log()[-1]["prompt"]
+    with pytest.raises(openai.APIStatusError) as info:
+        api.chat.completions.create(model="m", messages=ask(), response_format={"type": "json_object"})
+    assert info.value.status_code == 502 and "JSON" in info.value.message

@@ -1,0 +1,84 @@
+"""The tool-calling convention: streaming parse, validation, retries."""
+
+from __future__ import annotations
+
+from gateway.chat.model import Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, ToolChoice, ToolSpec
+from gateway.chat.tools import ToolRules, instructions, tool_calls
+from gateway.errors import UpstreamError
+
+WEATHER = ToolSpec("weather", "Weather for a city", {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+RULES = ToolRules((WEATHER,), ToolChoice())
+
+
+def deltas(*texts: str) -> list:
+    return [TextDelta(t) for t in texts] + [Finish("stop")]
+
+
+def no_retry(prompt: str):
+    raise AssertionError(f"unexpected retry: {prompt}")
+
+
+def run(events, rules=RULES, retry=no_retry) -> list:
+    return list(tool_calls(iter(events), rules, retry))
+
+
+def test_plain_text_passes_through_unchanged() -> None:
+    out = run(deltas("Hello ", "<to", "day> world"))
+    assert "".join(e.text for e in out if isinstance(e, TextDelta)) == "Hello <today> world"
+    assert out[-1] == Finish("stop")
+
+
+def test_text_before_a_marker_flows_before_the_block_completes() -> None:
+    stream = tool_calls(iter(deltas("Let me look. <tool_", "calls>[{\"name\": \"weather\", ")), RULES, no_retry)
+    assert next(stream) == TextDelta("Let me look. ")
+
+
+def test_block_split_across_deltas_becomes_calls() -> None:
+    out = run(deltas("Checking.\n<tool_c", "alls>\n[{\"name\": \"weather\", \"arguments\": {\"city\": \"Oslo\"}},",
+                     " {\"name\": \"weather\", \"arguments\": {\"city\": \"Rome\"}}]\n</tool_calls>", " ignored tail"))
+    calls = [e for e in out if isinstance(e, ToolCall)]
+    assert [c.arguments["city"] for c in calls] == ["Oslo", "Rome"]
+    assert len({c.id for c in calls}) == 2 and all(c.id.startswith("call_") for c in calls)
+    assert "".join(e.text for e in out if isinstance(e, TextDelta)) == "Checking.\n"
+    assert out[-1] == Finish("tool_calls")
+
+
+def test_invalid_arguments_get_one_corrective_retry() -> None:
+    prompts = []
+
+    def retry(prompt: str):
+        prompts.append(prompt)
+        return iter([ReasoningDelta("fixing"), *deltas('<tool_calls>[{"name":"weather","arguments":{"city":"Oslo"}}]</tool_calls>')])
+
+    out = run(deltas('<tool_calls>[{"name":"weather","arguments":{"town":"Oslo"}}]</tool_calls>'), retry=retry)
+    assert len(prompts) == 1 and "city" in prompts[0] and "required" in prompts[0]
+    assert [e.arguments for e in out if isinstance(e, ToolCall)] == [{"city": "Oslo"}]
+    assert ReasoningDelta("fixing") in out
+
+
+def test_still_invalid_after_retry_returns_text() -> None:
+    bad = '<tool_calls>[{"name":"nope"}]</tool_calls>'
+    out = run(deltas(bad), retry=lambda prompt: iter(deltas("still broken")))
+    assert not [e for e in out if isinstance(e, ToolCall)]
+    assert "".join(e.text for e in out if isinstance(e, TextDelta)) == bad
+    assert out[-1] == Finish("stop")
+
+
+def test_required_choice_retries_when_no_call_was_made() -> None:
+    rules = ToolRules((WEATHER,), ToolChoice("named", "weather"))
+    good = '<tool_calls>{"name":"weather","arguments":{"city":"Paris"}}</tool_calls>'
+    out = run(deltas("I think it is sunny."), rules, retry=lambda prompt: iter(deltas(good)))
+    assert [e for e in out if isinstance(e, TextDelta)] == [TextDelta("I think it is sunny.")]
+    assert out[-1] == Finish("tool_calls")
+
+
+def test_stream_error_ends_without_a_finish() -> None:
+    error = StreamError(UpstreamError())
+    out = run([TextDelta("partial"), error])
+    assert out[-1] == error and not [e for e in out if isinstance(e, Finish)]
+
+
+def test_instructions_name_every_tool_and_the_choice() -> None:
+    text = instructions((WEATHER,), ToolChoice("required"))
+    assert "weather" in text and '"required":["city"]' in text and "MUST call" in text
