@@ -1,12 +1,14 @@
-"""Session fixtures: one simulator and gunicorn gateways in front of it."""
+"""Session fixtures: one simulator, gunicorn gateways in front of it, the agent CLIs."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.servers import Process, start_gateway, start_simulator
+from tests.servers import ARTIFACTS, ROOT, Process, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
 
 #: Every gateway process started in this session, for the log checks.
@@ -78,3 +80,21 @@ def accounts(sim: SimulatorControl) -> Callable[..., list[dict]]:
 @pytest.fixture
 def credential(accounts: Callable[..., list[dict]]) -> str:
     return accounts(1)[0]["credential"]
+
+
+CLI_PACKAGE = ROOT / "tests" / "cli"
+
+
+@pytest.fixture(scope="session")
+def cli_bin() -> Path:
+    """The pinned agent CLIs (tests/cli/package.json), installed once into test-artifacts."""
+    prefix = ARTIFACTS / "cli"
+    bin_dir = prefix / "node_modules" / ".bin"
+    wanted = (CLI_PACKAGE / "package.json").read_text()
+    stamp = prefix / "package.json"
+    if not (stamp.exists() and stamp.read_text() == wanted and (bin_dir / "claude").exists()):
+        prefix.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(wanted)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)],
+                       check=True, capture_output=True, timeout=600)
+    return bin_dir

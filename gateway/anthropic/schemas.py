@@ -51,7 +51,8 @@ def _check_block(index: int, block: Any) -> None:
 
 
 class MessageSchema(_Lenient):
-    role = fields.Str(required=True, validate=validate.OneOf(("user", "assistant")))
+    # Claude Code (2.1.197, on newer models) also sends mid-conversation system messages.
+    role = fields.Str(required=True, validate=validate.OneOf(("user", "assistant", "system")))
     content = BlocksField(required=True)
 
 

@@ -27,7 +27,7 @@ def assert_error(response: requests.Response, status: int, type_: str) -> dict:
 @pytest.mark.parametrize(("body", "field"), [
     ({"model": "m", "messages": user()}, "max_tokens"),
     ({"model": "m", "max_tokens": 10}, "messages"),
-    ({"model": "m", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+    ({"model": "m", "max_tokens": 10, "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
     ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages.0.content"),
     ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "messages.0.content"),
     ({"model": "m", "max_tokens": "many", "messages": user()}, "max_tokens"),

@@ -33,7 +33,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import threading
 import time
 from typing import Any
@@ -41,7 +43,7 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, poll_breakdown, rss_kb,
+    RESULTS_DIR, Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, poll_breakdown, rss_kb,
     sim_log_by_prompt, stream_chat, summarize, table, unique_prompt, verdict, write_results,
 )
 
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", default="500-800", help="answer length range, chars")
     parser.add_argument("--first-delay", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
+                        help="also sample the worker with py-spy (if installed) for SECONDS from the start")
     parser.add_argument("--sim-nodelay", action="store_true",
                         help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
     args = parser.parse_args(argv)
@@ -114,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.streams)]
         for thread in threads:
             thread.start()
+        profiler = start_profiler(worker, args.py_spy)
         t_go = time.time()
         go.set()
         samples = sample_until_done(results, ended, worker, simulator, me, t_go)
         for thread in threads:
             thread.join(max(0.1, RUN_DEADLINE_S - (time.time() - t_go)))
         t_all_ended = time.time()
+        profile = finish_profiler(profiler)
         try:
             sim.wait_idle(timeout=60)
             idle = True
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         gateway_log_tail = stack.gw_proc.log()[-3000:] if stack.gw_proc else ""
 
     summary = analyse(args, results, log, samples, baseline, rss_after, t_go, t_all_ended)
+    per_stream = summary.pop("per_stream")
+    summary["profile"] = profile
     summary.update(
         warmup_ok=warm.ok(), baseline_readings_kb=readings, simulator_rss_baseline_kb=sim_baseline,
         simulator_idle_after=idle, wall_s=time.monotonic() - started,
@@ -144,11 +152,78 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(NAME, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
         "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
-        "samples": samples, "streams": [r.as_dict() | {"text": None, "chars": len(r.text)} for r in results],
+        "samples": samples, "per_stream": per_stream,
+        "streams": [r.as_dict() | {"text": None, "chars": len(r.text)} for r in results],
         "gateway_log_tail": gateway_log_tail, "markdown": report,
     })
     print(f"\nJSON: {path}")
     return 0
+
+
+PROFILE_PATH = "bench_capacity.pyspy.txt"
+
+
+def start_profiler(worker: int, seconds: float) -> subprocess.Popen | None:
+    """py-spy sampling the worker (optional; py-spy is not a project dependency)."""
+    exe = shutil.which("py-spy")
+    if seconds <= 0 or exe is None:
+        return None
+    RESULTS_DIR.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [exe, "record", "-p", str(worker), "-d", str(int(seconds)), "-r", "100", "--nonblocking",
+         "-f", "raw", "-o", str(RESULTS_DIR / PROFILE_PATH)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profiler(proc: subprocess.Popen | None) -> dict[str, Any] | None:
+    if proc is None:
+        return None
+    try:
+        proc.wait(timeout=RUN_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait(timeout=10)
+    path = RESULTS_DIR / PROFILE_PATH
+    if not path.exists():
+        return None
+    return summarize_profile(path.read_text().splitlines())
+
+
+#: Inclusive-time buckets (first matching frame wins, outermost first is not needed:
+#: a stack counts for each bucket whose marker appears anywhere in it).
+PROFILE_BUCKETS: dict[str, str] = {
+    "upstream call (UpstreamClient.call, all of it)": "UpstreamClient.call ",
+    "  requests Session.request": "Session.request ",
+    "  signing (signed_headers + build_query)": "signed_headers ",
+    "  build_query": "build_query ",
+    "  classify / JSON decode of answers": "classify ",
+    "read_snapshot (parse a poll)": "read_snapshot ",
+    "Generation._poll (whole poll loop)": "Generation._poll ",
+    "Janitor (background deletes)": "Janitor._run ",
+    "disconnect probe": "closed (gateway/http.py",
+    "gunicorn handle_request (per-request Flask + write)": "AsyncWorker.handle_request ",
+    "ChunkStream.frames (SSE encode)": "ChunkStream.frames ",
+    "gevent hub idle / loop": "Hub.run ",
+}
+
+
+def summarize_profile(lines: list[str]) -> dict[str, Any]:
+    total, leaves, buckets = 0, {}, dict.fromkeys(PROFILE_BUCKETS, 0)
+    for line in lines:
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + count
+        for name, marker in PROFILE_BUCKETS.items():
+            if marker in stack + " ":
+                buckets[name] += count
+    top = sorted(leaves.items(), key=lambda item: -item[1])[:15]
+    return {"samples": total,
+            "inclusive_percent": {k: round(100 * v / total, 1) for k, v in buckets.items()} if total else {},
+            "top_self_percent": [(leaf, round(100 * v / total, 1)) for leaf, v in top] if total else []}
 
 
 def sample_until_done(results: list[StreamResult], ended: list[bool], worker: int,
@@ -201,6 +276,10 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
         if entry is not None:
             span = (entry["t_finish"] or 0) - entry["t_send"]
             per_stream.append({
+                "prompt": result.prompt, "t_request": result.t_request, "t_send": entry["t_send"],
+                "t_first_content_sim": entry["t_first_content"],
+                "t_first_content_client": result.t_first_content, "t_finish_sim": entry["t_finish"],
+                "t_done_client": result.t_done, "polls": entry["polls"],
                 "added_ttft": (result.t_first_content - entry["t_first_content"]
                                if result.t_first_content and entry["t_first_content"] else None),
                 "added_tail": (result.t_done - entry["t_finish"]
@@ -227,6 +306,7 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
     for s in per_stream:
         s.pop("poll_times")
     return {
+        "per_stream": per_stream,
         "streams": streams, "errors": len(errors), "error_kinds": _count(errors),
         "all_open_simultaneously": bool(plateau), "max_open_at_once": max_open,
         "ramp_up_s": (t_all_open - t_go) if t_all_open else None,
@@ -321,6 +401,13 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
         f"Simulator idle afterwards (every chat deleted): {s['simulator_idle_after']}. "
         f"Wall time of the whole benchmark {s['wall_s']:.1f} s.",
     ]
+    if s.get("profile"):
+        profile = s["profile"]
+        lines += ["", f"py-spy profile of the worker ({profile['samples']} samples, % of samples; "
+                  "the worker's CPU share is in the table above):", "",
+                  table(["where (inclusive)", "% of samples"],
+                        list(profile["inclusive_percent"].items())),
+                  "", table(["hottest frames (self)", "% of samples"], profile["top_self_percent"])]
     for kind, count in list(s["error_kinds"].items())[:10]:
         lines.append(f"- {count} × {kind}")
     return "\n".join(lines)
