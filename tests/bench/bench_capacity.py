@@ -280,6 +280,11 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
                 "t_first_content_sim": entry["t_first_content"],
                 "t_first_content_client": result.t_first_content, "t_finish_sim": entry["t_finish"],
                 "t_done_client": result.t_done, "polls": entry["polls"],
+                "t_last_content_client": result.t_last_content,
+                "t_finish_reason_client": result.t_finish_reason,
+                # the finish_reason chunk is written before Generation.close(), [DONE] after it
+                "finish_reason_to_done": (result.t_done - result.t_finish_reason
+                                          if result.t_done and result.t_finish_reason else None),
                 "added_ttft": (result.t_first_content - entry["t_first_content"]
                                if result.t_first_content and entry["t_first_content"] else None),
                 "added_tail": (result.t_done - entry["t_finish"]
@@ -334,7 +339,7 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
         "polls_per_s_per_stream": summarize(s["polls_per_s"] for s in per_stream),
         **{key: summarize(s[key] for s in per_stream)
            for key in ("ttft_poll_wait", "ttft_delivery", "tail_poll_wait", "tail_delivery",
-                       "max_poll_gap")},
+                       "max_poll_gap", "finish_reason_to_done")},
     }
 
 
@@ -379,6 +384,9 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
         ["  of which: that poll → client got [DONE], p50 / p90 / max (ms)",
          f"{ms(s['tail_delivery']['p50'])} / {ms(s['tail_delivery']['p90'])} / "
          f"{ms(s['tail_delivery']['max'])}", "", ""],
+        ["  of which: finish_reason chunk → [DONE] chunk (spans Generation.close()), p50 / p90 / max (ms)",
+         f"{ms(s['finish_reason_to_done']['p50'])} / {ms(s['finish_reason_to_done']['p90'])} / "
+         f"{ms(s['finish_reason_to_done']['max'])}", "", ""],
         ["longest gap between two polls of one stream, p50 / p90 / max (ms)",
          f"{ms(s['max_poll_gap']['p50'])} / {ms(s['max_poll_gap']['p90'])} / "
          f"{ms(s['max_poll_gap']['max'])}", "", ""],

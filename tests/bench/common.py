@@ -274,6 +274,8 @@ class StreamResult:
     t_request: float = 0.0  # just before the request is sent
     t_headers: float | None = None  # response headers received
     t_first_content: float | None = None  # chunk holding the first non-empty content delta
+    t_last_content: float | None = None  # chunk holding the last content delta
+    t_finish_reason: float | None = None  # chunk holding the choice's finish_reason
     t_done: float | None = None  # chunk holding "data: [DONE]"
     t_eof: float | None = None  # the body ended (connection released)
     status: int | None = None
@@ -363,8 +365,11 @@ def _read_frame(result: StreamResult, frame: bytes, now: float, parts: list[str]
             if content:
                 if result.t_first_content is None:
                     result.t_first_content = now
+                result.t_last_content = now
                 result.content_frames += 1
                 parts.append(content)
+            if choice.get("finish_reason") and result.t_finish_reason is None:
+                result.t_finish_reason = now
 
 
 def stream_chat_openai(gateway_url: str, credential: str, prompt: str) -> StreamResult:
