@@ -4,7 +4,15 @@ gevent workers hold many concurrent streams on one process; the worker timeout i
 a heartbeat between gevent's hub and the arbiter (it never cuts a long stream), and the
 graceful timeout lets open streams finish on reload or stop. Values come from the same
 environment settings as the app (see the README's table).
+
+Nothing here may import ``requests``, ``ssl`` or ``prometheus_client``: this file runs in
+the arbiter, before the gevent worker monkey-patches, and forked workers inherit its
+modules.
 """
+
+import glob
+import os
+import tempfile
 
 from gateway.config import Settings
 
@@ -23,3 +31,14 @@ errorlog = "-"
 loglevel = _settings.log_level
 # Streams must reach the client as they are produced.
 sendfile = False
+
+# Workers share their metrics through files in one folder (prometheus_client's
+# multiprocess mode); a fresh folder per arbiter, so stale values never add up.
+_metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="minimax-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges (what prometheus_client's mark_process_dead does)."""
+    for path in glob.glob(os.path.join(_metrics_dir, f"gauge_live*_{worker.pid}.db")):
+        os.remove(path)

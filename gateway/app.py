@@ -2,24 +2,35 @@
 
 The upstream client, the account pool, the janitor and the chat service are built once
 per process here and stored in ``app.extensions``; views reach them through
-:func:`gateway.http.service`. Errors of every kind are rendered by the dialect that owns
-the route (see :mod:`gateway.dialects`).
+:mod:`gateway.http`. Every request gets a request id (``X-Request-Id``, accepted or made,
+echoed back and put on every log line), an access log line without query string, and
+metrics. ``X-Forwarded-*`` headers are believed only from ``GATEWAY_TRUSTED_PROXIES``.
+Errors of every kind are rendered by the dialect the request speaks
+(:mod:`gateway.dialects`).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import re
 import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import anthropic, dialects, gemini, logs, openai, system
+from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
 from gateway.chat.janitor import Janitor
+from gateway.chat.media import MediaResolver
 from gateway.chat.pool import AccountPool
 from gateway.chat.service import ChatService
+from gateway.chat.speech import SpeechService
 from gateway.config import Settings
+from gateway.doctor import Doctor
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -27,6 +38,7 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
 
 log = logging.getLogger("gateway.access")
@@ -39,29 +51,59 @@ HTTP_ERRORS: dict[int, type[GatewayError]] = {
 }
 #: Seconds a stopping worker waits for pending chat deletions.
 SHUTDOWN_DRAIN_SECONDS = 5.0
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def build_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     app = Flask("gateway", template_folder="../templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_mb * 1024 * 1024
     app.json.sort_keys = False
     app.json.ensure_ascii = False
-    app.extensions["gateway.settings"] = settings
-    app.extensions["gateway.chat"] = _chat_service(settings)
-    for blueprint in (system.bp, openai.bp, anthropic.bp, gemini.bp):
+    _build_services(app, settings)
+    for blueprint in (system.bp, system.ops_bp, openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
-    _register_access_log(app)
+    _register_request_hooks(app)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     return app
 
 
-def _chat_service(settings: Settings) -> ChatService:
-    client = UpstreamClient(settings.upstream())
+def _build_services(app: Flask, settings: Settings) -> None:
+    probe = UpstreamProbe(lambda: client.ping())
+
+    def observe(path: str, error_kind: str | None) -> None:
+        metrics.upstream_observer(path, error_kind)
+        probe.note(path, error_kind)
+
+    client = UpstreamClient(settings.upstream(), observer=observe)
     janitor = Janitor(client)
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
-    return ChatService(client, AccountPool(), janitor, settings.chat())
+    pool = AccountPool(on_change=metrics.set_accounts)
+    chat = ChatService(client, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
+    app.extensions.update({
+        "gateway.settings": settings,
+        "gateway.chat": chat,
+        "gateway.speech": SpeechService(chat),
+        "gateway.doctor": Doctor(client, settings.models[0]),
+        "gateway.upstream_probe": probe,
+    })
+
+
+class TrustedProxies:
+    """Applies ``X-Forwarded-*`` (one hop) only to requests from a trusted peer."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], trusted: Iterable[str]) -> None:
+        self._app = app
+        self._trusted = frozenset(trusted)
+        self._fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REMOTE_ADDR") in self._trusted:
+            return self._fixed(environ, start_response)
+        return self._app(environ, start_response)
 
 
 def _render(error: GatewayError) -> Response:
@@ -84,14 +126,25 @@ def _register_error_handlers(app: Flask) -> None:
         return _render(GatewayError())
 
 
-def _register_access_log(app: Flask) -> None:
+def _register_request_hooks(app: Flask) -> None:
     @app.before_request
-    def start_timer() -> None:
+    def start() -> None:
+        given = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        logs.request_id.set(g.request_id)
         g.started = time.perf_counter()
 
     @app.after_request
-    def access_line(response: Response) -> Response:
-        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    def finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        dialect = dialects.of(request).name
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
+        metrics.metrics().requests.labels(dialect, route, str(response.status_code)).inc()
+        metrics.metrics().latency.labels(dialect, route).observe(elapsed)
         # The path only: query strings may carry keys (?key=...).
-        log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed)
+        log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed * 1000,
+                 extra={"method": request.method, "path": request.path, "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 1), "dialect": dialect,
+                        "client": request.remote_addr})
         return response

@@ -8,14 +8,18 @@ naming the variable.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from gateway.chat.settings import ChatSettings
+from gateway.chat.settings import ChatSettings, FetchSettings
 from gateway.upstream.settings import UpstreamSettings
 from gateway.upstream.constants import DEFAULT_BASE_URL, SIGNATURE_MODES, UPSTREAM_MODELS
+
+
+LOG_FORMATS = ("plain", "json")
 
 
 class ConfigError(ValueError):
@@ -37,6 +41,13 @@ class Settings:
         "GATEWAY_GRACEFUL_TIMEOUT", 60, "Seconds a stopping worker lets open streams finish."
     )
     log_level: str = _setting("GATEWAY_LOG_LEVEL", "info", "debug, info, warning or error.")
+    log_format: str = _setting("GATEWAY_LOG_FORMAT", "plain", "`plain` text lines or `json` objects.")
+    trusted_proxies: tuple[str, ...] = _setting(
+        "GATEWAY_TRUSTED_PROXIES", (), "Peer addresses whose X-Forwarded-* headers are believed (e.g. 127.0.0.1 behind nginx)."
+    )
+    metrics_dir: str = _setting(
+        "PROMETHEUS_MULTIPROC_DIR", "", "Where workers share metrics; deploy/gunicorn.conf.py makes one when unset."
+    )
     base_url: str = _setting("MINIMAX_BASE_URL", DEFAULT_BASE_URL, "Upstream web API base URL.")
     signature: str = _setting(
         "MINIMAX_SIGNATURE", "bundle", "x-signature salt: `bundle` (current site) or `jwt` (older)."
@@ -74,6 +85,18 @@ class Settings:
     max_body_mb: int = _setting(
         "GATEWAY_MAX_BODY_MB", 64, "Largest accepted request body, in MB (413 beyond)."
     )
+    fetch_allow_hosts: tuple[str, ...] = _setting(
+        "GATEWAY_FETCH_ALLOW_HOSTS", (), "Hosts (name or name:port) whose URLs may resolve to private addresses."
+    )
+    fetch_max_mb: int = _setting(
+        "GATEWAY_FETCH_MAX_MB", 20, "Largest file fetched from a URL in a message, in MB."
+    )
+    fetch_timeout: float = _setting(
+        "GATEWAY_FETCH_TIMEOUT", 20.0, "Seconds allowed to fetch one URL in a message."
+    )
+    tts_voices: str = _setting(
+        "GATEWAY_TTS_VOICES", "", "JSON object overriding the voice table, keys `voice` or `model:voice`."
+    )
     models: tuple[str, ...] = _setting(
         "GATEWAY_MODELS", UPSTREAM_MODELS, "Upstream models advertised; the first is the default."
     )
@@ -91,12 +114,15 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError("GATEWAY_LOG_FORMAT must be plain or json")
         if self.signature not in SIGNATURE_MODES:
             raise ConfigError(f"MINIMAX_SIGNATURE must be one of {', '.join(SIGNATURE_MODES)}")
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("MINIMAX_BASE_URL must start with http:// or https://")
         if not self.models:
             raise ConfigError("GATEWAY_MODELS must name at least one model")
+        self.voice_overrides()
 
     def upstream(self) -> UpstreamSettings:
         return UpstreamSettings(
@@ -121,12 +147,41 @@ class Settings:
         )
 
 
+    def voice_overrides(self) -> dict[str, str]:
+        if not self.tts_voices:
+            return {}
+        try:
+            table = json.loads(self.tts_voices)
+        except ValueError:
+            raise ConfigError("GATEWAY_TTS_VOICES must be a JSON object") from None
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            raise ConfigError("GATEWAY_TTS_VOICES must map names to MiniMax voice names")
+        return table
+
+    def fetch(self) -> FetchSettings:
+        return FetchSettings(
+            allow_hosts=frozenset(h.lower() for h in self.fetch_allow_hosts),
+            max_bytes=self.fetch_max_mb * 1024 * 1024,
+            timeout=self.fetch_timeout,
+        )
+
+
+#: Where ``python -m gateway doctor`` finds the credential when none is given.
+DOCTOR_CREDENTIAL_ENV = "MINIMAX_CREDENTIAL"
+
+
+def doctor_credential(environ: Mapping[str, str] | None = None) -> str:
+    environ = os.environ if environ is None else environ
+    return environ.get(DOCTOR_CREDENTIAL_ENV, "")
+
+
 def env_table() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting, for docs and tests."""
     rows = []
     for item in fields(Settings):
         default = item.default
         shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        shown = shown or "(none)"
         rows.append((item.metadata["env"], shown, item.metadata["help"]))
     return rows
 

@@ -16,6 +16,8 @@ from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 
 from gateway.chat.service import ChatService
+from gateway.chat.speech import SpeechService
+from gateway.config import Settings
 from gateway.errors import InvalidRequest, MissingCredentials
 from gateway.upstream.credentials import Credential, parse_pool
 
@@ -24,6 +26,14 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def service() -> ChatService:
     return current_app.extensions["gateway.chat"]
+
+
+def speech() -> SpeechService:
+    return current_app.extensions["gateway.speech"]
+
+
+def settings() -> Settings:
+    return current_app.extensions["gateway.settings"]
 
 
 def json_body() -> dict[str, Any]:

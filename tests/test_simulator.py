@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import io
 import json
+import math
 import os
 import re
 import subprocess
@@ -21,14 +24,18 @@ import sys
 import threading
 import time
 import uuid
+from array import array
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import av
 import pytest
 import requests
 from flask import Flask
+from urllib3 import encode_multipart_formdata
 
 from tests.simulator import SimSettings, create_simulator_app
 from tests.simulator.control import SimulatorControl
@@ -43,12 +50,32 @@ LIST = "/matrix/api/v1/chat/list_chat"
 MEMBERSHIP = "/matrix/api/v1/commerce/get_membership_info"
 REGISTER = "/v1/api/user/device/register"
 USER_INFO = "/v1/api/user/info"
+POLICY = "/v1/api/files/request_policy"
+CALLBACK = "/v1/api/files/policy_callback"
+ROBOT = "/v1/api/chat/update_robot_custom_config"
+TTS = "/v1/api/chat/msg_tts"
+PHONE = "/v1/api/chat/phone_msg"
 INVALID_SIGNATURE = {"base_resp": {"status_code": 1000400, "status_msg": "invalid signature"}}
 CHAT_RUNNING = 1400010170
 CHAT_NOT_FOUND = 1400010404
 NO_CREDITS = 1400010161
 QUOTA = 2056
 INVALID_PARAMS = 1000001
+MSG_NOT_FOUND = 1400010405
+VOICE_MISMATCH = 1400010420
+UPLOAD_NOT_FOUND = 1400010460
+UPLOAD_SIZE_MISMATCH = 1400010461
+FILE_NOT_FOUND = 1400010470
+FILE_NOT_IMAGE = 1400010471
+INVALID_AUDIO = 1000402
+IMAGE_MIMES: dict[str, str] = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif",
+                               "webp": "image/webp"}
+IMAGES: dict[str, bytes] = {
+    "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(17),
+    "jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(20),
+    "gif": b"GIF89a\x01\x00\x01\x00" + bytes(20),
+    "webp": b"RIFF\x1a\x00\x00\x00WEBPVP8 " + bytes(14),
+}
 
 
 # --- An independent signer, written from UPSTREAM.md -------------------------------------------
@@ -84,8 +111,8 @@ def yy_of(path: str, query: str, body: bytes, unix_ms: str) -> str:
 
 
 class Reply:
-    def __init__(self, status: int, raw: bytes) -> None:
-        self.status, self.raw = status, raw
+    def __init__(self, status: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status, self.raw, self.headers = status, raw, headers or {}
 
     def json(self) -> Any:
         return json.loads(self.raw)
@@ -112,7 +139,9 @@ class Upstream:
              query_text: Callable[[str], str] | None = None,
              headers: Callable[[dict[str, str]], dict[str, str]] | None = None,
              salt: str | None = None, ts_shift: float = 0, unix_ms: str | None = None,
-             yy: Callable[[str, str, bytes, str], str] | None = None) -> Reply:
+             yy: Callable[[str, str, bytes, str], str] | None = None,
+             sign_as: bytes | None = None) -> Reply:
+        """sign_as: the bytes the signatures cover when they are not the body (multipart)."""
         now = self.clock()
         unix = unix_ms if unix_ms is not None else str(int(now * 1000))
         stamp = str(int(now + ts_shift))
@@ -121,10 +150,11 @@ class Upstream:
         query = "&".join(f"{k}={js_encode(v)}" for k, v in pairs)
         query = query_text(query) if query_text else query
         raw = raw_body if raw_body is not None else (b"" if body is None else compact(body))
+        covered = raw if sign_as is None else sign_as
         signed = {
             "token": self.account["jwt"], "x-timestamp": stamp,
-            "x-signature": md5(stamp.encode() + (salt or SALT).encode() + raw),
-            "yy": (yy or yy_of)(path, query, raw, unix),
+            "x-signature": md5(stamp.encode() + (salt or SALT).encode() + covered),
+            "yy": (yy or yy_of)(path, query, covered, unix),
             "Content-Type": "application/json", "Origin": "https://agent.minimaxi.com",
             "Referer": "https://agent.minimaxi.com/", "User-Agent": "Mozilla/5.0 Chrome/130",
         }
@@ -147,7 +177,7 @@ def flask_transport(app: Flask) -> Transport:
 
     def send(method: str, url: str, body: bytes, headers: dict[str, str]) -> Reply:
         response = client.open(url, method=method, data=body, headers=headers)
-        return Reply(response.status_code, response.get_data())
+        return Reply(response.status_code, response.get_data(), dict(response.headers))
 
     return send
 
@@ -750,6 +780,595 @@ def test_default_answer_setting(up: Upstream, control: Any, clock: FakeClock) ->
     assert answer_message(up.detail(chat_id))["msg_content"] == "fixed"
 
 
+# --- Files: request_policy, OSS PUT (header signing V1), policy_callback -----------------------------
+
+def oss_authorization(key_id: str, secret: str, headers: dict[str, str], resource: str) -> str:
+    """OSS signature V1, written from the OSS documentation."""
+    oss = sorted((k.lower(), v.strip()) for k, v in headers.items() if k.lower().startswith("x-oss-"))
+    text = "\n".join(["PUT", headers.get("Content-MD5", ""), headers.get("Content-Type", ""),
+                      headers["Date"], ""])
+    text += "".join(f"{k}:{v}\n" for k, v in oss) + resource
+    digest = hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()
+    return f"OSS {key_id}:{base64.b64encode(digest).decode()}"
+
+
+PutTransport = Callable[[str, bytes, dict[str, str]], Reply]
+
+
+def flask_put(app: Flask) -> PutTransport:
+    client = app.test_client()
+
+    def put(url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        parts = urlsplit(url)
+        response = client.put(parts.path, query_string=parts.query, data=body, headers=headers)
+        return Reply(response.status_code, response.get_data(), dict(response.headers))
+
+    return put
+
+
+def oss_code(reply: Reply) -> str:
+    match = re.search(rb"<Code>(\w+)</Code>", reply.raw)
+    assert match, reply.raw
+    return match.group(1).decode()
+
+
+class Uploader:
+    """request_policy, OSS PUT, policy_callback like a correct client; hooks break one step."""
+
+    def __init__(self, up: Upstream, put: PutTransport) -> None:
+        self.up, self.transport = up, put
+
+    def policy(self) -> dict[str, str]:
+        reply = self.up.call("GET", POLICY)
+        assert reply.status == 200 and reply.json()["statusInfo"]["code"] == 0, reply.raw
+        return reply.json()["data"]
+
+    def put(self, policy: dict[str, str], data: bytes, *, ext: str = "png",
+            mime: str = "image/png", name: str | None = None, key: str | None = None,
+            bucket: str | None = None, date: str | None = None, secret: str | None = None,
+            headers: Callable[[dict[str, str]], dict[str, str]] | None = None,
+            signed: Callable[[dict[str, str]], dict[str, str]] | None = None) -> Reply:
+        """headers: changes after signing; signed: changes before signing."""
+        key = key or f"{policy['dir']}/{name or f'{uuid.uuid4()}.{ext}'}"
+        bucket = bucket or policy["bucketName"]
+        sent = {"Content-Type": mime,
+                "Content-MD5": base64.b64encode(hashlib.md5(data).digest()).decode(),
+                "Date": date or formatdate(self.up.clock(), usegmt=True),
+                "x-oss-security-token": policy["securityToken"]}
+        sent = signed(sent) if signed else sent
+        sent["Authorization"] = oss_authorization(
+            policy["accessKeyId"], secret or policy["accessKeySecret"], sent, f"/{bucket}/{key}")
+        sent = headers(sent) if headers else sent
+        return self.transport(f"{policy['endpoint']}/{bucket}/{key}", data, sent)
+
+    def callback(self, policy: dict[str, str], name: str, data: bytes, *,
+                 mime: str = "image/png", **changes: Any) -> Reply:
+        body = {"fileName": name, "originFileName": f"original.{name.rsplit('.', 1)[-1]}",
+                "dir": policy["dir"], "endpoint": policy["endpoint"],
+                "bucketName": policy["bucketName"], "size": str(len(data)), "mimeType": mime}
+        return self.up.call("POST", CALLBACK, {**body, **changes})
+
+    def upload(self, data: bytes, ext: str = "png", mime: str = "image/png") -> str:
+        policy, name = self.policy(), f"{uuid.uuid4()}.{ext}"
+        assert self.put(policy, data, name=name, mime=mime).status == 200
+        reply = self.callback(policy, name, data, mime=mime)
+        assert reply.json()["statusInfo"]["code"] == 0, reply.raw
+        return reply.json()["data"]["fileID"]
+
+
+@pytest.fixture()
+def uploader(app: Flask, up: Upstream) -> Uploader:
+    return Uploader(up, flask_put(app))
+
+
+def attach(file_id: str, file_type: int = 2, name: str = "a.png") -> dict[str, Any]:
+    return {"file_type": file_type, "file_id": file_id, "file_name": name}
+
+
+def test_upload_flow_and_image_attachment(up: Upstream, uploader: Uploader, control: Any,
+                                          clock: FakeClock) -> None:
+    policy = uploader.policy()
+    assert set(policy) == {"accessKeyId", "accessKeySecret", "securityToken", "bucketName",
+                           "dir", "endpoint"}
+    assert policy["endpoint"] == "http://localhost/_oss"
+    day = time.strftime("%Y%m%d", time.gmtime(clock.now))
+    assert policy["dir"] == f"matrix/{day}/{up.account['real_user_id']}"
+    again = uploader.policy()
+    assert again["accessKeyId"] != policy["accessKeyId"]
+    assert again["securityToken"] != policy["securityToken"]
+    name = f"{uuid.uuid4()}.png"
+    stored = uploader.put(policy, IMAGES["png"], name=name)
+    assert stored.status == 200 and stored.raw == b""
+    assert stored.headers["ETag"] == f'"{hashlib.md5(IMAGES["png"]).hexdigest().upper()}"'
+    reply = uploader.callback(policy, name, IMAGES["png"])
+    file_id = reply.json()["data"]["fileID"]
+    assert isinstance(file_id, str) and file_id.isdigit() and int(file_id) > 2**53
+    assert uploader.callback(policy, name, IMAGES["png"]).json()["data"]["fileID"] == file_id
+    assert up.send("look", attachments=[attach(file_id)]).code == 0
+    entry = sim_log(control)[0]
+    assert entry["attachments"] == [attach(file_id)]
+    assert entry["attachment_details"] == [{
+        "file_type": 2, "file_id": file_id, "file_name": "a.png", "size": len(IMAGES["png"]),
+        "sha256": hashlib.sha256(IMAGES["png"]).hexdigest(), "mime_type": "image/png",
+        "sniffed_image": "image/png", "origin_file_name": "original.png"}]
+    current = stats(control)
+    assert (current["uploads"], current["upload_bytes"], current["files"],
+            current["objects"]) == (1, len(IMAGES["png"]), 1, 1)
+    listed = control.get("/_sim/files").get_json()["files"]
+    assert listed[0]["key"] == f"{policy['dir']}/{name}" and listed[0]["file_id"] == file_id
+    assert listed[0]["account"] == up.account["real_user_id"]
+    assert listed[0]["content_type"] == "image/png" and current["rejections"] == {}
+
+
+def _other_secret(policy: dict[str, str]) -> str:
+    return policy["accessKeySecret"][::-1]
+
+
+@pytest.mark.parametrize("mistake, status, code, reason", [
+    ("wrong_secret", 403, "SignatureDoesNotMatch", "oss_bad_signature"),
+    ("unsigned_oss_header", 403, "SignatureDoesNotMatch", "oss_bad_signature"),
+    ("signed_other_type", 403, "SignatureDoesNotMatch", "oss_bad_signature"),
+    ("wrong_token", 403, "InvalidSecurityToken", "oss_bad_token"),
+    ("no_token", 403, "InvalidSecurityToken", "oss_bad_token"),
+    ("unknown_key_id", 403, "InvalidAccessKeyId", "oss_unknown_key"),
+    ("no_authorization", 403, "AccessDenied", "oss_no_authorization"),
+    ("expired_credentials", 403, "SecurityTokenExpired", "oss_token_expired"),
+    ("stale_date", 403, "RequestTimeTooSkewed", "oss_date_skew"),
+    ("iso_date", 403, "AccessDenied", "oss_bad_date"),
+    ("outside_dir", 403, "AccessDenied", "oss_key_outside_dir"),
+    ("not_uuid_name", 400, "InvalidObjectName", "oss_bad_key"),
+    ("other_bucket", 404, "NoSuchBucket", "oss_bad_bucket"),
+    ("md5_mismatch", 400, "InvalidDigest", "oss_bad_md5"),
+])
+def test_oss_put_rejections(uploader: Uploader, control: Any, clock: FakeClock, mistake: str,
+                            status: int, code: str, reason: str) -> None:
+    policy = uploader.policy()
+    data = IMAGES["png"]
+    options: dict[str, Any] = {
+        "wrong_secret": {"secret": _other_secret(policy)},
+        "unsigned_oss_header": {"headers": lambda h: {**h, "x-oss-meta-note": "added"}},
+        "signed_other_type": {"headers": lambda h: {**h, "Content-Type": "image/jpeg"}},
+        "wrong_token": {"signed": lambda h: {**h, "x-oss-security-token": "CAISnope"}},
+        "no_token": {"signed": lambda h: {k: v for k, v in h.items()
+                                          if k != "x-oss-security-token"}},
+        "unknown_key_id": {"headers": lambda h: {
+            **h, "Authorization": h["Authorization"].replace("STS.", "STS.X")}},
+        "no_authorization": {"headers": lambda h: {k: v for k, v in h.items()
+                                                   if k != "Authorization"}},
+        "stale_date": {"date": formatdate(clock.now - 16 * 60, usegmt=True)},
+        "iso_date": {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now))},
+        "outside_dir": {"key": f"matrix/other/{uuid.uuid4()}.png"},
+        "not_uuid_name": {"name": "photo.png"},
+        "other_bucket": {"bucket": "someone-else"},
+        "md5_mismatch": {"signed": lambda h: {
+            **h, "Content-MD5": base64.b64encode(hashlib.md5(b"x").digest()).decode()}},
+    }.get(mistake, {})
+    if mistake == "expired_credentials":
+        clock.advance(15 * 60 + 1)
+    reply = uploader.put(policy, data, **options)
+    assert reply.status == status, reply.raw
+    assert reply.raw.startswith(b"<?xml") and oss_code(reply) == code
+    assert stats(control)["rejections"] == {reason: 1}
+    assert stats(control)["uploads"] == 0 and control.get("/_sim/files").get_json()["files"] == []
+
+
+def test_oss_signature_error_shows_string_to_sign(uploader: Uploader) -> None:
+    policy = uploader.policy()
+    reply = uploader.put(policy, IMAGES["png"], secret=_other_secret(policy))
+    assert b"<StringToSign>PUT\n" in reply.raw and b"x-oss-security-token:CAIS" in reply.raw
+
+
+def test_oss_put_without_content_md5_and_type(uploader: Uploader, control: Any) -> None:
+    policy = uploader.policy()
+    reply = uploader.put(policy, b"plain bytes", signed=lambda h: {
+        k: v for k, v in h.items() if k not in ("Content-MD5", "Content-Type")})
+    assert reply.status == 200 and stats(control)["upload_bytes"] == len(b"plain bytes")
+
+
+def test_oss_put_over_the_size_limit_is_413(clock: FakeClock) -> None:
+    small = create_simulator_app(SimSettings(seed=7, clock=clock, max_upload_bytes=16))
+    account = add_accounts(small.test_client())[0]
+    uploader = Uploader(Upstream(flask_transport(small), account, clock), flask_put(small))
+    policy = uploader.policy()
+    assert uploader.put(policy, b"x" * 16, ext="txt", mime="text/plain").status == 200
+    reply = uploader.put(policy, b"x" * 17, ext="txt", mime="text/plain")
+    assert reply.status == 413 and oss_code(reply) == "EntityTooLarge"
+
+
+def test_oss_credentials_of_one_account_cannot_register_for_another(
+        app: Flask, uploader: Uploader, control: Any, clock: FakeClock) -> None:
+    policy, name = uploader.policy(), f"{uuid.uuid4()}.png"
+    assert uploader.put(policy, IMAGES["png"], name=name).status == 200
+    other = Uploader(Upstream(flask_transport(app), add_accounts(control)[0], clock),
+                     flask_put(app))
+    reply = other.callback(policy, name, IMAGES["png"])
+    assert reply.json()["statusInfo"]["code"] == UPLOAD_NOT_FOUND
+
+
+@pytest.mark.parametrize("changes, code", [
+    ({"size": "1"}, UPLOAD_SIZE_MISMATCH),
+    ({"fileName": f"{uuid.uuid4()}.png"}, UPLOAD_NOT_FOUND),
+    ({"dir": "matrix/19700101/1"}, UPLOAD_NOT_FOUND),
+    ({"bucketName": "elsewhere"}, UPLOAD_NOT_FOUND),
+    ({"endpoint": "https://oss-cn-hangzhou.aliyuncs.com"}, UPLOAD_NOT_FOUND),
+])
+def test_policy_callback_rejections(uploader: Uploader, control: Any, changes: dict[str, Any],
+                                    code: int) -> None:
+    policy, name = uploader.policy(), f"{uuid.uuid4()}.png"
+    assert uploader.put(policy, IMAGES["png"], name=name).status == 200
+    reply = uploader.callback(policy, name, IMAGES["png"], **changes)
+    assert reply.status == 200 and reply.json()["statusInfo"]["code"] == code
+    assert reply.json()["data"] is None and stats(control)["files"] == 0
+
+
+@pytest.mark.parametrize("changes", [{"size": 10}, {"size": ""}, {"mimeType": "png"},
+                                     {"originFileName": None}])
+def test_policy_callback_malformed(uploader: Uploader, changes: dict[str, Any]) -> None:
+    policy, name = uploader.policy(), f"{uuid.uuid4()}.png"
+    uploader.put(policy, IMAGES["png"], name=name)
+    reply = uploader.callback(policy, name, IMAGES["png"], **changes)
+    assert reply.status == 400 and reply.json()["base_resp"]["status_code"] == INVALID_PARAMS
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_image_types_are_sniffed(up: Upstream, uploader: Uploader, control: Any,
+                                 kind: str) -> None:
+    file_id = uploader.upload(IMAGES[kind], ext=kind, mime=f"image/{kind}")
+    assert up.send("see", attachments=[attach(file_id, 2, f"x.{kind}")]).code == 0
+    assert sim_log(control)[0]["attachment_details"][0]["sniffed_image"] == IMAGE_MIMES[kind]
+
+
+def test_attachment_checks(app: Flask, up: Upstream, uploader: Uploader, control: Any,
+                           clock: FakeClock) -> None:
+    text_id = uploader.upload(b"%PDF-1.4 not an image", ext="pdf", mime="application/pdf")
+    png_id = uploader.upload(IMAGES["png"])
+    assert up.send("x", attachments=[attach(text_id, 2)]).code == FILE_NOT_IMAGE
+    assert up.send("x", attachments=[attach("123456789")]).code == FILE_NOT_FOUND
+    other = Uploader(Upstream(flask_transport(app), add_accounts(control)[0], clock),
+                     flask_put(app))
+    foreign_id = other.upload(IMAGES["gif"], ext="gif", mime="image/gif")
+    assert up.send("x", attachments=[attach(foreign_id)]).code == FILE_NOT_FOUND
+    current = stats(control)
+    assert current["sends"] == 0 and current["rejections"] == {
+        "attachment_not_image": 1, "attachment_not_found": 2}
+    both = [attach(text_id, 6, "doc.pdf"), attach(png_id, 6, "pic.png")]
+    assert up.send("x", attachments=both).code == 0
+    assert stats(control)["warnings"] == {"image_sent_as_file": 1}
+    logged = sim_log(control)[0]["attachment_details"]
+    assert [(a["file_type"], a["mime_type"], a["size"]) for a in logged] == [
+        (6, "application/pdf", 21), (6, "image/png", len(IMAGES["png"]))]
+
+
+# --- The "echo" answer field ------------------------------------------------------------------------
+
+def test_echo_quoted_repeats_the_marked_text_verbatim(up: Upstream, control: Any,
+                                                      clock: FakeClock) -> None:
+    script(control, [{"echo": "quoted", "cps": 1000}] + [{"echo": "quoted"}] * 3)
+    prompts = ["Repeat the text between <<< and >>> exactly.\n<<<  Hello,\n 中文 >>> world >>>",
+               "no markers\n here ", "open <<< but never closed", "a <<<b>>> c <<<d>>> e"]
+    answers = []
+    for prompt in prompts:
+        chat_id = up.send(prompt).json()["chat_id"]
+        clock.advance(60)
+        answers.append(answer_message(up.detail(chat_id))["msg_content"])
+    assert answers == ["  Hello,\n 中文 ", "no markers\n here ", "open <<< but never closed", "d"]
+    assert control.post("/_sim/default", json={"answer": {"echo": "quoted"}}).status_code == 200
+    chat_id = up.send("<<<only>>>").json()["chat_id"]
+    clock.advance(60)
+    assert answer_message(up.detail(chat_id))["msg_content"] == "only"
+
+
+@pytest.mark.parametrize("answer", [{"echo": "all"}, {"echo": "quoted", "text": "x"},
+                                    {"echo": "quoted", "length": 5}])
+def test_echo_validation(control: Any, answer: dict[str, Any]) -> None:
+    assert control.post("/_sim/script", json={"answers": [answer]}).status_code == 400
+
+
+# --- Text to speech -------------------------------------------------------------------------------------
+
+def decode_audio(data: bytes) -> tuple[str, float, int, int]:
+    """(container format, seconds decoded, sample rate, channels), decoded with PyAV."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        rate = stream.codec_context.sample_rate
+        return container.format.name, samples / rate, rate, stream.codec_context.layout.nb_channels
+
+
+def finished_answer(up: Upstream, control: Any, clock: FakeClock, text: str) -> int:
+    script(control, [{"text": text, "cps": 10_000}], account=up.account["real_user_id"])
+    chat_id = up.send("say it").json()["chat_id"]
+    clock.advance(60)
+    return answer_message(up.detail(chat_id))["msg_id"]
+
+
+def set_voice(up: Upstream, voice: str) -> Reply:
+    return up.call("POST", ROBOT, {"robotID": "1", "config": {"robotVoiceID": voice}})
+
+
+def tts(up: Upstream, msg_id: Any, voice: str) -> Reply:
+    return up.call("GET", TTS, params=lambda p: [["msgID", str(msg_id)], ["timbre", voice]] + p)
+
+
+def test_tts_flow_serves_real_mp3(app: Flask, up: Upstream, control: Any,
+                                  clock: FakeClock) -> None:
+    text = "Hello there, 中文 too."
+    msg_id = finished_answer(up, control, clock, text)
+    assert set_voice(up, "female-shaonv").json() == {
+        "statusInfo": {"code": 0, "message": "success"}, "data": {}}
+    assert control.get("/_sim/accounts").get_json()["accounts"][0]["robot_voice"] == "female-shaonv"
+    first = tts(up, msg_id, "female-shaonv")
+    assert first.json() == {"statusInfo": {"code": 0, "message": "success"},
+                            "data": {"requestStatus": 1}}
+    clock.advance(0.2)
+    assert tts(up, msg_id, "female-shaonv").json()["data"] == {"requestStatus": 1}
+    clock.advance(0.11)
+    done = tts(up, msg_id, "female-shaonv").json()["data"]
+    assert done["requestStatus"] == 2 and len(done["result"]) == 1
+    assert re.fullmatch(r"http://localhost/_media/[0-9a-f]{32}\.mp3", done["result"][0])
+    media = app.test_client().get(urlsplit(done["result"][0]).path)
+    assert media.status_code == 200 and media.mimetype == "audio/mpeg"
+    fmt, seconds, rate, channels = decode_audio(media.get_data())
+    assert (fmt, channels) == ("mp3", 1) and rate in (16000, 22050, 24000, 32000)
+    assert seconds == pytest.approx(0.06 * len(text), abs=0.15)
+    entry = control.get("/_sim/tts_log").get_json()[0]
+    assert (entry["msg_id"], entry["voice"], entry["text"]) == (msg_id, "female-shaonv", text)
+    assert entry["duration"] == entry["total_duration"] == pytest.approx(0.06 * len(text))
+    assert entry["chat_id"] == sim_log(control)[0]["chat_id"]
+    assert entry["calls"] == 3 and entry["delivered"] is True and len(entry["segments"]) == 1
+
+
+def test_tts_long_text_is_split_into_consecutive_segments(app: Flask, up: Upstream, control: Any,
+                                                          clock: FakeClock) -> None:
+    text = "".join(f"sentence {i}. " for i in range(40))  # over 400 characters
+    msg_id = finished_answer(up, control, clock, text)
+    set_voice(up, "male-botong")
+    tts(up, msg_id, "male-botong")
+    clock.advance(1)
+    urls = tts(up, msg_id, "male-botong").json()["data"]["result"]
+    assert len(urls) == 3
+    parts = [app.test_client().get(urlsplit(url).path).get_data() for url in urls]
+    durations = [decode_audio(part)[1] for part in parts]
+    assert sum(durations) == pytest.approx(0.06 * len(text), rel=0.05)
+    assert decode_audio(b"".join(parts))[1] == pytest.approx(sum(durations), rel=0.01)
+    segments = control.get("/_sim/tts_log").get_json()[0]["segments"]
+    assert "".join(s["text"] for s in segments) == text
+
+
+def test_tts_short_text_has_a_minimum_duration(app: Flask, up: Upstream, control: Any,
+                                               clock: FakeClock) -> None:
+    msg_id = finished_answer(up, control, clock, "Hi")
+    set_voice(up, "Podcast_girl")
+    tts(up, msg_id, "Podcast_girl")
+    clock.advance(1)
+    url = tts(up, msg_id, "Podcast_girl").json()["data"]["result"][0]
+    assert decode_audio(app.test_client().get(urlsplit(url).path).get_data())[1] >= 0.5
+
+
+@pytest.mark.parametrize("arrange, status, reason", [
+    (lambda m, v: lambda p: p + [["msgID", m], ["timbre", v]], 400, "param_order"),
+    (lambda m, v: lambda p: [["timbre", v], ["msgID", m]] + p, 400, "param_order"),
+    (lambda m, v: lambda p: [["msgID", m]] + p, 401, "missing_param"),
+    (lambda m, v: lambda p: [["msgID", "12x"], ["timbre", v]] + p, 400, "param_value"),
+])
+def test_tts_query_order_is_enforced(up: Upstream, control: Any, clock: FakeClock,
+                                     arrange: Any, status: int, reason: str) -> None:
+    msg_id = finished_answer(up, control, clock, "text")
+    set_voice(up, "female-shaonv")
+    reply = up.call("GET", TTS, params=arrange(str(msg_id), "female-shaonv"))
+    assert reply.status == status and stats(control)["rejections"] == {reason: 1}
+
+
+def test_tts_refusals(app: Flask, up: Upstream, control: Any, clock: FakeClock) -> None:
+    msg_id = finished_answer(up, control, clock, "spoken text")
+    assert tts(up, msg_id, "female-shaonv").json()["statusInfo"]["code"] == VOICE_MISMATCH
+    set_voice(up, "male-botong")
+    assert tts(up, msg_id, "female-shaonv").json()["statusInfo"]["code"] == VOICE_MISMATCH
+    assert tts(up, msg_id - 1, "male-botong").json()["statusInfo"] == {
+        "code": MSG_NOT_FOUND, "message": "message is not an assistant answer"}
+    assert tts(up, 999, "male-botong").json()["statusInfo"]["code"] == MSG_NOT_FOUND
+    script(control, [{"text": "S" * 500, "cps": 10}])
+    running_chat = up.send("slow").json()["chat_id"]
+    clock.advance(1)
+    running = answer_message(up.detail(running_chat))["msg_id"]
+    assert tts(up, running, "male-botong").json()["statusInfo"]["code"] == CHAT_RUNNING
+    other = Upstream(flask_transport(app), add_accounts(control)[0], clock)
+    set_voice(other, "male-botong")
+    assert tts(other, msg_id, "male-botong").json()["statusInfo"]["code"] == MSG_NOT_FOUND
+    assert stats(control)["rejections"] == {
+        "tts_voice_mismatch": 2, "tts_not_an_answer": 1, "tts_msg_not_found": 2,
+        "tts_msg_generating": 1}
+
+
+def test_tts_of_an_earlier_turn_and_after_delete(up: Upstream, control: Any,
+                                                 clock: FakeClock) -> None:
+    script(control, [{"text": "turn one"}, {"text": "turn two"}])
+    chat_id = up.send("q1").json()["chat_id"]
+    clock.advance(60)
+    first = answer_message(up.detail(chat_id))["msg_id"]
+    up.send("q2", chat_id=chat_id)
+    clock.advance(60)
+    set_voice(up, "female-shaonv")
+    assert tts(up, first, "female-shaonv").json()["data"] == {"requestStatus": 1}
+    assert control.get("/_sim/tts_log").get_json()[0]["text"] == "turn one"
+    up.call("POST", DELETE, {"chat_id": chat_id})
+    assert tts(up, first, "female-shaonv").json()["statusInfo"]["code"] == MSG_NOT_FOUND
+
+
+@pytest.mark.parametrize("body", [{"robotID": 1, "config": {"robotVoiceID": "x"}},
+                                  {"robotID": "1", "config": {}},
+                                  {"robotID": "1", "config": {"robotVoiceID": "bad voice"}}])
+def test_update_robot_config_validation(up: Upstream, body: dict[str, Any]) -> None:
+    reply = up.call("POST", ROBOT, body)
+    assert reply.status == 400 and reply.json()["base_resp"]["status_code"] == INVALID_PARAMS
+
+
+def test_unknown_media_is_404(control: Any) -> None:
+    assert control.get(f"/_media/{'0' * 32}.mp3").status_code == 404
+
+
+# --- Speech recognition -----------------------------------------------------------------------------------
+
+def make_audio(seconds: float, *, amplitude: float = 0.5, rate: int = 16000,
+               channels: int = 1, container: str = "mp3", codec: str = "libmp3lame") -> bytes:
+    """A 440 Hz tone encoded with PyAV (amplitude 0: digital silence)."""
+    count = int(seconds * rate)
+    tone = array("h", (int(amplitude * 32767 * math.sin(2 * math.pi * 440 * i / rate))
+                       for i in range(count))).tobytes()
+    layout = "mono" if channels == 1 else "stereo"
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=rate)
+        stream.layout = layout
+        frame = av.AudioFrame(format="s16p", layout=layout, samples=count)
+        for plane in frame.planes:
+            plane.update(tone + bytes(plane.buffer_size - len(tone)))
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            output.mux(packet)
+    return out.getvalue()
+
+
+def phone_msg(up: Upstream, voice: bytes, *, fields: dict[str, str] | None = None,
+              sign_whole_voice: bool = False, sign_body: bool = False,
+              content_type: str | None = None) -> Reply:
+    values = {"chatID": "0", "characterID": "1", "playSpeedLevel": "1", **(fields or {})}
+    form: list[tuple[str, Any]] = [("chatID", values["chatID"]),
+                                   ("voiceBytes", ("voice.mp3", voice, "audio/mpeg")),
+                                   ("characterID", values["characterID"]),
+                                   ("playSpeedLevel", values["playSpeedLevel"])]
+    body, multipart_type = encode_multipart_formdata(form)
+    digest = (md5(values["characterID"]) + md5(values["chatID"])
+              + md5(voice if sign_whole_voice else voice[:1024])).encode()
+    return up.call("POST", PHONE, raw_body=body, sign_as=None if sign_body else digest,
+                   headers=lambda h: {**h, "Content-Type": content_type or multipart_type})
+
+
+def sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
+    text = raw.decode("utf-8")
+    assert text.endswith("\r\n\r\n") and "\n" not in text.replace("\r\n", "")
+    events = []
+    for block in text.split("\r\n\r\n")[:-1]:
+        lines = dict(line.split(": ", 1) for line in block.split("\r\n"))
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_phone_msg_transcribes_real_mp3(up: Upstream, control: Any) -> None:
+    voice = make_audio(1.5)
+    reply = phone_msg(up, voice)
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/event-stream")
+    events = sse_events(reply.raw)
+    assert events[0] == ("asr_chunk", {"status_code": 0, "data": {
+        "text": "simulated transcript of 1.5 seconds"}})
+    audio = [data for name, data in events[1:] if name == "audio_chunk"]
+    assert len(events) - 1 == len(audio) and 2 <= len(audio) <= 3
+    assert all(base64.b64decode(a["data"]["audio"]) for a in audio)
+    queued = control.post("/_sim/asr", json={"texts": ["你好，世界", "second"]}).get_json()
+    assert queued == {"ok": True, "queued": 2}
+    assert sse_events(phone_msg(up, voice).raw)[0][1]["data"]["text"] == "你好，世界"
+    stereo = make_audio(0.8, channels=2, rate=32000)
+    assert sse_events(phone_msg(up, stereo).raw)[0][1]["data"]["text"] == "second"
+    log = control.get("/_sim/asr_log").get_json()
+    assert [entry["transcript"] for entry in log] == [
+        "simulated transcript of 1.5 seconds", "你好，世界", "second"]
+    assert (log[0]["sample_rate"], log[0]["channels"], log[0]["status_code"]) == (16000, 1, 0)
+    assert log[0]["duration"] == pytest.approx(1.5, abs=0.1) and 0.2 < log[0]["rms"] < 0.5
+    assert (log[2]["sample_rate"], log[2]["channels"]) == (32000, 2)
+    assert stats(control)["asr_calls"] == 3 and stats(control)["rejections"] == {}
+
+
+def test_phone_msg_silence_is_nothing_recognised(up: Upstream, control: Any) -> None:
+    control.post("/_sim/asr", json={"texts": ["kept for later"]})
+    events = sse_events(phone_msg(up, make_audio(1.0, amplitude=0.0)).raw)
+    assert events[0] == ("asr_chunk", {"status_code": 1200041, "data": {"text": ""}})
+    entry = control.get("/_sim/asr_log").get_json()[0]
+    assert entry["status_code"] == 1200041 and entry["rms"] < 0.001
+    assert stats(control)["asr_pending"] == 1
+
+
+@pytest.mark.parametrize("voice", [
+    pytest.param(lambda: make_audio(0.5, container="wav", codec="pcm_s16le"), id="wav"),
+    pytest.param(lambda: make_audio(0.5, rate=24000, container="mp2", codec="mp2"), id="mp2"),
+    pytest.param(lambda: b"ID3" + bytes(range(256)) * 8, id="junk"),
+    pytest.param(lambda: IMAGES["png"], id="png"),
+])
+def test_phone_msg_rejects_non_mp3(up: Upstream, control: Any, voice: Any) -> None:
+    reply = phone_msg(up, voice())
+    assert reply.status == 400 and reply.json()["base_resp"]["status_code"] == INVALID_AUDIO
+    assert stats(control)["rejections"] == {"asr_not_mp3": 1}
+    assert control.get("/_sim/asr_log").get_json()[0]["status_code"] == INVALID_AUDIO
+
+
+@pytest.mark.parametrize("options, status, reason", [
+    ({"sign_body": True}, 400, "bad_signature"),
+    ({"sign_whole_voice": True}, 400, "bad_signature"),
+    ({"fields": {"chatID": "7"}}, 400, "malformed_body"),
+    ({"fields": {"playSpeedLevel": "2"}}, 400, "malformed_body"),
+    ({"content_type": "application/json"}, 400, "malformed_body"),
+])
+def test_phone_msg_signing_and_form(up: Upstream, control: Any, options: dict[str, Any],
+                                    status: int, reason: str) -> None:
+    reply = phone_msg(up, make_audio(1.2), **options)
+    assert reply.status == status and stats(control)["rejections"] == {reason: 1}
+    assert stats(control)["asr_calls"] == 0
+
+
+def test_phone_msg_voice_must_be_a_file_part(up: Upstream, control: Any) -> None:
+    body, content_type = encode_multipart_formdata(
+        [("chatID", "0"), ("voiceBytes", "text"), ("characterID", "1"), ("playSpeedLevel", "1")])
+    digest = (md5("1") + md5("0") + md5("text")).encode()
+    reply = up.call("POST", PHONE, raw_body=body, sign_as=digest,
+                    headers=lambda h: {**h, "Content-Type": content_type})
+    assert reply.status == 400 and stats(control)["rejections"] == {"malformed_body": 1}
+
+
+# --- Faults and control for the new endpoints -------------------------------------------------------------
+
+def test_faults_on_new_endpoints(up: Upstream, uploader: Uploader, control: Any,
+                                 clock: FakeClock) -> None:
+    for endpoint in ("request_policy", "oss_put", "policy_callback", "msg_tts",
+                     "update_robot_custom_config", "phone_msg", "media"):
+        assert control.post("/_sim/faults", json={"endpoint": endpoint,
+                                                   "kind": "http_503"}).status_code == 200
+    assert up.call("GET", POLICY).status == 503
+    policy = uploader.policy()
+    assert uploader.put(policy, IMAGES["png"]).status == 503  # after a valid signature
+    name = f"{uuid.uuid4()}.png"
+    assert uploader.put(policy, IMAGES["png"], name=name).status == 200
+    assert uploader.callback(policy, name, IMAGES["png"]).status == 503
+    assert set_voice(up, "male-botong").status == 503
+    assert phone_msg(up, make_audio(0.6)).status == 503
+    msg_id = finished_answer(up, control, clock, "fault text")
+    set_voice(up, "male-botong")
+    assert tts(up, msg_id, "male-botong").status == 503
+    tts(up, msg_id, "male-botong")
+    clock.advance(1)
+    url = tts(up, msg_id, "male-botong").json()["data"]["result"][0]
+    assert control.get(urlsplit(url).path).status_code == 503
+    assert control.get(urlsplit(url).path).status_code == 200
+    assert control.get("/_sim/faults").get_json()["faults"] == []
+
+
+def test_semantic_fault_on_oss_put_is_an_oss_error(uploader: Uploader, control: Any) -> None:
+    control.post("/_sim/faults", json={"endpoint": "oss_put", "kind": "expired"})
+    reply = uploader.put(uploader.policy(), IMAGES["png"])
+    assert reply.status == 403 and oss_code(reply) == "SecurityTokenExpired"
+
+
+def test_reset_forgets_files_voices_and_speech(up: Upstream, uploader: Uploader, control: Any,
+                                              clock: FakeClock) -> None:
+    file_id = uploader.upload(IMAGES["jpg"], ext="jpg", mime="image/jpeg")
+    set_voice(up, "male-botong")
+    control.post("/_sim/asr", json={"texts": ["x"]})
+    control.post("/_sim/reset", json={})
+    assert up.send("x", attachments=[attach(file_id)]).code == FILE_NOT_FOUND
+    current = stats(control)
+    assert (current["uploads"], current["files"], current["asr_pending"]) == (0, 0, 0)
+    assert control.get("/_sim/accounts").get_json()["accounts"][0]["robot_voice"] is None
+    assert control.post("/_sim/asr", json={"texts": "x"}).status_code == 400
+
+
 # --- The real server (subprocess) ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -780,7 +1399,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
 def http_transport(base_url: str, session: requests.Session) -> Transport:
     def send(method: str, url: str, body: bytes, headers: dict[str, str]) -> Reply:
         response = session.request(method, base_url + url, data=body, headers=headers, timeout=10)
-        return Reply(response.status_code, response.content)
+        return Reply(response.status_code, response.content, dict(response.headers))
 
     return send
 
@@ -867,3 +1486,68 @@ def test_server_concurrent_accounts(server: tuple[str, list[str]]) -> None:
     idle = sim.wait_idle(10)
     assert idle["sends"] == 20 and idle["double_generation_attempts"] == 0
     assert all(len(entry["delivered"]) == 300 for entry in sim.log())
+
+
+def http_put(session: requests.Session) -> PutTransport:
+    def put(url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        response = session.put(url, data=body, headers=headers, timeout=10)
+        return Reply(response.status_code, response.content, dict(response.headers))
+
+    return put
+
+
+def test_server_upload_echo_and_tts_over_http(server: tuple[str, list[str]]) -> None:
+    base_url, credentials = server
+    sim = SimulatorControl(base_url)
+    sim.reset()
+    session = requests.Session()
+    up = Upstream(http_transport(base_url, session), account_from_credential(credentials[2]))
+    uploader = Uploader(up, http_put(session))
+    assert uploader.policy()["endpoint"] == f"{base_url}/_oss"
+    file_id = uploader.upload(IMAGES["webp"], ext="webp", mime="image/webp")
+    assert [(f["file_id"], f["size"]) for f in sim.files()] == [(file_id, len(IMAGES["webp"]))]
+    sim.set_default({"echo": "quoted", "first_delay": 0.01})
+    chat_id = up.send("Repeat verbatim:\n<<<Bonjour — 世界>>>",
+                      attachments=[attach(file_id, 2, "x.webp")]).json()["chat_id"]
+    while (detail := up.detail(chat_id).json())["chat"]["chat_status"] != 2:
+        time.sleep(0.02)
+    message = answer_of(detail)
+    assert message["msg_content"] == "Bonjour — 世界"
+    assert set_voice(up, "Podcast_girl").json()["statusInfo"]["code"] == 0
+    statuses = []
+    while (data := tts(up, message["msg_id"], "Podcast_girl").json()["data"])["requestStatus"] < 2:
+        statuses.append(data["requestStatus"])
+        time.sleep(0.1)
+    assert statuses and set(statuses) == {1}
+    assert all(url.startswith(f"{base_url}/_media/") for url in data["result"])
+    audio = b"".join(session.get(url, timeout=10).content for url in data["result"])
+    fmt, seconds, _, channels = decode_audio(audio)
+    assert (fmt, channels) == ("mp3", 1) and seconds == pytest.approx(0.9, abs=0.15)
+    assert sim.tts_log()[0]["text"] == "Bonjour — 世界"
+    assert up.call("POST", DELETE, {"chat_id": chat_id}).code == 0
+    assert sim.stats()["rejections"] == {}
+
+
+def test_server_phone_msg_streams_in_small_pieces(server: tuple[str, list[str]]) -> None:
+    base_url, credentials = server
+    sim = SimulatorControl(base_url)
+    sim.reset()
+    assert sim.asr(["transcript — 中文 split across reads"]) == 1
+    session = requests.Session()
+    pieces: list[bytes] = []
+
+    def streaming(method: str, url: str, body: bytes, headers: dict[str, str]) -> Reply:
+        response = session.request(method, base_url + url, data=body, headers=headers,
+                                   timeout=10, stream=True)
+        pieces.extend(response.iter_content(chunk_size=None))
+        return Reply(response.status_code, b"".join(pieces), dict(response.headers))
+
+    up = Upstream(streaming, account_from_credential(credentials[2]))
+    reply = phone_msg(up, make_audio(1.0))
+    assert reply.status == 200 and reply.headers["Transfer-Encoding"] == "chunked"
+    assert len(pieces) > 20 and max(len(piece) for piece in pieces) <= 7
+    events = sse_events(reply.raw)
+    assert events[0][1] == {"status_code": 0,
+                            "data": {"text": "transcript — 中文 split across reads"}}
+    entry = sim.asr_log()[0]
+    assert entry["status_code"] == 0 and entry["duration"] == pytest.approx(1.0, abs=0.1)

@@ -10,7 +10,6 @@ only when the request enabled thinking.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -31,6 +30,7 @@ from gateway.chat.model import (
     ReasoningDelta,
     ReasoningPart,
     ResponseFormat,
+    SearchResults,
     StreamError,
     TextDelta,
     TextPart,
@@ -41,6 +41,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
+from gateway.chat.media import decode_base64
 from gateway.errors import InvalidRequest, ModelNotFound
 
 STOP_REASONS = {
@@ -60,6 +61,7 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
     if data.get("system"):
         messages.insert(0, Message("system", tuple(_blocks(data["system"], "system"))))
     return ChatRequest(
+        web_search=any(str(t.get("type", "")).startswith("web_search") for t in data.get("tools") or ()),
         model=data["model"],
         messages=tuple(messages),
         tools=tuple(_tool(t) for t in data.get("tools") or () if _is_custom_tool(t)),
@@ -124,20 +126,13 @@ def _media(block: dict[str, Any], path: str) -> MediaPart:
     title = block.get("title") if isinstance(block.get("title"), str) else None
     if kind == "base64":
         return MediaPart(str(source.get("media_type") or "application/octet-stream"),
-                         data=_b64(source.get("data"), path), filename=title)
+                         data=decode_base64(source.get("data"), f"{path}.source.data"), filename=title)
     if kind == "url" and isinstance(source.get("url"), str):
         return MediaPart("application/octet-stream", url=source["url"], filename=title)
     if kind == "text" and isinstance(source.get("data"), str):
         return MediaPart(str(source.get("media_type") or "text/plain"),
                          data=source["data"].encode(), filename=title)
     raise InvalidRequest("The source must be base64, url or text.", param=f"{path}.source")
-
-
-def _b64(data: Any, path: str) -> bytes:
-    try:
-        return base64.b64decode(str(data), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data is not valid base64.", param=f"{path}.source.data") from None
 
 
 def _is_custom_tool(tool: dict[str, Any]) -> bool:
@@ -179,6 +174,8 @@ def signature_for(thinking: str) -> str:
 def message(result: ChatResult, model: str, thinking: bool) -> dict[str, Any]:
     """The non-stream ``message`` object."""
     content: list[dict[str, Any]] = []
+    for search in result.searches:
+        content += search_blocks(search)
     if thinking and result.reasoning:
         content.append({"type": "thinking", "thinking": result.reasoning,
                         "signature": signature_for(result.reasoning)})
@@ -196,6 +193,17 @@ def message(result: ChatResult, model: str, thinking: bool) -> dict[str, Any]:
         "stop_sequence": result.finish.stop_sequence,
         "usage": usage(result.usage),
     }
+
+
+def search_blocks(search: SearchResults) -> list[dict[str, Any]]:
+    """A ``server_tool_use`` (the search) and its ``web_search_tool_result``."""
+    use_id = f"srvtoolu_{uuid.uuid4().hex[:24]}"
+    results = [{"type": "web_search_result", "url": s.url, "title": s.title,
+                "encrypted_content": "", "page_age": None} for s in search.sources]
+    return [
+        {"type": "server_tool_use", "id": use_id, "name": "web_search", "input": {"query": search.query}},
+        {"type": "web_search_tool_result", "tool_use_id": use_id, "content": results},
+    ]
 
 
 def usage(value: Usage) -> dict[str, int]:
@@ -231,6 +239,8 @@ class EventStream:
                     yield from self._delta("text", {"type": "text_delta", "text": text})
                 case ToolCall():
                     yield from self._tool_use(event)
+                case SearchResults():
+                    yield from self._search(event)
                 case Heartbeat():
                     yield self._event("ping", {})
                 case Usage():
@@ -268,6 +278,16 @@ class EventStream:
         partial = json.dumps(call.arguments, ensure_ascii=False)
         yield self._event("content_block_delta", {
             "index": self._index, "delta": {"type": "input_json_delta", "partial_json": partial}})
+        yield from self._close_block()
+
+    def _search(self, search: SearchResults) -> Iterator[bytes]:
+        use, result = search_blocks(search)
+        yield from self._close_block()
+        yield from self._open_block("server_tool_use", {**use, "input": {}})
+        yield self._event("content_block_delta", {"index": self._index, "delta": {
+            "type": "input_json_delta", "partial_json": json.dumps(use["input"], ensure_ascii=False)}})
+        yield from self._close_block()
+        yield from self._open_block("web_search_tool_result", result)
         yield from self._close_block()
 
     def _open_block(self, kind: str, block: dict[str, Any] | None = None) -> Iterator[bytes]:

@@ -69,6 +69,10 @@ class Message:
         return "".join(p.text for p in self.parts if isinstance(p, TextPart))
 
 
+def last_user_text(messages: tuple[Message, ...]) -> str:
+    return next((m.text for m in reversed(messages) if m.role == "user"), "")
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     name: str
@@ -129,6 +133,23 @@ class AgentStep:
 
 
 @dataclass(frozen=True)
+class Source:
+    """One web page a search step found."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """The results of an upstream web search step, for the dialect's citations."""
+
+    query: str
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
 class Usage:
     input_tokens: int
     output_tokens: int
@@ -157,7 +178,10 @@ class StreamError:
     error: GatewayError
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | AgentStep | Usage | Finish | Heartbeat | StreamError
+Event = (
+    TextDelta | ReasoningDelta | ToolCall | AgentStep | SearchResults | Usage | Finish
+    | Heartbeat | StreamError
+)
 
 
 @dataclass
@@ -168,6 +192,7 @@ class ChatResult:
     reasoning: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     steps: list[AgentStep] = field(default_factory=list)
+    searches: list[SearchResults] = field(default_factory=list)
     usage: Usage = Usage(0, 0)
     finish: Finish = Finish("stop")
 
@@ -187,6 +212,8 @@ def collect(events: Any) -> ChatResult:
                 result.tool_calls.append(event)
             case AgentStep():
                 result.steps.append(event)
+            case SearchResults():
+                result.searches.append(event)
             case Usage():
                 result.usage = event
             case Finish():

@@ -27,6 +27,8 @@ class AccountState:
     busy: bool = False
     cooldown_until: float = 0.0
     last_used: float = 0.0
+    #: The upstream refused this credential last time (shown in metrics; still tried).
+    dead: bool = False
 
     def free(self, now: float) -> bool:
         return not self.busy and self.cooldown_until <= now
@@ -44,22 +46,26 @@ class Lease:
     def credential(self) -> Credential:
         return self._state.credential
 
-    def release(self, cooldown: float = 0.0) -> None:
+    def release(self, cooldown: float = 0.0, dead: bool = False) -> None:
         if not self.released:
             self.released = True
-            self._pool._release(self._state, cooldown)
+            self._pool._release(self._state, cooldown, dead)
 
 
 class AccountPool:
     """Leases accounts to generations; one generation per account at a time."""
 
     def __init__(
-        self, retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        retry_after: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[dict[str, int]], None] = lambda counts: None,
     ) -> None:
         self._states: dict[str, AccountState] = {}
         self._changed = threading.Condition()
         self._retry_after = retry_after
         self._clock = clock
+        self._on_change = on_change
 
     def acquire(self, credentials: Sequence[Credential], timeout: float) -> Lease:
         """Lease a free account among ``credentials``, waiting at most ``timeout`` s."""
@@ -70,20 +76,25 @@ class AccountPool:
                 now = self._clock()
                 free = [s for s in states if s.free(now)]
                 if free:
-                    return self._take(min(free, key=lambda s: s.last_used), now)
+                    lease = self._take(min(free, key=lambda s: s.last_used), now)
+                    self._on_change(self._counts(now))
+                    return lease
                 if now >= deadline:
                     raise AccountsBusy(retry_after=self._retry_after_for(states, now))
                 self._changed.wait(self._wait_time(states, now, deadline))
 
     def snapshot(self) -> dict[str, int]:
         """Counts of accounts by state, for health and metrics."""
-        now = self._clock()
         with self._changed:
-            states = list(self._states.values())
+            return self._counts(self._clock())
+
+    def _counts(self, now: float) -> dict[str, int]:
+        states = list(self._states.values())
         return {
             "busy": sum(s.busy for s in states),
             "cooling": sum(not s.busy and s.cooldown_until > now for s in states),
-            "free": sum(s.free(now) for s in states),
+            "dead": sum(s.dead and s.free(now) for s in states),
+            "free": sum(s.free(now) and not s.dead for s in states),
         }
 
     def _state_of(self, credential: Credential) -> AccountState:
@@ -96,12 +107,13 @@ class AccountPool:
         state.busy, state.last_used = True, now
         return Lease(self, state)
 
-    def _release(self, state: AccountState, cooldown: float) -> None:
+    def _release(self, state: AccountState, cooldown: float, dead: bool) -> None:
         with self._changed:
-            state.busy = False
+            state.busy, state.dead = False, dead
             if cooldown > 0:
                 state.cooldown_until = self._clock() + cooldown
             self._changed.notify_all()
+            self._on_change(self._counts(self._clock()))
 
     @staticmethod
     def _wait_time(states: list[AccountState], now: float, deadline: float) -> float:

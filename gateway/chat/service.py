@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from gateway.chat import tools, transforms
 from gateway.chat.janitor import Janitor
+from gateway.chat.media import Blob, MediaResolver, close_all
 from gateway.chat.model import (
     AgentStep,
     ChatRequest,
@@ -27,21 +28,22 @@ from gateway.chat.model import (
     Event,
     Finish,
     Heartbeat,
-    MediaPart,
     ReasoningDelta,
     StreamError,
     TextDelta,
     collect,
+    last_user_text,
 )
 from gateway.chat.pool import AccountPool, Lease
 from gateway.chat.settings import ChatSettings
 from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
 from gateway.chat.tokens import estimate_tokens
+from gateway.chat.uploads import UploadCache
+from gateway.metrics import metrics
 from gateway.errors import (
     AccountsBusy,
     AuthenticationFailed,
     GatewayError,
-    InvalidRequest,
     QuotaExhausted,
     UpstreamServerError,
     UpstreamTimeout,
@@ -50,6 +52,7 @@ from gateway.errors import (
 from gateway.upstream.client import AccountBusy, UpstreamClient
 from gateway.upstream.credentials import Credential
 from gateway.upstream.chat import Snapshot, read_snapshot, send_body, sent_ids
+from gateway.upstream.constants import WEB_SEARCH_STEP
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ MIN_POLL_INTERVAL = 0.2  # at most 5 polls a second per stream
 #: Consecutive failed polls tolerated (with backoff) before the stream fails.
 MAX_POLL_FAILURES = 4
 POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0)
+#: How much of the question is reported as the search query.
+SEARCH_QUERY_CHARS = 200
 #: Waits before re-sending a follow-up turn while the chat still winds down.
 FOLLOW_UP_BUSY_DELAYS = (0.3, 0.6, 1.2, 2.4)
 #: Failures worth another poll: transport trouble and upstream 5xx.
@@ -74,11 +79,14 @@ class ChatService:
         pool: AccountPool,
         janitor: Janitor,
         settings: ChatSettings,
+        media: MediaResolver,
     ) -> None:
         self.client = client
         self.pool = pool
         self.janitor = janitor
         self.settings = settings
+        self.media = media
+        self.uploads = UploadCache(client)
 
     def upstream_model(self, requested: str) -> str:
         """The upstream model for any requested name (unknown names get the default)."""
@@ -102,43 +110,40 @@ class ChatService:
         disconnected: Disconnected = lambda: False,
     ) -> Generation:
         """Start a generation; raises :class:`GatewayError` before anything is streamed."""
-        _refuse_media(request)
         prompt = self.prompt_for(request)
-        body = send_body(prompt, self.upstream_model(request.model), web_search=request.web_search)
-        lease, chat_id, msg_id = self._send(body, credentials)
+        blobs = self.media.resolve(request)  # fetched once, uploaded per account
+        try:
+            lease, chat_id, msg_id = self._send(request, prompt, blobs, credentials)
+        finally:
+            close_all(blobs)
         return Generation(self, request, lease, chat_id, msg_id, estimate_tokens(prompt), disconnected)
 
     def _send(
-        self, body: dict, credentials: Sequence[Credential]
+        self, request: ChatRequest, prompt: str, blobs: list[Blob], credentials: Sequence[Credential]
     ) -> tuple[Lease, int, int | None]:
         """Send on a free account; move on when one is busy, refused or out of credits."""
         deadline = time.monotonic() + self.settings.queue_timeout
         candidates = list(credentials)
         while True:
+            waited = time.monotonic()
             lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()))
+            metrics().queue_wait.observe(time.monotonic() - waited)
             try:
+                attachments = tuple(self.uploads.attach(lease.credential, blob) for blob in blobs)
+                body = send_body(prompt, self.upstream_model(request.model),
+                                 attachments=attachments, web_search=request.web_search)
                 chat_id, msg_id = sent_ids(self.client.send_message(lease.credential, body))
                 return lease, chat_id, msg_id
             except AccountBusy:
                 lease.release(cooldown=self.settings.busy_cooldown)
-            except (AuthenticationFailed, QuotaExhausted):
-                lease.release()
+            except (AuthenticationFailed, QuotaExhausted) as error:
+                lease.release(dead=isinstance(error, AuthenticationFailed))
                 candidates.remove(lease.credential)
                 if not candidates:
                     raise
             except BaseException:
                 lease.release()
                 raise
-
-
-def _refuse_media(request: ChatRequest) -> None:
-    # Attachments need the upstream file flow; until it exists, refuse them plainly
-    # rather than answering as if the file had been seen.
-    for message in request.messages:
-        if any(isinstance(part, MediaPart) for part in message.parts):
-            raise InvalidRequest(
-                "Images, files and audio in messages are not supported yet.", param="messages"
-            )
 
 
 class Generation:
@@ -164,19 +169,26 @@ class Generation:
         self._disconnected = disconnected
         self.finished = False
         self._closed = False
+        self._opened_at = time.monotonic()
+        self._first_content: float | None = None
 
     def events(self) -> Iterator[Event]:
         """The answer as neutral events, ending with Usage + Finish or a StreamError."""
         raw: Iterator[Event] = self._guarded(self._poll())
+        if self.request.web_search:
+            query = last_user_text(self.request.messages)[:SEARCH_QUERY_CHARS]
+            raw = transforms.search_results(raw, query, WEB_SEARCH_STEP)
         if tools.uses_tools(self.request):
             rules = tools.ToolRules(self.request.tools, self.request.tool_choice)
             raw = tools.tool_calls(raw, rules, self._follow_up)
         stopped = transforms.cut_at_stop_sequences(raw, self.request.stop)
         limited = transforms.limit_output_tokens(stopped, self.request.max_output_tokens)
         shaped = transforms.json_only(limited) if self.request.response_format.kind == "json" else limited
+        metrics().open_streams.inc()
         try:
             yield from transforms.count_usage(shaped, self.input_tokens)
         finally:
+            metrics().open_streams.dec()
             self.close()
 
     def result(self) -> ChatResult:
@@ -247,6 +259,9 @@ class Generation:
             events = list(_diff(shown, snapshot))
             if snapshot.finished:
                 self.finished = True
+            if events and self._first_content is None:
+                self._first_content = time.monotonic()
+                metrics().first_token.observe(self._first_content - self._opened_at)
             yield from events
             if events:
                 last_change = last_output = polled_at

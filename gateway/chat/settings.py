@@ -1,4 +1,7 @@
-"""Typed settings of the chat core (built from :mod:`gateway.config`)."""
+"""Typed settings of the chat core (built from :mod:`gateway.config`).
+
+Kept free of heavy imports: gunicorn reads settings before its gevent worker patches.
+"""
 
 from __future__ import annotations
 
@@ -19,3 +22,12 @@ class ChatSettings:
     answer_timeout: float = 900.0
     prompt_max_chars: int = 200_000
     models: tuple[str, ...] = UPSTREAM_MODELS
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Limits on fetching URLs found in messages (see :mod:`gateway.chat.media`)."""
+
+    allow_hosts: frozenset[str] = frozenset()
+    max_bytes: int = 20 * 1024 * 1024
+    timeout: float = 20.0

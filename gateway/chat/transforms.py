@@ -11,7 +11,18 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from gateway.chat.model import Event, Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, Usage
+from gateway.chat.model import (
+    AgentStep,
+    Event,
+    Finish,
+    ReasoningDelta,
+    SearchResults,
+    Source,
+    StreamError,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from gateway.chat.tokens import TokenCounter
 from gateway.errors import UpstreamBadAnswer
 
@@ -136,3 +147,32 @@ def extract_json(text: str) -> str | None:
                 continue
             return stripped[start:end]
     return None
+
+
+def search_results(events: Iterable[Event], query: str, step_name: str) -> Iterator[Event]:
+    """Turn the upstream's web-search steps into :class:`SearchResults` events.
+
+    A step's output is a JSON list of ``{title, url, snippet}``; anything else is left
+    as the plain step it was.
+    """
+    for event in events:
+        if isinstance(event, AgentStep) and event.name == step_name:
+            sources = _sources(event.content)
+            if sources:
+                yield SearchResults(query, sources)
+                continue
+        yield event
+
+
+def _sources(content: str) -> tuple[Source, ...]:
+    try:
+        items = json.loads(content)
+    except ValueError:
+        return ()
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        Source(str(item["url"]), str(item.get("title") or ""), str(item.get("snippet") or ""))
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("url"), str)
+    )

@@ -8,8 +8,6 @@ last carrying ``finishReason`` and the final ``usageMetadata``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -26,6 +24,7 @@ from gateway.chat.model import (
     Part,
     ReasoningDelta,
     ResponseFormat,
+    SearchResults,
     StreamError,
     TextDelta,
     TextPart,
@@ -36,6 +35,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
+from gateway.chat.media import decode_base64
 from gateway.errors import InvalidRequest
 from gateway.gemini.errors import error_body
 
@@ -110,10 +110,7 @@ def _parts(parts: list[dict[str, Any]], path: str) -> Iterator[Part]:
 def _inline(value: Any, path: str) -> MediaPart:
     if not isinstance(value, dict) or not isinstance(value.get("data"), str):
         raise InvalidRequest("inlineData needs base64 'data'.", param=f"{path}.inlineData")
-    try:
-        data = base64.b64decode(value["data"], validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("inlineData.data is not valid base64.", param=f"{path}.inlineData.data") from None
+    data = decode_base64(value["data"], f"{path}.inlineData.data")
     return MediaPart(str(value.get("mimeType") or "application/octet-stream"), data=data)
 
 
@@ -179,12 +176,22 @@ def response(result: ChatResult, model: str, thoughts: bool) -> dict[str, Any]:
     parts += [_function_call(call) for call in result.tool_calls]
     candidate = {"content": {"role": "model", "parts": parts},
                  "finishReason": FINISH_REASONS[result.finish.reason], "index": 0}
+    if result.searches:
+        candidate["groundingMetadata"] = grounding(result.searches)
     return {"candidates": [candidate], "usageMetadata": usage_metadata(result.usage),
             "modelVersion": model, "responseId": new_id()}
 
 
 def _function_call(call: ToolCall) -> dict[str, Any]:
     return {"functionCall": {"id": call.id, "name": call.name, "args": call.arguments}}
+
+
+def grounding(searches: Iterable[SearchResults]) -> dict[str, Any]:
+    searches = list(searches)
+    return {
+        "webSearchQueries": [s.query for s in searches],
+        "groundingChunks": [{"web": {"uri": src.url, "title": src.title}} for s in searches for src in s.sources],
+    }
 
 
 def count_tokens(tokens: int) -> dict[str, int]:
@@ -202,8 +209,11 @@ class ResponseStream:
     def objects(self, events: Iterable[Event]) -> Iterator[dict[str, Any]]:
         """One object per delta; an error becomes a final ``{"error": ...}`` object."""
         final_usage = Usage(0, 0)
+        searches: list[SearchResults] = []
         for event in events:
             match event:
+                case SearchResults():
+                    searches.append(event)
                 case TextDelta(text=text) if text:
                     yield self._chunk([{"text": text}])
                 case ToolCall():
@@ -213,7 +223,10 @@ class ResponseStream:
                 case Usage():
                     final_usage = event
                 case Finish(reason=reason):
-                    yield self._chunk([{"text": ""}], FINISH_REASONS[reason], final_usage)
+                    last = self._chunk([{"text": ""}], FINISH_REASONS[reason], final_usage)
+                    if searches:
+                        last["candidates"][0]["groundingMetadata"] = grounding(searches)
+                    yield last
                 case StreamError(error=error):
                     yield error_body(error)
                     return

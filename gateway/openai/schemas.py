@@ -116,3 +116,22 @@ class ChatCompletionSchema(_Lenient):
     tool_choice = fields.Raw(allow_none=True)
     parallel_tool_calls = fields.Bool(allow_none=True)
     web_search_options = fields.Dict(allow_none=True)
+
+
+class SpeechSchema(_Lenient):
+    model = fields.Str(load_default="tts-1")
+    input = fields.Str(required=True, validate=validate.Length(min=1, max=4096))
+    voice = fields.Str(required=True, validate=validate.Length(min=1))
+    response_format = fields.Str(
+        load_default="mp3", validate=validate.OneOf(("mp3", "opus", "aac", "flac", "wav", "pcm"))
+    )
+    speed = fields.Float(load_default=1.0, validate=validate.Range(min=0.25, max=4.0))
+
+
+class TranscriptionSchema(_Lenient):
+    model = fields.Str(load_default="whisper-1")
+    response_format = fields.Str(
+        load_default="json", validate=validate.OneOf(("json", "text", "srt", "verbose_json", "vtt"))
+    )
+    language = fields.Str(load_default="")
+    prompt = fields.Str(load_default="")

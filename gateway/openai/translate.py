@@ -7,8 +7,6 @@ In: a validated request body becomes a :class:`ChatRequest`. Out: neutral events
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import uuid
@@ -28,6 +26,7 @@ from gateway.chat.model import (
     ReasoningDelta,
     ReasoningPart,
     ResponseFormat,
+    SearchResults,
     StreamError,
     TextDelta,
     TextPart,
@@ -38,6 +37,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
+from gateway.chat.media import decode_base64
 from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.openai.errors import error_body
 
@@ -116,7 +116,7 @@ def _file_part(value: Any, path: str) -> MediaPart:
         raise InvalidRequest("A file part needs 'file_data' (a data: URL or base64).", param=path)
     raw = value["file_data"]
     mime, data = _data_url(raw, path) if raw.startswith("data:") else (
-        "application/octet-stream", _b64(raw, path)
+        "application/octet-stream", decode_base64(raw, path)
     )
     return MediaPart(mime, data=data, filename=value.get("filename"))
 
@@ -125,7 +125,7 @@ def _audio_part(value: Any, path: str) -> MediaPart:
     if not isinstance(value, dict) or not isinstance(value.get("data"), str):
         raise InvalidRequest("An input_audio part needs base64 'data'.", param=path)
     fmt = str(value.get("format") or "mp3")
-    return MediaPart(f"audio/{fmt}", data=_b64(value["data"], path), filename=f"audio.{fmt}")
+    return MediaPart(f"audio/{fmt}", data=decode_base64(value["data"], path), filename=f"audio.{fmt}")
 
 
 def _data_url(url: str, path: str) -> tuple[str, bytes]:
@@ -133,14 +133,7 @@ def _data_url(url: str, path: str) -> tuple[str, bytes]:
     if not sep or ";base64" not in header:
         raise InvalidRequest("Only base64 data: URLs are accepted.", param=path)
     mime = header.removeprefix("data:").split(";")[0] or "application/octet-stream"
-    return mime, _b64(payload, path)
-
-
-def _b64(text: str, path: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data is not valid base64.", param=path) from None
+    return mime, decode_base64(payload, path)
 
 
 def _tool_call_part(call: dict[str, Any], index: int) -> ToolCallPart:
@@ -190,6 +183,8 @@ def completion(result: ChatResult, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if result.tool_calls:
         message["tool_calls"] = [_tool_call(call) for call in result.tool_calls]
+    if result.searches:
+        message["annotations"] = annotations(result.searches, len(result.text))
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return {
@@ -212,6 +207,15 @@ def completion(result: ChatResult, model: str) -> dict[str, Any]:
 def _tool_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function",
             "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+
+
+def annotations(searches: Iterable[SearchResults], end: int) -> list[dict[str, Any]]:
+    """``url_citation`` annotations for every source found (cited across the answer)."""
+    return [
+        {"type": "url_citation",
+         "url_citation": {"url": s.url, "title": s.title, "start_index": 0, "end_index": end}}
+        for search in searches for s in search.sources
+    ]
 
 
 def usage(value: Usage) -> dict[str, Any]:
@@ -244,6 +248,8 @@ class ChunkStream:
                     yield self._chunk({"reasoning_content": text})
                 case ToolCall():
                     yield from self._tool_call(event)
+                case SearchResults():
+                    yield self._chunk({"annotations": annotations([event], 0)})
                 case Heartbeat():
                     yield sse.comment("keep-alive")
                 case Usage():
@@ -292,3 +298,48 @@ def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
 
 def model_list(models: tuple[str, ...]) -> dict[str, Any]:
     return {"object": "list", "data": [model_info(m, models) for m in models]}
+
+
+# -- audio -----------------------------------------------------------------------------
+#: OpenAI voice names -> MiniMax voices, per model (MiniMax names pass straight through).
+VOICES: dict[str, dict[str, str]] = {
+    "tts-1": {"alloy": "male-botong", "echo": "Podcast_girl", "fable": "boyan_new_hailuo",
+              "onyx": "female-shaonv", "nova": "YaeMiko_hailuo", "shimmer": "xiaoyi_mix_hailuo"},
+    "tts-1-hd": {"alloy": "xiaomo_sft", "echo": "Leishen2_hailuo", "fable": "Zhongli_hailuo",
+                 "onyx": "Paimeng_hailuo", "nova": "keli_hailuo", "shimmer": "Hutao_hailuo"},
+}
+
+
+def minimax_voice(model: str, voice: str, overrides: dict[str, str]) -> str:
+    """The MiniMax voice for an OpenAI (model, voice); overrides win, unknown names pass."""
+    for key in (f"{model}:{voice}", voice):
+        if key in overrides:
+            return overrides[key]
+    return VOICES.get(model, VOICES["tts-1"]).get(voice, voice)
+
+
+def transcription(text: str, seconds: float, response_format: str, language: str) -> tuple[Any, str]:
+    """The body (JSON-able object or text) and its MIME type for a transcription."""
+    if response_format == "json":
+        return {"text": text}, "application/json"
+    if response_format == "verbose_json":
+        segments = [{"id": 0, "seek": 0, "start": 0.0, "end": round(seconds, 3), "text": text,
+                     "tokens": [], "temperature": 0.0, "avg_logprob": 0.0,
+                     "compression_ratio": 1.0, "no_speech_prob": 0.0}] if text else []
+        return {"task": "transcribe", "language": language or "unknown",
+                "duration": round(seconds, 3), "text": text, "segments": segments}, "application/json"
+    if response_format == "srt":
+        body = f"1\n00:00:00,000 --> {_timestamp(seconds, ',')}\n{text}\n\n" if text else ""
+        return body, "text/plain"
+    if response_format == "vtt":
+        cue = f"00:00:00.000 --> {_timestamp(seconds, '.')}\n{text}\n\n" if text else ""
+        return f"WEBVTT\n\n{cue}", "text/vtt"
+    return text, "text/plain"
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = int(round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"

@@ -44,6 +44,8 @@ class Snapshot:
     reasoning: str
     steps: tuple[Step, ...]
     title: str = ""
+    #: The id of the (last) answer message, e.g. to have it spoken.
+    answer_msg_id: int | None = None
 
 
 def send_body(
@@ -88,7 +90,7 @@ def read_snapshot(detail: dict[str, Any], user_msg_id: int | None = None) -> Sna
     if not isinstance(chat, dict) or not isinstance(messages, list):
         raise UpstreamBadAnswer("MiniMax chat detail lacks 'chat' or 'messages'.")
     turn = _current_turn([m for m in messages if isinstance(m, dict)], user_msg_id)
-    texts, thoughts, steps = [], [], []
+    texts, thoughts, steps, answer_id = [], [], [], None
     for message in turn:
         content = _text(message.get("msg_content"))
         extra = message.get("extra_info") if isinstance(message.get("extra_info"), dict) else {}
@@ -98,12 +100,14 @@ def read_snapshot(detail: dict[str, Any], user_msg_id: int | None = None) -> Sna
             steps.append(Step(_text(tool_call.get("tool_call_name")) or "tool", content))
         else:
             texts.append(content)
+            answer_id = message.get("msg_id") if isinstance(message.get("msg_id"), int) else answer_id
     return Snapshot(
         finished=chat.get("chat_status") == C.CHAT_STATUS_FINISHED,
         text=_join(texts),
         reasoning=_join(thoughts),
         steps=tuple(steps),
         title=_text(chat.get("chat_title")),
+        answer_msg_id=answer_id,
     )
 
 

@@ -9,14 +9,15 @@ in ``finally``, and turns every transport failure and every non-success answer i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,6 +37,10 @@ from gateway.upstream import constants as C
 from gateway.upstream.credentials import Credential
 from gateway.upstream.settings import UpstreamSettings
 from gateway.upstream.signing import Identity, build_query, dump_body, signed_headers
+
+
+#: Told of every call: its path, and the error class name when it failed.
+Observer = Callable[[str, "str | None"], None]
 
 
 class AccountBusy(UpstreamError):
@@ -61,8 +66,14 @@ class _Device:
 class UpstreamClient:
     """Signed calls to the upstream, with a device registration cached per account."""
 
-    def __init__(self, settings: UpstreamSettings, session: requests.Session | None = None):
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        session: requests.Session | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self.settings = settings
+        self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or _new_session(settings.pool_size)
         self._devices: dict[str, _Device] = {}
         self._device_lock = threading.Lock()
@@ -106,6 +117,28 @@ class UpstreamClient:
         device.real_user_id = str(data.get("realUserID") or "") or None
         return data
 
+    def put_object(self, url: str, headers: dict[str, str], body: IO[bytes]) -> None:
+        """Upload to object storage (already signed by the caller); streams ``body``."""
+        status, payload = self._exchange_url("PUT", url, headers, body)
+        if status != 200:
+            code = _xml_code(payload)
+            raise UpstreamError(f"Object storage refused the upload (HTTP {status} {code}).")
+
+    def download(self, url: str) -> bytes:
+        """A plain GET of a file the upstream pointed to (e.g. TTS audio)."""
+        status, payload = self._exchange_url("GET", url, {"User-Agent": C.USER_AGENT}, b"")
+        if status != 200:
+            raise UpstreamError(f"Downloading an upstream file answered HTTP {status}.")
+        return payload
+
+    def ping(self) -> bool:
+        """Whether the upstream answers HTTP at all (any status), within the timeouts."""
+        try:
+            self._exchange_url("GET", self.settings.base_url + "/", {"User-Agent": C.USER_AGENT}, b"")
+        except GatewayError:
+            return False
+        return True
+
     # -- the signed call ---------------------------------------------------------------
     def call(
         self,
@@ -114,14 +147,24 @@ class UpstreamClient:
         path: str,
         body: dict[str, Any] | None = None,
         leading_query: Iterable[tuple[str, str]] = (),
+        register: bool = True,
     ) -> dict[str, Any]:
-        """A signed JSON call on behalf of ``cred``; returns the unwrapped answer."""
+        """A signed JSON call on behalf of ``cred``; returns the unwrapped answer.
+
+        The account's device is registered first when due, unless ``register`` is off
+        (the doctor checks the token before it registers anything).
+        """
+        device = self._registered_device(cred) if register else self._device(cred)
+        return self._call_raw(cred, device, method, path, body, leading_query)
+
+    def _registered_device(self, cred: Credential) -> _Device:
+        """The account's device, registered (again) first when that is due."""
         device = self._device(cred)
         if _registration_due(device):
             with self._registration_lock(cred):
                 if _registration_due(device):
                     self.register_device(cred)
-        return self._call_raw(cred, device, method, path, body, leading_query)
+        return device
 
     def _call_raw(
         self,
@@ -133,23 +176,67 @@ class UpstreamClient:
         leading_query: Iterable[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         text = "" if body is None else dump_body(body)
+        target, headers = self._signed(cred, device, path, text, leading_query)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            status, payload = self._exchange(method, target, headers, text.encode())
+            answer = classify(status, payload)
+        except GatewayError as error:
+            self._observer(path, type(error).__name__)
+            raise
+        self._observer(path, None)
+        return answer
+
+    def _signed(
+        self, cred: Credential, device: _Device, path: str, signed_body: str,
+        leading_query: Iterable[tuple[str, str]] = (),
+    ) -> tuple[str, dict[str, str]]:
+        """The signed request target (path and query) and headers for ``signed_body``."""
         unix_ms = int(time.time() * 1000)
         identity = Identity(device.uuid, device.device_id, _user_id(cred, device), cred.jwt)
         query = build_query(identity, unix_ms, leading_query)
         headers = signed_headers(
-            base_url=self.settings.base_url, path=path, query=query, body=text,
+            base_url=self.settings.base_url, path=path, query=query, body=signed_body,
             token=cred.jwt, unix_ms=unix_ms, mode=self.settings.signature_mode,
         )
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        status, payload = self._exchange(method, f"{path}?{query}", headers, text.encode())
-        return classify(status, payload)
+        return f"{path}?{query}", headers
+
+    @contextlib.contextmanager
+    def stream_form(
+        self, cred: Credential, path: str, form: dict[str, str],
+        files: dict[str, tuple[str, bytes, str]], signed_body: str,
+    ) -> Iterator[Iterator[bytes]]:
+        """POST a multipart form whose signature covers ``signed_body``; yields the
+        answer's raw chunks as they arrive (for an SSE reply). Closes the response."""
+        target, headers = self._signed(cred, self._registered_device(cred), path, signed_body)
+        response = None
+        try:
+            response = self._session.post(
+                self.settings.base_url + target, headers=headers, data=form, files=files,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout), stream=True,
+            )
+            if response.status_code != 200:
+                classify(response.status_code, response.content)
+                raise UpstreamBadAnswer(f"MiniMax answered HTTP {response.status_code}.")
+            yield _wrapped_chunks(response)
+        except requests.Timeout:
+            raise UpstreamTimeout() from None
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(f"{UpstreamUnavailable.message} ({type(exc).__name__})") from None
+        finally:
+            if response is not None:
+                response.close()
 
     def _exchange(
         self, method: str, target: str, headers: dict[str, str], data: bytes
     ) -> tuple[int, bytes]:
+        return self._exchange_url(method, self.settings.base_url + target, headers, data)
+
+    def _exchange_url(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | IO[bytes]
+    ) -> tuple[int, bytes]:
         """Send one request; the only place transport exceptions are caught and wrapped."""
-        url = self.settings.base_url + target
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         response = None
         try:
@@ -184,6 +271,11 @@ class UpstreamClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _wrapped_chunks(response: requests.Response) -> Iterator[bytes]:
+    # chunk_size=None: whatever the socket delivers, so no line is ever split by us.
+    yield from response.iter_content(chunk_size=None)
 
 
 def _registration_due(device: _Device) -> bool:
@@ -229,6 +321,13 @@ def classify(status: int, payload: bytes) -> dict[str, Any]:
         raise _error_for(code, message, status)
     data = document.get("data", document)
     return data if isinstance(data, dict) else {"data": data}
+
+
+def _xml_code(payload: bytes) -> str:
+    """The ``<Code>`` of an object-storage XML error, for the message."""
+    text = payload[:2000].decode("utf-8", "replace")
+    start, end = text.find("<Code>"), text.find("</Code>")
+    return text[start + 6 : end] if 0 <= start < end else ""
 
 
 def _json_object(payload: bytes, status: int) -> dict[str, Any]:

@@ -57,6 +57,14 @@ PATH_DETAIL: Final = "/matrix/api/v1/chat/get_chat_detail"
 PATH_STOP: Final = "/matrix/api/v1/chat/stop_run_agent"
 PATH_DELETE: Final = "/matrix/api/v1/chat/delete_chat"
 PATH_LIST: Final = "/matrix/api/v1/chat/list_chat"
+PATH_FILE_POLICY: Final = "/v1/api/files/request_policy"
+PATH_FILE_CALLBACK: Final = "/v1/api/files/policy_callback"
+PATH_ROBOT_CONFIG: Final = "/v1/api/chat/update_robot_custom_config"
+PATH_TTS: Final = "/v1/api/chat/msg_tts"
+PATH_ASR: Final = "/v1/api/chat/phone_msg"
+
+#: The upstream's size limit for one file.
+MAX_FILE_BYTES: Final = 100 * 1024 * 1024
 
 #: A registered device id is reused for this long, then registered again.
 DEVICE_TTL_SECONDS: Final = 3 * 3600.0
@@ -78,6 +86,9 @@ FILE_TYPE_OTHER: Final = 6
 MODEL_TYPE: Final = 0
 #: [assumed] how a web search is requested.
 WEB_SEARCH_BACKEND_CONFIG: Final = {"web_search": True}
+#: [assumed] the tool step name of a web search; its content is a JSON list of
+#: ``{title, url, snippet}``.
+WEB_SEARCH_STEP: Final = "web_search"
 
 # get_chat_detail values.
 CHAT_STATUS_GENERATING: Final = 1

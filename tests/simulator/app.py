@@ -13,29 +13,50 @@ Rejection answers (and the reason names counted in /_sim/stats):
   encodeURIComponent would), timestamp_skew, unix_skew, bad_signature, bad_yy.
 - 400 invalid params (base_resp INVALID_PARAMS_CODE): param_value, malformed_body.
 - 200 with a business code: chat_not_found, chat_running, account_busy, no_credits,
-  quota_exhausted, delete_running.
+  quota_exhausted, delete_running; callback_object_not_found, callback_size_mismatch
+  (policy_callback); attachment_not_found, attachment_not_image (send_msg);
+  tts_msg_not_found, tts_not_an_answer, tts_msg_generating, tts_voice_mismatch (msg_tts).
+- 400 invalid audio (base_resp INVALID_AUDIO_CODE): asr_not_mp3 (phone_msg).
+
+phone_msg is the one multipart endpoint: its signed `body` is a digest of the form (see
+`PhoneMsgForm.signing_body`), and it answers a server-sent event stream written in
+7-byte pieces with CRLF line ends, so clients that mishandle either break here.
+
+Two unsigned routes complete the protocol: `PUT /_oss/<bucket>/<key>` (an OSS stand-in
+checking header signature V1 against the STS grant from request_policy, rejections as
+OSS XML errors, reasons `oss_*`) and `GET /_media/<id>.mp3` (msg_tts's audio).
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from tests.simulator.protocol import (
-    ENDPOINTS, INVALID_PARAMS_CODE, INVALID_SIGNATURE_CODE, INVALID_SIGNATURE_MSG,
-    NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG,
-    CHAT_RUNNING_CODE, CHAT_RUNNING_MSG, REQUIRED_HEADERS, BadBody, EndpointSpec, api_ok,
-    badly_encoded_params, family_error, matrix_error, matrix_ok, missing_params,
-    param_value_problems, params_in_order, parse_chat_id_body, parse_device_register_body,
-    parse_json_object, parse_list_chat_body, parse_raw_query, parse_send_msg_body,
-    is_ascii_digits, is_compact_json, same_digest, x_signature_ok, yy_signature,
+from tests.simulator.media import NotMp3, analyse_mp3, synthesize_mp3
+from tests.simulator.oss import (
+    OSS_PATH_PREFIX, XML_MIMETYPE, OssError, OssPut, body_error, content_md5, error_xml,
+    etag_of, new_request_id,
 )
+from tests.simulator.protocol import (
+    ENDPOINTS, INVALID_AUDIO_CODE, INVALID_AUDIO_MSG, INVALID_PARAMS_CODE,
+    INVALID_SIGNATURE_CODE, INVALID_SIGNATURE_MSG, NOT_ENOUGH_CREDITS_CODE,
+    NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG, CHAT_RUNNING_CODE,
+    CHAT_RUNNING_MSG, REQUIRED_HEADERS, TTS_DONE, BadBody, EndpointSpec, PhoneMsgForm,
+    api_ok, asr_event, audio_event, badly_encoded_params, family_error, matrix_error,
+    matrix_ok, missing_params, param_value_problems, params_in_order, parse_chat_id_body,
+    parse_device_register_body, parse_json_object, parse_list_chat_body, parse_phone_msg_form,
+    parse_policy_callback_body, parse_raw_query, parse_robot_config_body, parse_send_msg_body,
+    is_ascii_digits, is_compact_json, same_digest, tts_query_problems, x_signature_ok,
+    yy_signature,
+)
+from tests.simulator.speech import TtsJob, TtsPlan
 from tests.simulator.state import (
     ACCOUNT_FLAGS, DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Account, Fault,
     Refusal, SimSettings, SimState, parse_answer,
@@ -44,7 +65,15 @@ from tests.simulator.state import (
 STATE_EXTENSION_KEY: str = "minimax_simulator"
 DROP_ENVIRON_KEY: str = "minimax_simulator.drop"
 JSON_MIMETYPE: str = "application/json; charset=utf-8"
+EVENT_STREAM_MIMETYPE: str = "text/event-stream; charset=utf-8"
+MP3_MIMETYPE: str = "audio/mpeg"
 MAX_ACCOUNTS_PER_CALL: int = 1000
+MAX_TRANSCRIPTS_PER_CALL: int = 10_000
+# phone_msg's stream goes out in pieces this small, with a pause between them, so that
+# events, lines and even UTF-8 characters arrive split across reads.
+ASR_STREAM_PIECE_BYTES: int = 7
+ASR_STREAM_PIECE_PAUSE: float = 0.002
+ASR_AUDIO_JUNK_BYTES: int = 48
 
 _HTML_ERRORS: dict[str, tuple[int, str]] = {
     "http_500": (500, "Internal Server Error"),
@@ -127,6 +156,7 @@ class Call:
     account: Account
     query: dict[str, str]
     body: dict[str, Any]
+    form: PhoneMsgForm | None = None  # multipart endpoints only
 
 
 def _check_query(spec: EndpointSpec, raw_query: str) -> dict[str, str]:
@@ -176,7 +206,34 @@ def _check_signatures(state: SimState, spec: EndpointSpec, query: dict[str, str]
         raise GateRejection("bad_yy", _invalid_signature())
 
 
-def _parse_body(state: SimState, spec: EndpointSpec, body: bytes) -> dict[str, Any]:
+def _phone_msg_form() -> PhoneMsgForm:
+    # get_data(cache=True) ran first; werkzeug then parses the form from the cached bytes.
+    fields = {name: request.form.getlist(name) for name in request.form}
+    files = {name: [part.read() for part in request.files.getlist(name)]
+             for name in request.files}
+    return parse_phone_msg_form(request.mimetype, fields, files)
+
+
+def _signed_body(spec: EndpointSpec, body: bytes) -> tuple[bytes, PhoneMsgForm | None]:
+    """The bytes x-signature and yy cover: the body itself, or a multipart form's digest."""
+    if spec.body_kind != "multipart":
+        return body, None
+    form = _phone_msg_form()
+    return form.signing_body(), form
+
+
+_QUERY_CHECKS: dict[str, Callable[[dict[str, str]], list[str]]] = {
+    "msg_tts": tts_query_problems,
+}
+
+
+def _parse_body(state: SimState, spec: EndpointSpec, body: bytes,
+                form: PhoneMsgForm | None) -> dict[str, Any]:
+    if form is not None:
+        problems = form.problems()
+        if problems:
+            raise BadBody("; ".join(problems))
+        return {}
     if spec.body_kind == "none":
         if body:
             raise BadBody(f"{spec.method} {spec.path} takes no body")
@@ -209,13 +266,16 @@ def _gate(state: SimState, spec: EndpointSpec) -> Call:
     account = _check_identity(state, query, now)
     _check_clocks(state, query, now)
     body = request.get_data(cache=True)
-    _check_signatures(state, spec, query, raw_query, body)
+    signed, form = _signed_body(spec, body)
+    _check_signatures(state, spec, query, raw_query, signed)
     problems = param_value_problems(query)
+    if spec.name in _QUERY_CHECKS:
+        problems += _QUERY_CHECKS[spec.name](query)
     if problems:
         raise GateRejection("param_value", _invalid_params("; ".join(problems)))
-    parsed = _parse_body(state, spec, body)
+    parsed = _parse_body(state, spec, body, form)
     _note_client_quirks(state, account, query)
-    return Call(spec, account, query, parsed)
+    return Call(spec, account, query, parsed, form)
 
 
 # --- Faults ------------------------------------------------------------------------------------
@@ -232,7 +292,7 @@ _SEMANTIC_FAULT_ERRORS: dict[str, tuple[int, str]] = {
 }
 
 
-def _fault_response(spec: EndpointSpec, fault: Fault) -> Response | None:
+def _fault_response(fault: Fault, semantic: Callable[[str], Response]) -> Response | None:
     """The reply a fault forces, or None when the call should then proceed normally."""
     if fault.kind in _HTML_ERRORS:
         return _html_error(fault.kind)
@@ -241,17 +301,32 @@ def _fault_response(spec: EndpointSpec, fault: Fault) -> Response | None:
         return None
     if fault.kind == "drop":
         return _drop()
-    if fault.kind == "expired":
-        return _unauthorized()
-    if fault.kind in _SEMANTIC_FAULT_ERRORS:
-        code, msg = _SEMANTIC_FAULT_ERRORS[fault.kind]
-        return _json(family_error(spec.family, code, msg))
+    if fault.kind == "expired" or fault.kind in _SEMANTIC_FAULT_ERRORS:
+        return semantic(fault.kind)
     return None  # drop_after: handled once the call has taken effect
+
+
+def _signed_semantic_fault(spec: EndpointSpec) -> Callable[[str], Response]:
+    def respond(kind: str) -> Response:
+        if kind == "expired":
+            return _unauthorized()
+        code, msg = _SEMANTIC_FAULT_ERRORS[kind]
+        return _json(family_error(spec.family, code, msg))
+    return respond
+
+
+def _forced_by(fault: Fault | None, semantic: Callable[[str], Response]) -> Response | None:
+    return _fault_response(fault, semantic) if fault is not None else None
+
+
+def _after_fault(fault: Fault | None, response: Response) -> Response:
+    """A drop_after fault lets the call take effect, then loses the answer."""
+    return _drop() if fault is not None and fault.kind == "drop_after" else response
 
 
 # --- Protocol handlers ---------------------------------------------------------------------------
 
-Handler = Callable[[SimState, Call], dict[str, Any]]
+Handler = Callable[[SimState, Call], dict[str, Any] | Response]
 
 
 def _device_register(state: SimState, call: Call) -> dict[str, Any]:
@@ -304,6 +379,77 @@ def _list_chat(state: SimState, call: Call) -> dict[str, Any]:
     return matrix_ok(**state.list_chats(call.account.real_user_id, parse_list_chat_body(call.body)))
 
 
+def _own_url(path: str) -> str:
+    """An absolute URL on this simulator, as the client reached it (scheme, host, port)."""
+    return f"{request.scheme}://{request.host}{path}"
+
+
+def _request_policy(state: SimState, call: Call) -> dict[str, Any]:
+    endpoint = _own_url(OSS_PATH_PREFIX)  # with a scheme: clients then use path style
+    return api_ok(state.issue_policy(call.account.real_user_id, endpoint, state.clock()))
+
+
+def _policy_callback(state: SimState, call: Call) -> dict[str, Any]:
+    body = parse_policy_callback_body(call.body)
+    return api_ok({"fileID": state.register_file(call.account.real_user_id, body)})
+
+
+def _update_robot_custom_config(state: SimState, call: Call) -> dict[str, Any]:
+    state.set_robot_voice(call.account.real_user_id, parse_robot_config_body(call.body))
+    return api_ok({})
+
+
+def _render(plan: TtsPlan) -> list[tuple[str, float, bytes]]:
+    return [(text, seconds, synthesize_mp3(text, seconds)) for text, seconds in plan.segments()]
+
+
+def _msg_tts(state: SimState, call: Call) -> dict[str, Any]:
+    found = state.tts_lookup(call.account.real_user_id, int(call.query["msgID"]),
+                             call.query["timbre"], state.clock())
+    if isinstance(found, TtsJob):
+        status, paths = state.tts_answer(found, state.clock())
+    else:
+        # Encoding happens outside the lock; the first call always answers "in progress".
+        job = state.tts_register(found, _render(found))
+        status, paths = state.tts_answer(job, found.first_call)
+    data: dict[str, Any] = {"requestStatus": status}
+    if status == TTS_DONE:
+        data["result"] = [_own_url(path) for path in paths]
+    return api_ok(data)
+
+
+def _phone_msg(state: SimState, call: Call) -> Response:
+    if call.form is None:
+        raise BadBody("phone_msg takes a multipart form")
+    user, voice = call.account.real_user_id, call.form.voice
+    try:
+        info = analyse_mp3(voice)
+    except NotMp3 as exc:
+        state.asr_reject(user, len(voice), state.clock(), str(exc))
+        return _json(matrix_error(INVALID_AUDIO_CODE, f"{INVALID_AUDIO_MSG}: {exc}"), 400)
+    code, text = state.asr_transcribe(user, info, len(voice), state.clock())
+    return _event_stream(_asr_stream(code, text))
+
+
+def _asr_stream(code: int, text: str) -> bytes:
+    """asr_chunk with the transcript, then 2 or 3 audio_chunk events of random bytes."""
+    audio = [audio_event(secrets.token_bytes(ASR_AUDIO_JUNK_BYTES))
+             for _ in range(2 + len(text) % 2)]
+    return asr_event(code, text) + b"".join(audio)
+
+
+def _trickle(data: bytes) -> Iterator[bytes]:
+    for offset in range(0, len(data), ASR_STREAM_PIECE_BYTES):
+        if offset:
+            _sleep(ASR_STREAM_PIECE_PAUSE)
+        yield data[offset:offset + ASR_STREAM_PIECE_BYTES]
+
+
+def _event_stream(data: bytes) -> Response:
+    return Response(_trickle(data), content_type=EVENT_STREAM_MIMETYPE,
+                    headers={"Cache-Control": "no-cache"})
+
+
 HANDLERS: dict[str, Handler] = {
     "device_register": _device_register,
     "user_info": _user_info,
@@ -313,20 +459,22 @@ HANDLERS: dict[str, Handler] = {
     "stop_run_agent": _stop_run_agent,
     "delete_chat": _delete_chat,
     "list_chat": _list_chat,
+    "request_policy": _request_policy,
+    "policy_callback": _policy_callback,
+    "update_robot_custom_config": _update_robot_custom_config,
+    "msg_tts": _msg_tts,
+    "phone_msg": _phone_msg,
 }
 
 
 def _serve(state: SimState, spec: EndpointSpec, handler: Handler) -> Response:
     call = _gate(state, spec)
     fault = state.take_fault(spec.name)
-    if fault is not None:
-        forced = _fault_response(spec, fault)
-        if forced is not None:
-            return forced
-    response = _json(handler(state, call))
-    if fault is not None and fault.kind == "drop_after":
-        return _drop()
-    return response
+    forced = _forced_by(fault, _signed_semantic_fault(spec))
+    if forced is not None:
+        return forced
+    answer = handler(state, call)
+    return _after_fault(fault, answer if isinstance(answer, Response) else _json(answer))
 
 
 def _protocol_view(state: SimState, spec: EndpointSpec, handler: Handler) -> Callable[[], Response]:
@@ -349,11 +497,92 @@ def _protocol_view(state: SimState, spec: EndpointSpec, handler: Handler) -> Cal
     return view
 
 
+# --- Unsigned routes: the OSS stand-in and the TTS media ------------------------------------------
+
+OSS_ROUTE: str = f"{OSS_PATH_PREFIX}/<bucket>/<path:key>"
+MEDIA_ROUTE: str = "/_media/<media_id>.mp3"
+
+
+def _oss_semantic_fault(kind: str) -> Response:
+    if kind == "expired":
+        error = OssError(403, "SecurityTokenExpired",
+                         "The security token you provided has expired.", "fault")
+    else:
+        error = OssError(403, "AccessDenied", f"Simulated fault: {kind}.", "fault")
+    return _oss_error(error)
+
+
+def _oss_error(error: OssError) -> Response:
+    request_id = new_request_id()
+    return Response(error_xml(error, request_id, request.host), status=error.status,
+                    content_type=XML_MIMETYPE, headers={"x-oss-request-id": request_id})
+
+
+def _oss_request(bucket: str, key: str) -> OssPut:
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        low = name.lower()
+        headers[low] = f"{headers[low]},{value}" if low in headers else value
+    return OssPut(bucket, key, request.query_string.decode("latin-1"), headers,
+                  request.content_length)
+
+
+def _oss_put(state: SimState, bucket: str, key: str) -> Response:
+    put = _oss_request(bucket, key)
+    grant = state.authorize_put(put, state.clock())
+    fault = state.take_fault("oss_put")
+    forced = _forced_by(fault, _oss_semantic_fault)
+    if forced is not None:
+        return forced
+    body = request.get_data()
+    error = body_error(put, body, state.settings.max_upload_bytes)
+    if error is not None:
+        state.reject(error.reason)
+        raise error
+    state.store_object(grant, put, body, state.clock())
+    headers = {"ETag": etag_of(body), "Content-MD5": content_md5(body),
+               "x-oss-request-id": new_request_id()}
+    return _after_fault(fault, Response(b"", status=200, headers=headers))
+
+
+def _media_semantic_fault(kind: str) -> Response:
+    return Response(f"simulated fault: {kind}".encode(), status=403, content_type="text/plain")
+
+
+def _media(state: SimState, media_id: str) -> Response:
+    audio = state.media(media_id)
+    if audio is None:
+        state.reject("media_not_found")
+        return Response(b"not found", status=404, content_type="text/plain")
+    fault = state.take_fault("media")
+    forced = _forced_by(fault, _media_semantic_fault)
+    if forced is not None:
+        return forced
+    return _after_fault(fault, Response(audio, status=200, content_type=MP3_MIMETYPE))
+
+
+def _register_unsigned(app: Flask, state: SimState) -> None:
+    def oss_put(bucket: str, key: str) -> Response:
+        state.count_request(OSS_ROUTE)
+        try:
+            return _oss_put(state, bucket, key)
+        except OssError as exc:
+            return _oss_error(exc)
+
+    def media(media_id: str) -> Response:
+        state.count_request(MEDIA_ROUTE)
+        return _media(state, media_id)
+
+    app.add_url_rule(OSS_ROUTE, endpoint="oss_put", view_func=oss_put, methods=["PUT"])
+    app.add_url_rule(MEDIA_ROUTE, endpoint="media", view_func=media, methods=["GET"])
+
+
 def _register_protocol(app: Flask, state: SimState) -> None:
     for spec in ENDPOINTS:
         app.add_url_rule(spec.path, endpoint=f"protocol_{spec.name}",
                          view_func=_protocol_view(state, spec, HANDLERS[spec.name]),
                          methods=[spec.method])
+    _register_unsigned(app, state)
 
     @app.errorhandler(404)
     @app.errorhandler(405)
@@ -383,6 +612,13 @@ def _register_protocol(app: Flask, state: SimState) -> None:
 #   GET   /_sim/faults     -> {"faults": [pending...]}
 #   POST  /_sim/config     {"signature_mode", "max_skew_seconds"}; GET /_sim/config
 #   GET   /_sim/stats, GET /_sim/log
+#   GET   /_sim/files      -> {"files": [stored OSS objects: bucket, key, account, size,
+#                              sha256, content_type, sniffed_image, file_id, mime_type, ...]}
+#   GET   /_sim/tts_log    -> [{"account", "chat_id", "msg_id", "voice", "text", "segments",
+#                              "duration" (= "total_duration"), "calls", "delivered", ...}]
+#   POST  /_sim/asr        {"texts": ["...", ...]}  transcripts for the next phone_msg calls
+#   GET   /_sim/asr_log    -> [{"account", "duration", "sample_rate", "channels", "rms",
+#                              "transcript", "status_code", "bytes", "error", "t"}]
 
 class ControlError(ValueError):
     """A bad control request: answered 400 with {"error": message}."""
@@ -469,6 +705,14 @@ def _answers(raw: Any) -> list[Any]:
         return [parse_answer(item) for item in raw]
     except ValueError as exc:
         raise ControlError(str(exc)) from exc
+
+
+def _transcripts(raw: Any) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(text, str) for text in raw):
+        raise ControlError("texts must be a list of strings")
+    if len(raw) > MAX_TRANSCRIPTS_PER_CALL:
+        raise ControlError(f"at most {MAX_TRANSCRIPTS_PER_CALL} texts per call")
+    return raw
 
 
 def _control_guard(func: Callable[..., Response]) -> Callable[..., Response]:
@@ -560,6 +804,24 @@ def _register_control(app: Flask, state: SimState) -> None:
     @route("/_sim/log", ["GET"])
     def log() -> Response:
         return _json(state.log())
+
+    @route("/_sim/files", ["GET"])
+    def files() -> Response:
+        return _json({"files": state.file_listing()})
+
+    @route("/_sim/tts_log", ["GET"])
+    def tts_log() -> Response:
+        return _json(state.tts_log())
+
+    @route("/_sim/asr", ["POST"])
+    def asr() -> Response:
+        body = _control_body()
+        _only_keys(body, ("texts",))
+        return _json({"ok": True, "queued": state.asr_enqueue(_transcripts(body.get("texts")))})
+
+    @route("/_sim/asr_log", ["GET"])
+    def asr_log() -> Response:
+        return _json(state.asr_log())
 
 
 # --- Factory ----------------------------------------------------------------------------------------

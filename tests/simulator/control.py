@@ -1,7 +1,8 @@
 """Client for the simulator's /_sim/ control API, for tests and benchmarks.
 
 Role: the one place tests talk to the simulator's knobs (accounts, scripts, faults,
-config, stats, log), so the control wire format can change without touching tests.
+config, stats, log, uploaded files, TTS and ASR), so the control wire format can change
+without touching tests.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ class SimulatorControl:
         return self._call("POST", "script", body)["queued"]
 
     def set_default(self, answer: dict[str, Any]) -> None:
+        """Answer fields as for script; {"echo": "quoted"} repeats the prompt's last <<<…>>>."""
         self._call("POST", "default", {"answer": answer})
 
     def fault(self, endpoint: str, kind: str, count: int = 1, seconds: float | None = None) -> None:
+        """endpoint: a protocol endpoint name (send_msg, msg_tts, phone_msg, ...), "oss_put",
+        "media" (the TTS MP3 download) or "*"."""
         body: dict[str, Any] = {"endpoint": endpoint, "kind": kind, "count": count}
         if seconds is not None:
             body["seconds"] = seconds
@@ -73,6 +77,25 @@ class SimulatorControl:
 
     def log(self) -> list[dict[str, Any]]:
         return self._call("GET", "log")
+
+    def files(self) -> list[dict[str, Any]]:
+        """Stored OSS objects: bucket, key, account, size, sha256, content_type,
+        sniffed_image, uploaded, file_id (once registered), origin_file_name, mime_type."""
+        return self._call("GET", "files")["files"]
+
+    def tts_log(self) -> list[dict[str, Any]]:
+        """One entry per TTS job (account, msgID, voice): chat_id, msg_id, voice, text,
+        segments, duration (also as total_duration), calls, delivered."""
+        return self._call("GET", "tts_log")
+
+    def asr(self, texts: list[str]) -> int:
+        """Queue transcripts for the next non-silent phone_msg calls; returns the queue length."""
+        return self._call("POST", "asr", {"texts": texts})["queued"]
+
+    def asr_log(self) -> list[dict[str, Any]]:
+        """One entry per phone_msg call: duration, sample_rate, channels, rms, transcript,
+        status_code, bytes, error."""
+        return self._call("GET", "asr_log")
 
     def wait_idle(self, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until no chat is generating and none is left undeleted; returns stats."""

@@ -71,6 +71,25 @@ QUOTA_EXHAUSTED_MSG: str = "quota exhausted"
 # [simulator's choice] UPSTREAM.md names no code for an unknown chat id.
 CHAT_NOT_FOUND_CODE: int = 1400010404
 CHAT_NOT_FOUND_MSG: str = "chat not found"
+# [simulator's choice] UPSTREAM.md names no codes for the files, TTS and ASR errors below;
+# only ASR_NOTHING_RECOGNISED_CODE is pinned there.
+MSG_NOT_FOUND_CODE: int = 1400010405
+MSG_NOT_FOUND_MSG: str = "message not found"
+NOT_AN_ANSWER_MSG: str = "message is not an assistant answer"
+MSG_GENERATING_MSG: str = "message is still generating"
+VOICE_MISMATCH_CODE: int = 1400010420
+VOICE_MISMATCH_MSG: str = "timbre does not match the robot voice"
+UPLOAD_NOT_FOUND_CODE: int = 1400010460
+UPLOAD_NOT_FOUND_MSG: str = "uploaded object not found"
+UPLOAD_SIZE_MISMATCH_CODE: int = 1400010461
+UPLOAD_SIZE_MISMATCH_MSG: str = "size does not match the uploaded object"
+FILE_NOT_FOUND_CODE: int = 1400010470
+FILE_NOT_FOUND_MSG: str = "file not found"
+FILE_NOT_IMAGE_CODE: int = 1400010471
+FILE_NOT_IMAGE_MSG: str = "file is not an image"
+INVALID_AUDIO_CODE: int = 1000402  # answered with HTTP 400, like INVALID_PARAMS_CODE
+INVALID_AUDIO_MSG: str = "invalid audio"
+ASR_NOTHING_RECOGNISED_CODE: int = 1200041
 
 FILE_TYPE_IMAGE: int = 2
 FILE_TYPE_OTHER: int = 6
@@ -83,6 +102,17 @@ CHAT_STATUS_FINISHED: int = 2
 
 LIST_CHAT_MAX_PAGE: int = 100
 
+TTS_IN_PROGRESS: int = 1
+TTS_DONE: int = 2
+ROBOT_ID: str = "1"
+# phone_msg's form fields and the only values the web app sends in them.
+PHONE_MSG_FIXED_FIELDS: dict[str, str] = {"chatID": "0", "characterID": "1", "playSpeedLevel": "1"}
+PHONE_MSG_VOICE_FIELD: str = "voiceBytes"
+ASR_SIGNED_PREFIX_BYTES: int = 1024
+VOICE_NAME: re.Pattern[str] = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_MIME_TOKEN: str = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]*"
+MIME_TYPE: re.Pattern[str] = re.compile(f"{_MIME_TOKEN}/{_MIME_TOKEN}")
+
 
 # --- Endpoints ---------------------------------------------------------------------------
 
@@ -94,7 +124,7 @@ class EndpointSpec:
     method: str
     path: str
     family: str  # "api" (/v1/api, statusInfo envelope) or "matrix" (base_resp envelope)
-    body_kind: str = "json"  # "json" or "none"; a multipart kind would sign a digest
+    body_kind: str = "json"  # "json", "none" or "multipart" (signs a digest of the form)
     prefix_params: tuple[str, ...] = ()  # e.g. msg_tts puts msgID, timbre first
 
     @property
@@ -111,6 +141,14 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec("stop_run_agent", "POST", "/matrix/api/v1/chat/stop_run_agent", "matrix"),
     EndpointSpec("delete_chat", "POST", "/matrix/api/v1/chat/delete_chat", "matrix"),
     EndpointSpec("list_chat", "POST", "/matrix/api/v1/chat/list_chat", "matrix"),
+    EndpointSpec("request_policy", "GET", "/v1/api/files/request_policy", "api",
+                 body_kind="none"),
+    EndpointSpec("policy_callback", "POST", "/v1/api/files/policy_callback", "api"),
+    EndpointSpec("update_robot_custom_config", "POST",
+                 "/v1/api/chat/update_robot_custom_config", "api"),
+    EndpointSpec("msg_tts", "GET", "/v1/api/chat/msg_tts", "api", body_kind="none",
+                 prefix_params=("msgID", "timbre")),
+    EndpointSpec("phone_msg", "POST", "/v1/api/chat/phone_msg", "api", body_kind="multipart"),
 )
 ENDPOINT_NAMES: tuple[str, ...] = tuple(spec.name for spec in ENDPOINTS)
 
@@ -298,6 +336,14 @@ def family_error(family: str, code: int, msg: str) -> dict[str, Any]:
 
 # --- Request bodies ---------------------------------------------------------------------------
 
+class Refusal(Exception):
+    """A business-level refusal: HTTP 200 with this status code in the envelope."""
+
+    def __init__(self, code: int, msg: str, reason: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.reason = code, msg, reason
+
+
 class BadBody(ValueError):
     """The body is not what the endpoint accepts; the message says why."""
 
@@ -434,3 +480,107 @@ def parse_send_msg_body(body: dict[str, Any]) -> SendMsgBody:
         _optional_type(body, key, list, "a list")
     return SendMsgBody(text, chat_type, chat_id, attachments,
                        _parse_backend_config(body), _parse_model(body))
+
+
+@dataclass(frozen=True)
+class PolicyCallbackBody:
+    file_name: str
+    origin_file_name: str
+    directory: str
+    endpoint: str
+    bucket: str
+    size: int
+    mime_type: str
+
+
+_CALLBACK_STRING_FIELDS: tuple[str, ...] = (
+    "fileName", "originFileName", "dir", "endpoint", "bucketName", "size", "mimeType",
+)
+
+
+def parse_policy_callback_body(body: dict[str, Any]) -> PolicyCallbackBody:
+    for key in _CALLBACK_STRING_FIELDS:
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise BadBody(f"{key} must be a non-empty string")
+    # UPSTREAM pins size as a string: a JSON number here is a client bug, not a variant.
+    if not is_ascii_digits(body["size"]):
+        raise BadBody("size must be the byte count as a string of digits")
+    if not MIME_TYPE.fullmatch(body["mimeType"]):
+        raise BadBody("mimeType must look like type/subtype")
+    return PolicyCallbackBody(body["fileName"], body["originFileName"], body["dir"],
+                              body["endpoint"], body["bucketName"], int(body["size"]),
+                              body["mimeType"])
+
+
+def parse_robot_config_body(body: dict[str, Any]) -> str:
+    """The voice an update_robot_custom_config body selects."""
+    if body.get("robotID") != ROBOT_ID:
+        raise BadBody(f"robotID must be the string {ROBOT_ID!r}")
+    config = body.get("config")
+    if not isinstance(config, dict):
+        raise BadBody("config must be an object")
+    voice = config.get("robotVoiceID")
+    if not isinstance(voice, str) or not VOICE_NAME.fullmatch(voice):
+        raise BadBody("config.robotVoiceID must be a voice name such as 'female-shaonv'")
+    return voice
+
+
+def tts_query_problems(query: dict[str, str]) -> list[str]:
+    """msg_tts's own query values (msgID, timbre) with the wrong shape."""
+    problems = [] if is_ascii_digits(query.get("msgID", "")) else ["msgID not digits"]
+    if not VOICE_NAME.fullmatch(query.get("timbre", "")):
+        problems.append("timbre is not a voice name")
+    return problems
+
+
+@dataclass(frozen=True)
+class PhoneMsgForm:
+    """The parts of a phone_msg multipart body."""
+
+    fields: dict[str, str]
+    voice: bytes
+
+    def signing_body(self) -> bytes:
+        """What x-signature and yy sign in place of the (binary) multipart body."""
+        return (md5_hex(self.fields["characterID"]) + md5_hex(self.fields["chatID"])
+                + md5_hex(self.voice[:ASR_SIGNED_PREFIX_BYTES])).encode("ascii")
+
+    def problems(self) -> list[str]:
+        return [f"{name}={self.fields[name]!r} (expected {want!r})"
+                for name, want in PHONE_MSG_FIXED_FIELDS.items() if self.fields[name] != want]
+
+
+def parse_phone_msg_form(mimetype: str, fields: dict[str, list[str]],
+                         files: dict[str, list[bytes]]) -> PhoneMsgForm:
+    """Exactly the three text fields and one voiceBytes file part, each once."""
+    if mimetype != "multipart/form-data":
+        raise BadBody(f"Content-Type must be multipart/form-data, got {mimetype or 'none'!r}")
+    if set(fields) != set(PHONE_MSG_FIXED_FIELDS) or any(len(v) != 1 for v in fields.values()):
+        raise BadBody(f"form fields must be exactly {sorted(PHONE_MSG_FIXED_FIELDS)}, each once")
+    if set(files) != {PHONE_MSG_VOICE_FIELD} or len(files[PHONE_MSG_VOICE_FIELD]) != 1:
+        raise BadBody(f"the form needs exactly one file part named {PHONE_MSG_VOICE_FIELD!r}")
+    return PhoneMsgForm({name: values[0] for name, values in fields.items()},
+                        files[PHONE_MSG_VOICE_FIELD][0])
+
+
+# --- Server-sent events (phone_msg's reply) ---------------------------------------------------
+
+# CRLF on purpose: the SSE spec allows it and clients that split on "\n\n" only break.
+SSE_LINE_END: str = "\r\n"
+ASR_EVENT: str = "asr_chunk"
+AUDIO_EVENT: str = "audio_chunk"
+
+
+def sse_event(name: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    end = SSE_LINE_END
+    return f"event: {name}{end}data: {payload}{end}{end}".encode("utf-8")
+
+
+def asr_event(status_code: int, text: str) -> bytes:
+    return sse_event(ASR_EVENT, {"status_code": status_code, "data": {"text": text}})
+
+
+def audio_event(audio: bytes) -> bytes:
+    encoded = base64.b64encode(audio).decode("ascii")
+    return sse_event(AUDIO_EVENT, {"status_code": OK_CODE, "data": {"audio": encoded}})

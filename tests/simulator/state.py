@@ -6,6 +6,9 @@ from the elapsed time, so thousands of concurrent chats cost nothing while idle.
 
 All public methods of `SimState` take one lock; none of them sleeps or does I/O while
 holding it (hangs happen in the web layer), so it is safe under threads and gevent alike.
+Files (STS grants, OSS objects, file ids) live in a `FileStore` and speech (TTS jobs,
+media, the ASR queue) in a `SpeechDesk`; both are parts of this world, used under the
+same lock, and cleared by `reset` like the rest.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
+from tests.simulator.files import FileStore, StoredObject, StsGrant
+from tests.simulator.media import AudioInfo
+from tests.simulator.oss import MAX_OBJECT_BYTES, OssError, OssPut
 from tests.simulator.protocol import (
     CHAT_NOT_FOUND_CODE, CHAT_NOT_FOUND_MSG, CHAT_RUNNING_CODE, CHAT_RUNNING_MSG,
-    CHAT_STATUS_FINISHED, CHAT_STATUS_GENERATING, ENDPOINT_NAMES, MSG_TYPE_ASSISTANT,
-    MSG_TYPE_USER, NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE,
-    QUOTA_EXHAUSTED_MSG, SIGNATURE_MODES, Attachment, ListChatBody, SendMsgBody, mint_jwt,
-    decode_jwt,
+    CHAT_STATUS_FINISHED, CHAT_STATUS_GENERATING, ENDPOINT_NAMES, MSG_GENERATING_MSG,
+    MSG_NOT_FOUND_CODE, MSG_NOT_FOUND_MSG, MSG_TYPE_ASSISTANT, MSG_TYPE_USER,
+    NOT_AN_ANSWER_MSG, NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE,
+    QUOTA_EXHAUSTED_MSG, SIGNATURE_MODES, VOICE_MISMATCH_CODE, VOICE_MISMATCH_MSG, Attachment,
+    ListChatBody, PolicyCallbackBody, Refusal, SendMsgBody, mint_jwt, decode_jwt,
 )
+from tests.simulator.speech import SpeechDesk, TtsJob, TtsPlan
 
 # --- Settings ------------------------------------------------------------------------------
 
@@ -45,6 +53,7 @@ class SimSettings:
     default_exp_seconds: int = DEFAULT_EXP_SECONDS
     poll_times_cap: int = 2000
     log_cap: int = 100_000
+    max_upload_bytes: int = MAX_OBJECT_BYTES  # tests lower it to exercise the 413
     clock: Callable[[], float] = time.time  # tests may inject a fake clock
 
     def __post_init__(self) -> None:
@@ -62,8 +71,13 @@ DEFAULT_MID_FAULT_SECONDS: float = 5.0
 GENERATION_FAULTS: tuple[str, ...] = ("drop_mid", "hang_mid")
 ANSWER_FIELDS: frozenset[str] = frozenset({
     "text", "length", "thinking", "cps", "thinking_cps", "first_delay", "pauses",
-    "tool_steps", "fault", "fault_seconds", "seconds",
+    "tool_steps", "fault", "fault_seconds", "seconds", "echo",
 })
+# "quoted": the answer is the prompt's text between the last <<< and the next >>> after it
+# (the last, not the first: an instruction before the text may name the markers).
+ECHO_MODES: tuple[str, ...] = ("quoted",)
+QUOTE_OPEN: str = "<<<"
+QUOTE_CLOSE: str = ">>>"
 # Non-ASCII on purpose: an encoding bug anywhere in the chain garbles these visibly.
 FILLER_WORDS: tuple[str, ...] = (
     "alpha", "beta", "gamma", "delta", "naïve", "café", "中文", "—", "epsilon", "zeta",
@@ -98,6 +112,7 @@ class AnswerSpec:
     tool_steps: tuple[ToolStep, ...] = ()
     fault: str | None = None
     fault_seconds: float = DEFAULT_MID_FAULT_SECONDS
+    echo: str | None = None
 
 
 def _number(raw: dict[str, Any], key: str, default: float | None, positive: bool) -> float | None:
@@ -154,6 +169,7 @@ def parse_answer(raw: Any) -> AnswerSpec:
         if not isinstance(raw.get(key, []), list):
             raise ValueError(f"{key} must be a list")
     fault, fault_seconds = _parse_fault(raw)
+    echo = _parse_echo(raw)
     return AnswerSpec(
         text=raw.get("text"), length=length, thinking=raw.get("thinking", ""),
         cps=_number(raw, "cps", DEFAULT_CPS, positive=True) or DEFAULT_CPS,
@@ -161,8 +177,34 @@ def parse_answer(raw: Any) -> AnswerSpec:
         first_delay=_number(raw, "first_delay", DEFAULT_FIRST_DELAY, positive=False) or 0.0,
         pauses=tuple(_parse_pause(p) for p in raw.get("pauses", [])),
         tool_steps=tuple(_parse_tool_step(s) for s in raw.get("tool_steps", [])),
-        fault=fault, fault_seconds=fault_seconds,
+        fault=fault, fault_seconds=fault_seconds, echo=echo,
     )
+
+
+def _parse_echo(raw: dict[str, Any]) -> str | None:
+    echo = raw.get("echo")
+    if echo is None:
+        return None
+    if echo not in ECHO_MODES:
+        raise ValueError(f"echo must be one of {ECHO_MODES}")
+    if "text" in raw or "length" in raw:
+        raise ValueError("echo excludes text and length: the prompt decides the answer")
+    return echo
+
+
+def quoted_text(prompt: str) -> str:
+    """The prompt between the last <<< and the next >>>, verbatim; else the whole prompt."""
+    start = prompt.rfind(QUOTE_OPEN)
+    end = prompt.find(QUOTE_CLOSE, start + len(QUOTE_OPEN)) if start >= 0 else -1
+    if end < 0:
+        return prompt
+    return prompt[start + len(QUOTE_OPEN):end]
+
+
+def answer_text(spec: AnswerSpec, prompt: str) -> str:
+    if spec.echo is not None:
+        return quoted_text(prompt)
+    return spec.text if spec.text is not None else default_answer_text(prompt, spec.length)
 
 
 def default_answer_text(prompt: str, length: int | None) -> str:
@@ -284,6 +326,7 @@ class Generation:
     account: str
     prompt: str
     attachments: tuple[Attachment, ...]
+    attachment_details: tuple[dict[str, Any], ...]  # FileStore.attachment_details
     web_search: bool
     model: str | None
     chat_type: int
@@ -338,6 +381,10 @@ class Generation:
                 "msg_content": t.text_at(eff), "timestamp": _ms(t.t_answer_appears),
                 "extra_info": {"thinking_content": t.thinking_at(eff)}}
 
+    def msg_ids(self) -> set[int]:
+        return {self.user_msg_id, self.answer_msg_id,
+                *(window.msg_id for window in self.timeline.tools)}
+
     def record_poll(self, now: float, cap: int) -> None:
         self.polls += 1
         if len(self.poll_times) < cap:
@@ -351,6 +398,7 @@ class Generation:
         return {
             "chat_id": self.chat.chat_id, "account": self.account, "prompt": self.prompt,
             "attachments": [a.as_dict() for a in self.attachments],
+            "attachment_details": list(self.attachment_details),
             "web_search": self.web_search, "model": self.model, "chat_type": self.chat_type,
             "turn": self.turn, "msg_id": self.user_msg_id, "answer_msg_id": self.answer_msg_id,
             "answer": t.text, "thinking": t.thinking, "delivered": t.text_at(eff),
@@ -381,6 +429,7 @@ class Account:
     quota_exhausted: bool
     initial_flags: dict[str, Any]
     devices: dict[str, str] = field(default_factory=dict)  # uuid -> deviceIDStr
+    robot_voice: str | None = None  # set by update_robot_custom_config
     script: deque[AnswerSpec] = field(default_factory=deque)
     chats: dict[int, Chat] = field(default_factory=dict)
     # One generation at a time is enforced, so only the latest one can still be running.
@@ -391,13 +440,16 @@ class Account:
                 "credential": f"{self.real_user_id}+{self.jwt}",
                 "device_id": self.jwt_device_id, "jwt_user_id": self.jwt_user_id,
                 "name": self.name, "credits": self.credits, "busy": self.busy,
-                "expired": self.expired, "quota_exhausted": self.quota_exhausted}
+                "expired": self.expired, "quota_exhausted": self.quota_exhausted,
+                "robot_voice": self.robot_voice}
 
 
 TRANSPORT_FAULTS: tuple[str, ...] = ("http_500", "http_502", "http_503", "hang", "drop", "drop_after")
 SEMANTIC_FAULTS: tuple[str, ...] = ("expired", "no_credits", "quota", "busy")
 FAULT_KINDS: tuple[str, ...] = TRANSPORT_FAULTS + SEMANTIC_FAULTS
-FAULT_ENDPOINTS: tuple[str, ...] = ENDPOINT_NAMES + ("*",)
+# Unsigned endpoints that take faults too: the OSS PUT and the TTS media download.
+UNSIGNED_FAULT_ENDPOINTS: tuple[str, ...] = ("oss_put", "media")
+FAULT_ENDPOINTS: tuple[str, ...] = ENDPOINT_NAMES + UNSIGNED_FAULT_ENDPOINTS + ("*",)
 DEFAULT_HANG_SECONDS: float = 60.0
 
 
@@ -413,21 +465,14 @@ class Fault:
                 "seconds": self.seconds}
 
 
-class Refusal(Exception):
-    """A business-level refusal: HTTP 200 with this status code in the envelope."""
-
-    def __init__(self, code: int, msg: str, reason: str) -> None:
-        super().__init__(msg)
-        self.code, self.msg, self.reason = code, msg, reason
-
-
 # --- The state -----------------------------------------------------------------------------------
 
 REQUEST_PATH_KEYS_CAP: int = 256
 COUNTER_NAMES: tuple[str, ...] = (
     "double_generation_attempts", "busy_rejections", "sends", "device_registrations",
-    "polls", "stops", "deletes",
+    "polls", "stops", "deletes", "upload_policies", "voice_updates",
 )
+T = TypeVar("T")
 
 
 class SimState:
@@ -461,6 +506,8 @@ class SimState:
         self._warnings: dict[str, int] = {}
         self._faults_applied: dict[str, int] = {}
         self._counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self._files = FileStore(self._rng, self.settings.max_upload_bytes)
+        self._speech = SpeechDesk()
 
     def reset(self, drop_accounts: bool = False) -> None:
         """Forget chats, scripts, faults, counters and config; keep or drop accounts."""
@@ -477,6 +524,7 @@ class SimState:
         for key, value in account.initial_flags.items():
             setattr(account, key, value)
         account.devices.clear()
+        account.robot_voice = None
         account.script.clear()
         account.chats.clear()
         account.last_generation = None
@@ -642,7 +690,9 @@ class SimState:
                     "warnings": dict(self._warnings), "faults_applied": dict(self._faults_applied),
                     "chats_alive": len(self._chats), "chats_generating": generating,
                     "accounts": len(self._accounts), "generations": len(self._log),
-                    **self._counters, "config": self._config()}
+                    **self._counters, **self._files.counters(), **self._speech.counters,
+                    "asr_pending": self._speech.pending_transcripts(),
+                    "config": self._config()}
 
     def log(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -675,6 +725,10 @@ class SimState:
         with self._lock:
             account = self._accounts[real_user_id]
             chat = self._owned_chat(account, body.chat_id) if body.chat_id is not None else None
+            details = self._counted(self._files.attachment_details, real_user_id,
+                                    body.attachments)
+            if self._files.image_sent_as_file(body.attachments):
+                self._bump(self._warnings, "image_sent_as_file")
             self._check_can_send(account, now)
             account.credits -= 1
             self._counters["sends"] += 1
@@ -683,7 +737,7 @@ class SimState:
             else:
                 # The finished turn is frozen so later polls replay it unchanged.
                 chat.history.extend(chat.current.messages(now))
-            generation = self._start_generation(account, chat, body, now)
+            generation = self._start_generation(account, chat, body, details, now)
             return chat.chat_id, generation.user_msg_id
 
     def _check_can_send(self, account: Account, now: float) -> None:
@@ -720,9 +774,9 @@ class SimState:
         return self._default_answer
 
     def _start_generation(self, account: Account, chat: Chat, body: SendMsgBody,
-                          now: float) -> Generation:
+                          attachments: tuple[dict[str, Any], ...], now: float) -> Generation:
         spec = self._next_answer(account)
-        text = spec.text if spec.text is not None else default_answer_text(body.text, spec.length)
+        text = answer_text(spec, body.text)
         user_msg_id = self._new_msg_id()
         # Ids follow order of appearance: with thinking, the answer message comes first.
         answer_first = bool(spec.thinking)
@@ -732,7 +786,8 @@ class SimState:
         chat.turns += 1
         generation = Generation(
             chat=chat, account=account.real_user_id, prompt=body.text,
-            attachments=body.attachments, web_search=body.web_search, model=body.model,
+            attachments=body.attachments, attachment_details=attachments,
+            web_search=body.web_search, model=body.model,
             chat_type=body.chat_type, turn=chat.turns, user_msg_id=user_msg_id,
             answer_msg_id=answer_msg_id, timeline=Timeline(spec, text, now, tool_msg_ids),
             fault=spec.fault, fault_seconds=spec.fault_seconds,
@@ -800,3 +855,113 @@ class SimState:
                                "create_timestamp": _ms(chats[chat_id].created)}
                               for chat_id in page],
                     "has_more": len(ids) > len(page)}
+
+    def _counted(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a FileStore or SpeechDesk step, counting a Refusal's reason as a rejection."""
+        try:
+            return func(*args)
+        except Refusal as exc:
+            self._bump(self._rejections, exc.reason)
+            raise
+
+    # -- files -------------------------------------------------------------------------------------
+
+    def issue_policy(self, real_user_id: str, endpoint: str, now: float) -> dict[str, str]:
+        with self._lock:
+            self._counters["upload_policies"] += 1
+            return self._files.issue(real_user_id, endpoint, now).policy()
+
+    def authorize_put(self, put: OssPut, now: float) -> StsGrant:
+        """The grant of a correctly signed PUT; raises (and counts) OssError otherwise."""
+        with self._lock:
+            try:
+                return self._files.authorize_put(put, now)
+            except OssError as exc:
+                self._bump(self._rejections, exc.reason)
+                raise
+
+    def store_object(self, grant: StsGrant, put: OssPut, body: bytes, now: float) -> StoredObject:
+        with self._lock:
+            return self._files.store(grant, put, body, now)
+
+    def register_file(self, real_user_id: str, body: PolicyCallbackBody) -> str:
+        with self._lock:
+            return self._counted(self._files.register, real_user_id, body)
+
+    def file_listing(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._files.listing()
+
+    # -- text to speech ----------------------------------------------------------------------------
+
+    def set_robot_voice(self, real_user_id: str, voice: str) -> None:
+        with self._lock:
+            self._accounts[real_user_id].robot_voice = voice
+            self._counters["voice_updates"] += 1
+
+    def tts_lookup(self, real_user_id: str, msg_id: int, voice: str,
+                   now: float) -> TtsJob | TtsPlan:
+        """The job for this call, or the plan the caller must render first (first call)."""
+        with self._lock:
+            self._speech.counters["tts_calls"] += 1
+            account = self._accounts[real_user_id]
+            chat_id, text = self._counted(self._answer_text, account, msg_id, now)
+            if account.robot_voice != voice:
+                raise self._refuse(VOICE_MISMATCH_CODE, VOICE_MISMATCH_MSG, "tts_voice_mismatch")
+            job = self._speech.job((real_user_id, msg_id, voice))
+            return job if job is not None else TtsPlan(real_user_id, chat_id, msg_id, voice,
+                                                       text, now)
+
+    def _answer_text(self, account: Account, msg_id: int, now: float) -> tuple[int, str]:
+        """(chat_id, full text) of a finished assistant answer of one of the account's chats."""
+        for chat in account.chats.values():
+            for message in chat.history:
+                if message["msg_id"] == msg_id:
+                    if message["msg_type"] != MSG_TYPE_ASSISTANT or "tool_call" in message:
+                        raise Refusal(MSG_NOT_FOUND_CODE, NOT_AN_ANSWER_MSG, "tts_not_an_answer")
+                    return chat.chat_id, message["msg_content"]
+            generation = chat.current
+            if generation is None or msg_id not in generation.msg_ids():
+                continue
+            if msg_id != generation.answer_msg_id:
+                raise Refusal(MSG_NOT_FOUND_CODE, NOT_AN_ANSWER_MSG, "tts_not_an_answer")
+            if generation.generating(now):
+                raise Refusal(CHAT_RUNNING_CODE, MSG_GENERATING_MSG, "tts_msg_generating")
+            return chat.chat_id, generation.timeline.text_at(generation.effective_time(now))
+        raise Refusal(MSG_NOT_FOUND_CODE, MSG_NOT_FOUND_MSG, "tts_msg_not_found")
+
+    def tts_register(self, plan: TtsPlan, rendered: list[tuple[str, float, bytes]]) -> TtsJob:
+        with self._lock:
+            return self._speech.add_job(plan, rendered)
+
+    def tts_answer(self, job: TtsJob, now: float) -> tuple[int, list[str]]:
+        with self._lock:
+            return job.answer(now)
+
+    def media(self, media_id: str) -> bytes | None:
+        with self._lock:
+            return self._speech.media(media_id)
+
+    def tts_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._speech.tts_log()
+
+    # -- speech recognition ------------------------------------------------------------------------
+
+    def asr_enqueue(self, texts: list[str]) -> int:
+        with self._lock:
+            return self._speech.enqueue(texts)
+
+    def asr_transcribe(self, real_user_id: str, info: AudioInfo, size: int,
+                       now: float) -> tuple[int, str]:
+        with self._lock:
+            return self._speech.transcribe(real_user_id, info, size, now)
+
+    def asr_reject(self, real_user_id: str, size: int, now: float, error: str) -> None:
+        with self._lock:
+            self._bump(self._rejections, "asr_not_mp3")
+            self._speech.reject_audio(real_user_id, size, now, error)
+
+    def asr_log(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._speech.asr_log()
