@@ -19,6 +19,7 @@ from gateway.errors import (
     GatewayError,
     QuotaExhausted,
     UpstreamRejectedSignature,
+    UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnauthorized,
     UpstreamUnavailable,
@@ -185,6 +186,8 @@ def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> s
         return "the upstream could not be reached: check MINIMAX_BASE_URL and the network"
     if isinstance(error, UpstreamTimeout):
         return "the upstream is too slow or hung"
+    if isinstance(error, UpstreamServerError):
+        return "the upstream is failing with server errors: try again later"
     if isinstance(error, StageFailed) and "realUserID" in str(error):
         return "wrong realUserID: copy realUserID from Local Storage 'user_detail_agent'"
     return "the upstream answered something unexpected (the protocol may have changed)"
