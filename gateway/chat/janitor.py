@@ -7,6 +7,7 @@ retried with exponential backoff; a refused credential is not retried.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import threading
 import time
@@ -29,13 +30,16 @@ class Janitor:
         self._client = client
         self._delays = tuple(delays)
         self._pending = 0
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        # Condition's default RLock: with a plain Lock, gevent's ownership check in
+        # notify_all() yields while holding it, and closing streams queue up behind it.
+        self._idle = threading.Condition()
 
     def delete(self, credential: Credential, chat_id: int) -> None:
-        with self._lock:
+        with self._idle:
             self._pending += 1
-        threading.Thread(target=self._run, args=(credential, chat_id), daemon=True).start()
+        # start_new_thread does not wait for the thread to run (Thread.start() does),
+        # so a finishing stream never waits for its clean-up; under gevent it is a greenlet.
+        _thread.start_new_thread(self._run, (credential, chat_id))
 
     @property
     def pending(self) -> int:

@@ -257,6 +257,8 @@ def _connect_checked(connection: HTTPConnection, allow: frozenset[str]) -> socke
             _check_address(info[4][0])
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
+    for option in connection.socket_options or ():
+        sock.setsockopt(*option)
     try:
         sock.settimeout(connection.timeout if isinstance(connection.timeout, (int, float)) else None)
         sock.connect(address)

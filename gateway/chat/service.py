@@ -274,7 +274,9 @@ class Generation:
             if polled_at - last_output >= self._settings.heartbeat:
                 last_output = polled_at
                 yield Heartbeat()
-            next_poll = polled_at + self._interval(shown, polled_at - last_change)
+            # Spaced from when this poll's answer arrived, so upstream sees >= the interval
+            # between polls even when answer times vary.
+            next_poll = time.monotonic() + self._interval(shown, polled_at - last_change)
 
     def _interval(self, shown: Snapshot, quiet_for: float) -> float:
         settings = self._settings

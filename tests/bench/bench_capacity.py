@@ -43,8 +43,9 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    RESULTS_DIR, Stack, StreamResult, cpu_seconds, environment, match_entry, ms, num, poll_breakdown, rss_kb,
-    sim_log_by_prompt, stream_chat, summarize, table, unique_prompt, verdict, write_results,
+    RESULTS_DIR, cpu_seconds, environment, machine_busy_seconds, match_entry, ms, num,
+    poll_breakdown, result_name, rss_kb, sim_log_by_prompt, Stack, stream_chat,
+    StreamResult, summarize, table, unique_prompt, verdict, write_results,
 )
 
 NAME = "bench_capacity"
@@ -119,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         for thread in threads:
             thread.start()
         profiler = start_profiler(worker, args.py_spy)
-        t_go = time.time()
-        go.set()
-        samples = sample_until_done(results, ended, worker, simulator, me, t_go)
-        for thread in threads:
-            thread.join(max(0.1, RUN_DEADLINE_S - (time.time() - t_go)))
-        t_all_ended = time.time()
-        profile = finish_profiler(profiler)
+        try:
+            t_go = time.time()
+            go.set()
+            samples = sample_until_done(results, ended, worker, simulator, me, t_go)
+            for thread in threads:
+                thread.join(max(0.1, RUN_DEADLINE_S - (time.time() - t_go)))
+            t_all_ended = time.time()
+        finally:
+            go.set()  # never leave client threads waiting
+            profile = finish_profiler(profiler)
         try:
             sim.wait_idle(timeout=60)
             idle = True
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = render(args, summary)
     print(report)
-    path = write_results(NAME, {
+    path = write_results(result_name(NAME, nodelay=args.sim_nodelay), {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
         "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
         "samples": samples, "per_stream": per_stream,
@@ -238,7 +242,7 @@ def sample_until_done(results: list[StreamResult], ended: list[bool], worker: in
             "t": now, "since_start_s": now - t_go,
             "worker_rss_kb": rss_kb(worker), "simulator_rss_kb": rss_kb(simulator),
             "worker_cpu_s": cpu_seconds(worker), "simulator_cpu_s": cpu_seconds(simulator),
-            "client_cpu_s": cpu_seconds(me),
+            "client_cpu_s": cpu_seconds(me), "machine_busy_s": machine_busy_seconds(),
             "opened": opened, "first_content": sum(1 for r in results if r.t_first_content),
             "ended": done, "open_now": sum(1 for r, e in zip(results, ended) if r.status == 200 and not e),
         })
@@ -327,11 +331,13 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
             "gateway_worker": cpu_share(window, "worker_cpu_s"),
             "simulator": cpu_share(window, "simulator_cpu_s"),
             "bench_client": cpu_share(window, "client_cpu_s"),
+            "machine_total": cpu_share(window, "machine_busy_s"),
         },
         "cpu_percent_whole_run": {
             "gateway_worker": cpu_share(samples, "worker_cpu_s"),
             "simulator": cpu_share(samples, "simulator_cpu_s"),
             "bench_client": cpu_share(samples, "client_cpu_s"),
+            "machine_total": cpu_share(samples, "machine_busy_s"),
         },
         "added_ttft": summarize(s["added_ttft"] for s in per_stream),
         "added_tail": summarize(s["added_tail"] for s in per_stream),
@@ -392,12 +398,12 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          f"{ms(s['max_poll_gap']['max'])}", "", ""],
         ["request → upstream send p50 / max (ms)",
          f"{ms(s['request_to_send']['p50'])} / {ms(s['request_to_send']['max'])}", "", ""],
-        ["CPU % of one core on the plateau: gateway worker / simulator / client",
-         f"{num(cpu['gateway_worker'], 0)} / {num(cpu['simulator'], 0)} / {num(cpu['bench_client'], 0)}",
-         "", ""],
-        ["CPU % whole run: gateway worker / simulator / client",
+        ["CPU % of one core on the plateau: gateway worker / simulator / client / whole machine (max 200)",
+         f"{num(cpu['gateway_worker'], 0)} / {num(cpu['simulator'], 0)} / {num(cpu['bench_client'], 0)}"
+         f" / {num(cpu['machine_total'], 0)}", "", ""],
+        ["CPU % whole run: gateway worker / simulator / client / whole machine (max 200)",
          f"{num(cpu_all['gateway_worker'], 0)} / {num(cpu_all['simulator'], 0)} / "
-         f"{num(cpu_all['bench_client'], 0)}", "", ""],
+         f"{num(cpu_all['bench_client'], 0)} / {num(cpu_all['machine_total'], 0)}", "", ""],
     ]
     lines = [
         f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker "

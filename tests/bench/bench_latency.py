@@ -20,6 +20,7 @@ Results: a Markdown table on stdout and ``bench-results/bench_latency.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import threading
 import time
@@ -28,9 +29,9 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    CpuMeter, Stack, StreamResult, environment, match_entry, ms, num, poll_breakdown,
-    sim_log_by_prompt,
-    stream_chat, stream_chat_openai, summarize, table, unique_prompt, verdict, write_results,
+    CpuMeter, environment, match_entry, ms, num, poll_breakdown, result_name,
+    sim_log_by_prompt, Stack, stream_chat, stream_chat_openai, StreamResult, summarize,
+    table, unique_prompt, verdict, write_results,
 )
 
 NAME = "bench_latency"
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             for cred in creds:
                 stream_chat(warm, stack.gw_url, cred, unique_prompt("warmup"), deadline_s=20)
         sim.wait_idle(timeout=30)
-        meter = CpuMeter({"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid})
+        meter = CpuMeter({"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,
+                          "bench_client": os.getpid()})
         meter.start()
 
         # Sequential: one client, one account, one stream after another.
@@ -166,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     report = render(stats, phases, rows, errors, args, wall, cpu)
     print(report)
-    path = write_results(NAME, {
+    name = result_name(NAME, client=None if args.client == "requests" else args.client,
+                       nodelay=args.sim_nodelay)
+    path = write_results(name, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
         "goals": {"added_ttft_p50_s": GOAL_TTFT_P50, "added_tail_p50_s": GOAL_TAIL_P50,
                   "polls_per_s_per_stream": GOAL_POLLS_PER_S},
@@ -234,8 +238,10 @@ def render(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
         ),
         "",
         f"Errors: {len(errors)} (text mismatches or failed streams). "
-        f"CPU during the measured phase: gateway worker {num(cpu.get('gateway_worker'), 1)} %, "
-        f"simulator {num(cpu.get('simulator'), 1)} % of one core. Wall time {wall:.1f} s.",
+        f"CPU during the measured phase (% of one core): gateway worker "
+        f"{num(cpu.get('gateway_worker'), 1)}, simulator {num(cpu.get('simulator'), 1)}, this client "
+        f"{num(cpu.get('bench_client'), 1)}, other processes on the machine "
+        f"{num(cpu.get('other_processes'), 1)} (of 200 for 2 cores). Wall time {wall:.1f} s.",
     ]
     for row in errors[:10]:
         lines.append(f"- {row['phase']} {row['prompt']}: {row['error']}")

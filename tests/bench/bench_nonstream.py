@@ -22,6 +22,7 @@ Results: a Markdown table on stdout and ``bench-results/bench_nonstream.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from typing import Any
@@ -29,8 +30,8 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    CpuMeter, Stack, chat_body, environment, match_entry, ms, num, sim_log_by_prompt,
-    summarize, table, unique_prompt, verdict, write_results,
+    chat_body, CpuMeter, environment, match_entry, ms, num, result_name, sim_log_by_prompt,
+    Stack, summarize, table, unique_prompt, verdict, write_results,
 )
 
 NAME = "bench_nonstream"
@@ -157,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.sim.set_default(INSTANT_ANSWER)
         creds = [a["credential"] for a in stack.sim.add_accounts(max(levels))]
         pids = {"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,
-                "bench_client": __import__("os").getpid()}
+                "bench_client": os.getpid()}
         for clients in levels:
             results.append(run_level(stack, creds, clients, args, pids))
     wall = time.monotonic() - started
     report = render(results, args, wall)
     print(report)
-    path = write_results(NAME, {
+    path = write_results(result_name(NAME, nodelay=args.sim_nodelay), {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
         "goal": {"added_p99_at_64_s": GOAL_P99_AT_64}, "levels": results, "markdown": report,
     })
@@ -184,7 +185,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
             num(level["polls"]["mean"], 2),
             f"{ms(level['ping']['p50'])} / {ms(level['ping']['p99'])}",
             f"{num(cpu.get('gateway_worker'), 0)} / {num(cpu.get('simulator'), 0)} / "
-            f"{num(cpu.get('bench_client'), 0)}",
+            f"{num(cpu.get('bench_client'), 0)} / {num(cpu.get('other_processes'), 0)}",
             "p99 ≤ 100 ms" if level["clients"] == 64 else "", goal,
         ])
     lines = [
@@ -194,7 +195,7 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
         table(["clients", "requests", "errors", "added p50 (ms)", "p90", "p99", "max",
                "req/s", "client→upstream send p50 (ms)", "last poll→client p50 (ms)",
                "polls per request", "/ping RTT p50 / p99 (ms)",
-               "CPU % gateway / simulator / client", "goal", "result"], rows),
+               "CPU % gateway / simulator / client / others", "goal", "result"], rows),
         "",
         "added = client round trip − (simulator t_finish − t_send); the upstream generation "
         "time is ≤ 0.01 ms here, so this is the round trip itself. It includes the "

@@ -92,6 +92,13 @@ def environment() -> dict[str, Any]:
     }
 
 
+def result_name(name: str, **variants: object) -> str:
+    """``name`` plus a suffix per non-default variant, so variant runs keep their own file."""
+    suffix = "".join(f"-{key}" if value is True else f"-{key}-{value}"
+                     for key, value in variants.items() if value not in (None, False, ""))
+    return name + suffix
+
+
 def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
@@ -142,6 +149,16 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine spent busy (all cores, all processes) since boot."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 class CpuMeter:
     """CPU share (in % of one core) of some processes between start() and stop()."""
 
@@ -153,6 +170,7 @@ class CpuMeter:
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy_seconds()
 
     def stop(self) -> dict[str, float | None]:
         elapsed = max(1e-9, time.monotonic() - self._t0)
@@ -160,6 +178,12 @@ class CpuMeter:
         for name, pid in self.pids.items():
             before, after = self._start.get(name), cpu_seconds(pid)
             shares[name] = None if before is None or after is None else 100.0 * (after - before) / elapsed
+        machine = machine_busy_seconds()
+        if machine is not None and self._machine is not None:
+            shares["machine_total"] = 100.0 * (machine - self._machine) / elapsed
+            ours = sum(v for k, v in shares.items() if v is not None and k != "machine_total")
+            # Everything else on the machine (other sessions' tests, the OS) in the same window.
+            shares["other_processes"] = max(0.0, shares["machine_total"] - ours)
         shares["wall_s"] = elapsed
         return shares
 
