@@ -116,3 +116,31 @@ def test_silence_is_empty_text_and_garbage_is_400(gateway, sim, credential) -> N
     assert result.text == ""
     with pytest.raises(openai.BadRequestError):
         api.audio.transcriptions.create(model="whisper-1", file=("x.mp3", b"definitely not audio" * 40, "audio/mpeg"))
+
+
+def transcode(wav: bytes, container: str, codec: str) -> bytes:
+    """The test's own audio in another container/codec, made with PyAV."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(wav)) as source, av.open(out, "w", format=container) as target:
+        rate = 48_000 if codec == "libopus" else 22_050
+        stream = target.add_stream(codec, rate=rate, layout="mono")
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
+        for frame in source.decode(audio=0):
+            for converted in resampler.resample(frame):
+                for packet in stream.encode(converted):
+                    target.mux(packet)
+        for packet in stream.encode(None):
+            target.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "container", "codec"), [
+    ("speech.mp3", "mp3", "libmp3lame"), ("speech.m4a", "ipod", "aac"), ("speech.ogg", "ogg", "libopus"),
+    ("speech.webm", "webm", "libopus"), ("speech.flac", "flac", "flac"),
+])
+def test_common_audio_formats_are_transcribed(gateway, sim, credential, speech_wav, name, container, codec) -> None:
+    sim.asr([f"heard {name}"])
+    data = transcode(speech_wav, container, codec)
+    result = client(gateway, credential).audio.transcriptions.create(model="whisper-1", file=(name, data))
+    assert result.text == f"heard {name}"
+    assert sim.asr_log()[-1]["duration"] > 1.0
