@@ -7,21 +7,24 @@ streaming responses that no proxy buffers.
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
-from gateway.errors import InvalidRequest, MissingCredentials
+from gateway.errors import GatewayError, InvalidRequest, MissingCredentials
 from gateway.upstream.credentials import Credential, parse_pool
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+#: The accounts a request may use, as parsed from its credential header.
+Credentials = list[Credential]
 
 
 def service() -> ChatService:
@@ -72,7 +75,7 @@ def bearer_token() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def credentials(*candidates: str | None) -> list[Credential]:
+def credentials(*candidates: str | None) -> Credentials:
     """Parse the first credential text given; 401 when there is none."""
     for text in candidates:
         if text and text.strip():
@@ -99,6 +102,15 @@ def disconnect_probe() -> Callable[[], bool]:
             return True
 
     return closed
+
+
+def error_response(body: dict[str, Any], error: GatewayError) -> Response:
+    """A dialect's error body with the error's status (and Retry-After when it has one)."""
+    response = jsonify(body)
+    response.status_code = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(math.ceil(error.retry_after))
+    return response
 
 
 def stream(

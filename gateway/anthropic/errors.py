@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 
 from gateway.errors import GatewayError
+from gateway.http import error_response
 
 #: neutral kind -> Anthropic error type.
 KINDS: dict[str, str] = {
@@ -37,8 +37,4 @@ def error_body(error: GatewayError) -> dict[str, Any]:
 
 
 def render(error: GatewayError) -> Response:
-    response = jsonify(error_body(error))
-    response.status_code = error.status
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(math.ceil(error.retry_after))
-    return response
+    return error_response(error_body(error), error)

@@ -10,12 +10,11 @@ from flask import Blueprint, Response, jsonify, request
 from gateway import http
 from gateway.anthropic import translate
 from gateway.anthropic.schemas import CountTokensSchema, MessagesSchema
-from gateway.upstream.credentials import Credential
 
 bp = Blueprint("anthropic", __name__)
 
 
-def _credentials() -> list[Credential]:
+def _credentials() -> http.Credentials:
     return http.credentials(request.headers.get("x-api-key"), http.bearer_token())
 
 

@@ -18,7 +18,7 @@ bp = Blueprint("gemini", __name__)
 VERSIONS = "<any(v1beta, v1, v1alpha):version>"
 
 
-def credentials() -> list:
+def credentials() -> http.Credentials:
     return http.credentials(
         request.headers.get("x-goog-api-key"), request.args.get("key"), http.bearer_token()
     )
