@@ -1,0 +1,1 @@
+"""Deployment tests: the shipped nginx, systemd and Docker files, exercised for real."""

@@ -1,0 +1,1 @@
+"""Homepage tests: the page rendered by a real browser in front of a real gunicorn."""
