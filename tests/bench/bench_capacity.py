@@ -1,7 +1,7 @@
 """Capacity of ONE gevent worker: 500 concurrent streams, errors and memory per stream.
 
     python -m tests.bench.bench_capacity [--streams 500] [--cps 20] [--length 500-800]
-                                         [--first-delay 0.5] [--sim-nodelay]
+                                         [--first-delay 0.5] [--py-spy SECONDS]
 
 The gateway runs with ``GATEWAY_WORKERS=1``. Each stream has its own simulator account
 and a slow answer (500-800 characters at 20 chars/s: 25-40 s), so all of them are open
@@ -20,11 +20,13 @@ Correctness: a stream counts as an error if its HTTP status is not 200, it carri
 error frame, it ends without ``[DONE]``, or its text differs from the simulator's answer
 for its chat (matched by a unique prompt).
 
-Load: the gateway polls each stream every 0.25 s while text flows, so 500 streams ask
-for ~2000 upstream polls a second; the simulator is one gevent process. Reported: polls
-per second achieved while all streams were open, the resulting mean poll interval per
-stream, added TTFT/tail against the simulator's timeline, and CPU of the gateway
-worker, the simulator and this client process.
+Load: the gateway polls each stream every 0.25 s while text flows (spaced from when the
+previous poll's answer arrived), so 500 streams ask for at most ~2000 upstream polls a
+second; the simulator is one gevent process. Reported: polls per second achieved while
+all streams were open, the resulting mean poll interval per stream, the polling rate
+and shortest gap between polls per stream (never faster than 5/s), added TTFT/tail
+against the simulator's timeline, and CPU of the gateway worker, the simulator and this
+client process.
 Results: a Markdown table on stdout and ``bench-results/bench_capacity.json``.
 """
 
@@ -44,7 +46,7 @@ import requests
 
 from tests.bench.common import (
     RESULTS_DIR, cpu_seconds, environment, machine_busy_seconds, match_entry, ms, num,
-    poll_breakdown, result_name, rss_kb, sim_log_by_prompt, Stack, stream_chat,
+    poll_breakdown, poll_spacing, result_name, rss_kb, sim_log_by_prompt, Stack, stream_chat,
     StreamResult, summarize, table, unique_prompt, verdict, write_results,
 )
 
@@ -66,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
                         help="also sample the worker with py-spy (if installed) for SECONDS from the start")
-    parser.add_argument("--sim-nodelay", action="store_true",
-                        help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
     args = parser.parse_args(argv)
     low, high = (int(part) for part in args.length.split("-"))
     rng = random.Random(args.seed)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_QUEUE_TIMEOUT": "60",
            "GATEWAY_WORKER_CONNECTIONS": str(max(2000, 2 * args.streams + 100))}
 
-    with Stack("capacity", env, sim_nodelay=args.sim_nodelay) as stack:
+    with Stack("capacity", env) as stack:
         sim = stack.sim
         worker, simulator, me = stack.worker_pid(), stack.simulator_pid, os.getpid()
         accounts = sim.add_accounts(args.streams + 1)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = render(args, summary)
     print(report)
-    path = write_results(result_name(NAME, nodelay=args.sim_nodelay), {
+    path = write_results(result_name(NAME, pyspy=args.py_spy > 0), {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
         "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
         "samples": samples, "per_stream": per_stream,
@@ -296,6 +296,7 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
                 "polls_per_s": entry["polls"] / span if span > 0 else None,
                 "request_to_send": entry["t_send"] - result.t_request,
                 "poll_times": entry["poll_times"],
+                **poll_spacing(entry["poll_times"]),
                 **poll_breakdown(entry, result.t_first_content, result.t_done),
             })
 
@@ -345,7 +346,9 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
         "polls_per_s_per_stream": summarize(s["polls_per_s"] for s in per_stream),
         **{key: summarize(s[key] for s in per_stream)
            for key in ("ttft_poll_wait", "ttft_delivery", "tail_poll_wait", "tail_delivery",
-                       "max_poll_gap", "finish_reason_to_done")},
+                       "max_poll_gap", "finish_reason_to_done", "poll_rate", "min_poll_gap",
+                       "send_to_first_poll",
+                       "max_polls_in_1s")},
     }
 
 
@@ -361,6 +364,7 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
     per = s["rss_kb_per_stream"]
     cpu, cpu_all = s["cpu_percent_plateau"], s["cpu_percent_whole_run"]
     ttft, tail, pps = s["added_ttft"], s["added_tail"], s["polls_per_s_per_stream"]
+    rate, gap = s["poll_rate"], s["min_poll_gap"]
     rows = [
         ["concurrent streams (one worker)", s["streams"], "all open together",
          "PASS" if s["all_open_simultaneously"] else "FAIL"],
@@ -378,10 +382,23 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
         ["upstream polls/s achieved on the plateau (asked: ~streams/0.25 s)",
          f"{num(s['polls_per_s_achieved'], 0)} (asked ~{num(s['polls_per_s_asked'], 0)})", "", ""],
         ["→ mean poll interval per stream (s)", num(s["mean_poll_interval_s"], 2), "0.25 design", ""],
-        ["polls/s per stream, polls/(t_finish−t_send) p50 / max",
-         f"{num(pps['p50'])} / {num(pps['max'])}", "≤ 5", verdict(pps["max"], 5.0)],
+        ["polling rate per stream, (polls−1)/(last poll − first poll), p50 / max",
+         f"{num(rate['p50'])} / {num(rate['max'])}", "max ≤ 5/s", verdict(rate["max"], 5.0)],
+        ["shortest gap between two polls of one stream, min over streams / p50 (ms)",
+         f"{ms(gap['min'])} / {ms(gap['p50'])}", "min ≥ 200 ms",
+         "n/a" if gap["min"] is None else ("PASS" if gap["min"] >= 0.2 else "FAIL")],
+        ["most polls of one stream in any 1 s window, max",
+         num(s["max_polls_in_1s"]["max"], 0), "≤ 5", verdict(s["max_polls_in_1s"]["max"], 5.0)],
+        ["naive polls/(t_finish−t_send) per stream, p50 / max (not a rate, see README)",
+         f"{num(pps['p50'])} / {num(pps['max'])}", "info", "–"],
         ["added TTFT p50 / p90 / max (ms)",
          f"{ms(ttft['p50'])} / {ms(ttft['p90'])} / {ms(ttft['max'])}", "", ""],
+        ["  of which: content visible → poll that saw it, p50 / p90 / max (ms)",
+         f"{ms(s['ttft_poll_wait']['p50'])} / {ms(s['ttft_poll_wait']['p90'])} / "
+         f"{ms(s['ttft_poll_wait']['max'])}", "", ""],
+        ["upstream send → first poll (the gateway polls at once), p50 / p90 / max (ms)",
+         f"{ms(s['send_to_first_poll']['p50'])} / {ms(s['send_to_first_poll']['p90'])} / "
+         f"{ms(s['send_to_first_poll']['max'])}", "", ""],
         ["added tail p50 / p90 / max (ms)",
          f"{ms(tail['p50'])} / {ms(tail['p90'])} / {ms(tail['max'])}", "", ""],
         ["  of which: finish visible → poll that saw it, p50 / p90 / max (ms)",
@@ -407,8 +424,7 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
     ]
     lines = [
         f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker "
-        f"(answers {args.length} chars at {args.cps:g} chars/s, first_delay {args.first_delay} s"
-        f"{', simulator with TCP_NODELAY' if args.sim_nodelay else ''})",
+        f"(answers {args.length} chars at {args.cps:g} chars/s, first_delay {args.first_delay} s)",
         "",
         table(["measure", "value", "goal", "result"], rows),
         "",

@@ -1,6 +1,7 @@
 """Latency the gateway adds to a NON-stream request, at 1, 16 and 64 concurrent clients.
 
     python -m tests.bench.bench_nonstream [--levels 1,16,64] [--requests 30] [--warmup 3]
+                                          [--workers 1]
 
 The simulator answers instantly (``first_delay`` 0, 40 characters at 10^7 chars/s: the
 chat is finished when it is created), and every client has its own account (one
@@ -16,7 +17,11 @@ poll) and the simulator's handling of them; the breakdown columns split it along
 simulator's timestamps: client send -> upstream ``t_send``, and last upstream poll ->
 client receives the reply. A ``GET /ping`` round trip at the same concurrency shows the
 floor of gunicorn + Flask + this Python client on this machine.
-Results: a Markdown table on stdout and ``bench-results/bench_nonstream.json``.
+
+``--workers N`` runs the gateway with ``GATEWAY_WORKERS=N`` gevent workers (the kernel
+spreads the clients' connections over them); the gateway CPU column is their sum.
+Results: a Markdown table on stdout and ``bench-results/bench_nonstream.json``
+(``bench_nonstream-workers-N.json`` for N > 1).
 """
 
 from __future__ import annotations
@@ -125,7 +130,7 @@ def run_level(stack: Stack, creds: list[str], clients: int, args: argparse.Names
         if row["error"] is None and row.get("text") != entry["answer"]:
             row["error"] = "reply text differs from the simulator's answer"
         row.pop("text", None)
-    errors = [row for row in flat if row["error"]] 
+    errors = [row for row in flat if row["error"]]
     return {
         "clients": clients, "requests": len(flat), "errors": len(errors) + len(failures),
         "client_failures": failures, "error_samples": [row["error"] for row in errors[:5]],
@@ -148,24 +153,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,16,64", help="comma-separated client counts")
     parser.add_argument("--requests", type=int, default=30, help="measured requests per client")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client")
-    parser.add_argument("--sim-nodelay", action="store_true",
-                        help="run the simulator with TCP_NODELAY (see tests/bench/sim_nodelay.py)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="gunicorn gevent workers of the gateway (GATEWAY_WORKERS)")
     args = parser.parse_args(argv)
     levels = [int(part) for part in args.levels.split(",") if part.strip()]
     started = time.monotonic()
     results: list[dict[str, Any]] = []
-    with Stack("nonstream", sim_nodelay=args.sim_nodelay) as stack:
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    env = {"GATEWAY_WORKERS": str(args.workers)}
+    with Stack("nonstream", env) as stack:
         stack.sim.set_default(INSTANT_ANSWER)
         creds = [a["credential"] for a in stack.sim.add_accounts(max(levels))]
-        pids = {"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,
+        workers = stack.worker_pids(args.workers)
+        if len(workers) != args.workers:
+            raise RuntimeError(f"expected {args.workers} gunicorn workers, found {workers}")
+        pids = {"gateway_worker": workers, "simulator": stack.simulator_pid,
                 "bench_client": os.getpid()}
         for clients in levels:
             results.append(run_level(stack, creds, clients, args, pids))
     wall = time.monotonic() - started
     report = render(results, args, wall)
     print(report)
-    path = write_results(result_name(NAME, nodelay=args.sim_nodelay), {
+    path = write_results(result_name(NAME, workers=None if args.workers == 1 else args.workers), {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
+        "gateway_env": env, "worker_pids": workers,
         "goal": {"added_p99_at_64_s": GOAL_P99_AT_64}, "levels": results, "markdown": report,
     })
     print(f"\nJSON: {path}")
@@ -189,7 +201,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
             "p99 ≤ 100 ms" if level["clients"] == 64 else "", goal,
         ])
     lines = [
-        f"## bench_nonstream — instant upstream, {args.requests} measured requests per client "
+        f"## bench_nonstream — {args.workers} gateway worker{'s' if args.workers > 1 else ''}, "
+        f"instant upstream, {args.requests} measured requests per client "
         f"after {args.warmup} warm-up, one account per client",
         "",
         table(["clients", "requests", "errors", "added p50 (ms)", "p90", "p99", "max",

@@ -8,12 +8,12 @@ with the simulator's own epoch timeline (``/_sim/log``: ``t_send``, ``t_first_co
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
 import platform
 import resource
-import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import requests
 
-from tests.servers import Process, free_port, start_gateway, start_simulator
+from tests.servers import Process, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,24 +159,35 @@ def machine_busy_seconds() -> float | None:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
-class CpuMeter:
-    """CPU share (in % of one core) of some processes between start() and stop()."""
+def cpu_seconds_of(pids: int | Sequence[int]) -> float | None:
+    """:func:`cpu_seconds` of one process, or the sum over several (None if any is gone)."""
+    if isinstance(pids, int):
+        return cpu_seconds(pids)
+    values = [cpu_seconds(pid) for pid in pids]
+    return None if not values or any(v is None for v in values) else sum(values)
 
-    def __init__(self, pids: dict[str, int]) -> None:
+
+class CpuMeter:
+    """CPU share (in % of one core) of some processes between start() and stop().
+
+    A name may stand for several pids (e.g. all gunicorn workers): their CPU is summed.
+    """
+
+    def __init__(self, pids: dict[str, int | Sequence[int]]) -> None:
         self.pids = pids
         self._start: dict[str, float | None] = {}
         self._t0 = 0.0
 
     def start(self) -> None:
         self._t0 = time.monotonic()
-        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._start = {name: cpu_seconds_of(pid) for name, pid in self.pids.items()}
         self._machine = machine_busy_seconds()
 
     def stop(self) -> dict[str, float | None]:
         elapsed = max(1e-9, time.monotonic() - self._t0)
         shares: dict[str, float | None] = {}
         for name, pid in self.pids.items():
-            before, after = self._start.get(name), cpu_seconds(pid)
+            before, after = self._start.get(name), cpu_seconds_of(pid)
             shares[name] = None if before is None or after is None else 100.0 * (after - before) / elapsed
         machine = machine_busy_seconds()
         if machine is not None and self._machine is not None:
@@ -204,10 +215,8 @@ def raise_fd_limit() -> None:
 class Stack:
     """A fresh simulator and a gunicorn gateway in front of it; both stopped on exit."""
 
-    def __init__(self, name: str, gateway_env: dict[str, str] | None = None,
-                 sim_nodelay: bool = False) -> None:
+    def __init__(self, name: str, gateway_env: dict[str, str] | None = None) -> None:
         self.name = name
-        self.sim_nodelay = sim_nodelay
         self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", **(gateway_env or {})}
         self.sim_proc: Process | None = None
         self.gw_proc: Process | None = None
@@ -217,10 +226,7 @@ class Stack:
     def __enter__(self) -> Stack:
         raise_fd_limit()
         try:
-            if self.sim_nodelay:
-                self.sim_proc, self.sim_url = _start_nodelay_simulator(f"bench-{self.name}-simulator")
-            else:
-                self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
+            self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
             self.sim = SimulatorControl(self.sim_url)
             self.gw_proc, self.gw_url = start_gateway(
                 self.sim_url, f"bench-{self.name}-gateway", self.gateway_env
@@ -266,19 +272,6 @@ class Stack:
         if len(pids) != 1:
             raise RuntimeError(f"expected one gunicorn worker, found {pids}")
         return pids[0]
-
-
-def _start_nodelay_simulator(name: str) -> tuple[Process, str]:
-    """Like tests.servers.start_simulator, through the TCP_NODELAY wrapper (sim_nodelay.py)."""
-    port = free_port()
-    proc = Process(name, [sys.executable, "-m", "tests.bench.sim_nodelay", "--port", str(port)], {})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        proc.wait_http(url + "/_sim/stats")
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, url
 
 
 # --- the client ------------------------------------------------------------------------------------
@@ -444,19 +437,40 @@ def match_entry(log: dict[str, dict[str, Any]], prompt: str) -> dict[str, Any] |
     return next((e for p, e in log.items() if prompt in p), None)
 
 
+def poll_spacing(poll_times: Sequence[float]) -> dict[str, float | int | None]:
+    """How fast one chat was really polled, from the simulator's own poll timestamps.
+
+    ``poll_rate``: (polls − 1) / (last poll − first poll), the rate of polling itself;
+    ``min_poll_gap`` / ``max_poll_gap``: the shortest / longest time between two polls;
+    ``max_polls_in_1s``: the most polls inside any 1 s window (starting at a poll).
+    """
+    times = sorted(poll_times)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    span = times[-1] - times[0] if times else 0.0
+    return {
+        "poll_rate": (len(times) - 1) / span if len(times) > 1 and span > 0 else None,
+        "min_poll_gap": min(gaps) if gaps else None,
+        "max_poll_gap": max(gaps) if gaps else None,
+        "max_polls_in_1s": max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)),
+                               default=0),
+    }
+
+
 def poll_breakdown(entry: dict[str, Any], t_first_client: float | None,
                    t_done_client: float | None) -> dict[str, float | None]:
     """Split added TTFT and tail at the upstream poll that first saw the content / finish.
 
     ``*_poll_wait``: from the moment the simulator made it visible to the poll that saw it
     (polling granularity, or polls arriving late); ``*_delivery``: from that poll to the
-    client (the gateway's own processing and writing, plus the client reading).
+    client (the gateway's own processing and writing, plus the client reading);
+    ``send_to_first_poll``: upstream send -> the first poll (the gateway polls at once).
     """
     times = sorted(entry.get("poll_times") or ())
     out: dict[str, float | None] = {
         "ttft_poll_wait": None, "ttft_delivery": None, "tail_poll_wait": None,
         "tail_delivery": None,
-        "max_poll_gap": max((b - a for a, b in zip(times, times[1:])), default=None),
+        # The gateway polls at once after the send: anything here is waiting for the worker.
+        "send_to_first_poll": (times[0] - entry["t_send"]) if times and entry.get("t_send") else None,
     }
     first, finish = entry.get("t_first_content"), entry.get("t_finish")
     if first is not None:
