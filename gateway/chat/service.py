@@ -6,9 +6,10 @@ proper HTTP status. The returned :class:`Generation` then streams events by poll
 upstream and diffing its cumulative contents, and always cleans up: stop the generation
 if it is unfinished, free the account, delete the chat.
 
-Polling adapts: one poll right after sending, then ``poll_first`` while waiting for the first content, ``poll_steady`` while
-it flows, ``poll_idle`` after ``idle_after`` seconds without change; never faster than
-``MIN_POLL_INTERVAL``. The answer ends only when the upstream says the chat is finished.
+Polling adapts: one poll right after sending, then ``poll_first`` while waiting for the
+first content, ``poll_steady`` while it flows, ``poll_idle`` after ``idle_after`` seconds
+without change; never faster than ``MIN_POLL_INTERVAL``, counted from the previous
+poll's answer. The answer ends only when the upstream says the chat is finished.
 """
 
 from __future__ import annotations
@@ -110,13 +111,15 @@ class ChatService:
         disconnected: Disconnected = lambda: False,
     ) -> Generation:
         """Start a generation; raises :class:`GatewayError` before anything is streamed."""
+        opened_at = time.monotonic()
         prompt = self.prompt_for(request)
         blobs = self.media.resolve(request)  # fetched once, uploaded per account
         try:
             lease, chat_id, msg_id = self._send(request, prompt, blobs, credentials)
         finally:
             close_all(blobs)
-        return Generation(self, request, lease, chat_id, msg_id, estimate_tokens(prompt), disconnected)
+        return Generation(self, request, lease, chat_id, msg_id, estimate_tokens(prompt),
+                          disconnected, opened_at)
 
     def _send(
         self, request: ChatRequest, prompt: str, blobs: list[Blob], credentials: Sequence[Credential]
@@ -158,6 +161,7 @@ class Generation:
         msg_id: int | None,
         input_tokens: int,
         disconnected: Disconnected,
+        opened_at: float,
     ) -> None:
         self._service = service
         self._settings = service.settings
@@ -169,7 +173,7 @@ class Generation:
         self._disconnected = disconnected
         self.finished = False
         self._closed = False
-        self._opened_at = time.monotonic()
+        self.opened_at = opened_at  # when the request arrived: time to first token counts from it
         self._first_content: float | None = None
 
     def events(self) -> Iterator[Event]:
@@ -261,7 +265,7 @@ class Generation:
                 self.finished = True
             if events and self._first_content is None:
                 self._first_content = time.monotonic()
-                metrics().first_token.observe(self._first_content - self._opened_at)
+                metrics().first_token.observe(self._first_content - self.opened_at)
             yield from events
             if events:
                 last_change = last_output = polled_at
