@@ -36,6 +36,8 @@ sendfile = False
 # multiprocess mode); a fresh folder per arbiter, so stale values never add up.
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="minimax-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+# Workers lock accounts against each other with one file per account in this folder.
+os.environ["GATEWAY_LOCK_DIR"] = _settings.lock_dir or tempfile.mkdtemp(prefix="minimax-locks-")
 
 
 def child_exit(server: object, worker: object) -> None:

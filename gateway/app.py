@@ -26,7 +26,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
 from gateway.chat.janitor import Janitor
 from gateway.chat.media import MediaResolver
-from gateway.chat.pool import AccountPool
+from gateway.chat.pool import AccountLocks, AccountPool
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
@@ -81,7 +81,7 @@ def _build_services(app: Flask, settings: Settings) -> None:
     client = UpstreamClient(settings.upstream(), observer=observe)
     janitor = Janitor(client)
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
-    pool = AccountPool(on_change=metrics.set_accounts)
+    pool = AccountPool(on_change=metrics.set_accounts, locks=AccountLocks(settings.lock_dir or None))
     chat = ChatService(client, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
     app.extensions.update({
         "gateway.settings": settings,

@@ -45,6 +45,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = _setting(
         "GATEWAY_TRUSTED_PROXIES", (), "Peer addresses whose X-Forwarded-* headers are believed (e.g. 127.0.0.1 behind nginx)."
     )
+    lock_dir: str = _setting(
+        "GATEWAY_LOCK_DIR", "", "Where workers lock accounts against each other; deploy/gunicorn.conf.py makes one when unset."
+    )
     metrics_dir: str = _setting(
         "PROMETHEUS_MULTIPROC_DIR", "", "Where workers share metrics; deploy/gunicorn.conf.py makes one when unset."
     )

@@ -8,10 +8,18 @@ reports busy (in use elsewhere, e.g. the user's browser) cools down for a while.
 
 Waiting uses a :class:`threading.Condition`, which gevent's monkey-patching turns into
 a cooperative one under the gunicorn gevent worker.
+
+With several gunicorn workers, each worker's pool only sees its own leases, so a lease
+also takes an exclusive ``flock`` on one file per account in a directory all workers
+share (:class:`AccountLocks`); an account locked by another worker counts as busy here,
+and waiters look again every ``CROSS_PROCESS_RECHECK`` seconds since no notification
+crosses processes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +27,38 @@ from dataclasses import dataclass
 
 from gateway.errors import AccountsBusy
 from gateway.upstream.credentials import Credential
+
+
+CROSS_PROCESS_RECHECK = 0.1
+
+
+class AccountLocks:
+    """One exclusive, non-blocking file lock per account, shared by worker processes."""
+
+    def __init__(self, directory: str | None) -> None:
+        self._directory = directory
+        self._files: dict[str, int] = {}
+
+    @property
+    def shared(self) -> bool:
+        return self._directory is not None
+
+    def try_lock(self, key: str) -> bool:
+        if self._directory is None:
+            return True
+        fd = self._files.get(key)
+        if fd is None:
+            fd = self._files[key] = os.open(os.path.join(self._directory, f"{key}.lock"),
+                                            os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def unlock(self, key: str) -> None:
+        if self._directory is not None and key in self._files:
+            fcntl.flock(self._files[key], fcntl.LOCK_UN)
 
 
 @dataclass
@@ -60,7 +100,9 @@ class AccountPool:
         retry_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[dict[str, int]], None] = lambda counts: None,
+        locks: AccountLocks | None = None,
     ) -> None:
+        self._locks = locks or AccountLocks(None)
         self._states: dict[str, AccountState] = {}
         self._changed = threading.Condition()
         self._retry_after = retry_after
@@ -74,14 +116,18 @@ class AccountPool:
             states = [self._state_of(cred) for cred in credentials]
             while True:
                 now = self._clock()
-                free = [s for s in states if s.free(now)]
-                if free:
-                    lease = self._take(min(free, key=lambda s: s.last_used), now)
+                free = sorted((s for s in states if s.free(now)), key=lambda s: s.last_used)
+                chosen = next((s for s in free if self._locks.try_lock(s.credential.key)), None)
+                if chosen is not None:
+                    lease = self._take(chosen, now)
                     self._on_change(self._counts(now))
                     return lease
                 if now >= deadline:
                     raise AccountsBusy(retry_after=self._retry_after_for(states, now))
-                self._changed.wait(self._wait_time(states, now, deadline))
+                wait = self._wait_time(states, now, deadline)
+                if free:  # free here but held by another worker: look again soon
+                    wait = min(wait, CROSS_PROCESS_RECHECK)
+                self._changed.wait(wait)
 
     def snapshot(self) -> dict[str, int]:
         """Counts of accounts by state, for health and metrics."""
@@ -109,6 +155,7 @@ class AccountPool:
 
     def _release(self, state: AccountState, cooldown: float, dead: bool) -> None:
         with self._changed:
+            self._locks.unlock(state.credential.key)
             state.busy, state.dead = False, dead
             if cooldown > 0:
                 state.cooldown_until = self._clock() + cooldown

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from gateway.chat.pool import AccountPool
+from gateway.chat.pool import AccountLocks, AccountPool
 from gateway.errors import AccountsBusy
 from tests.upstream.test_credentials import LIVE, jwt
 from gateway.upstream.credentials import parse_one
@@ -41,3 +41,25 @@ def test_cooldown_keeps_an_account_out_until_it_ends() -> None:
     with pytest.raises(AccountsBusy):
         pool.acquire([a], 0.05)
     assert pool.acquire([a], 1).credential == a
+
+
+def test_an_account_locked_by_another_process_counts_as_busy(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    (a,) = creds(1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(0.6)",
+         str(tmp_path / f"{a.key}.lock")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    pool = AccountPool(locks=AccountLocks(str(tmp_path)))
+    with pytest.raises(AccountsBusy):
+        pool.acquire([a], 0.2)
+    started = time.monotonic()
+    lease = pool.acquire([a], 3)  # granted once the other process lets go
+    assert 0.1 < time.monotonic() - started < 2
+    lease.release()
+    holder.wait(5)

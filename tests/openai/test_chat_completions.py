@@ -228,3 +228,25 @@ def test_stream_framing_byte_level(gateway, sim, credential) -> None:
     reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content", "") for c in chunks if c["choices"])
     assert (text, reasoning) == ("line\u2028sep \u2029 para — 中文", "a\u2028b")
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_one_account_over_two_workers_never_generates_twice(gateway_factory, sim, credential) -> None:
+    gateway = gateway_factory(GATEWAY_WORKERS="2")
+    sim.set_default({"length": 200, "cps": 800})
+    api = client(gateway, credential, timeout=60)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            api.chat.completions.create(model="m", messages=ask(f"w{i}"))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(sim.log()) == 6
+    stats = sim.wait_idle(10)
+    assert stats["double_generation_attempts"] == 0 and stats["chats_alive"] == 0
