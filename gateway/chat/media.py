@@ -133,7 +133,7 @@ class MediaResolver:
         limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"The file at {_host(url)} exceeds the {limit // 2**20} MB fetch limit.")
+            raise InvalidRequest(f"The file at {_host(url)} exceeds the {limit // 2**20} MB fetch limit.")
         chunks = _bounded(response.iter_content(CHUNK_BYTES), limit, deadline, _host(url))
         name = filename or urlsplit(url).path.rsplit("/", 1)[-1] or None
         declared_type = response.headers.get("content-type", "").split(";")[0].strip()
@@ -200,7 +200,7 @@ def _bounded(chunks: Iterable[bytes], limit: int, deadline: float, host: str) ->
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise PayloadTooLarge(f"The file at {host} exceeds the {limit // 2**20} MB fetch limit.")
+            raise InvalidRequest(f"The file at {host} exceeds the {limit // 2**20} MB fetch limit.")
         if time.monotonic() > deadline:
             raise InvalidRequest(f"Fetching {host} timed out.")
         yield chunk

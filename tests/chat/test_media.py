@@ -11,7 +11,7 @@ import pytest
 from gateway.chat.media import MediaResolver, sniff
 from gateway.chat.model import ChatRequest, MediaPart, Message
 from gateway.chat.settings import FetchSettings
-from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.errors import InvalidRequest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 
@@ -71,7 +71,7 @@ def test_redirect_to_a_host_that_is_not_allowed_is_refused(server: str) -> None:
 
 @pytest.mark.parametrize(("path", "error", "match"), [
     ("/loop", InvalidRequest, "redirects"),
-    ("/big", PayloadTooLarge, "fetch limit"),
+    ("/big", InvalidRequest, "fetch limit"),
     ("/missing", InvalidRequest, "HTTP 404"),
 ])
 def test_bounds(server: str, path: str, error: type, match: str) -> None:
