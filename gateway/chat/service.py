@@ -97,7 +97,7 @@ class ChatService:
         prompt = fold(request.messages, self.settings.prompt_max_chars, renderer)
         if tools.uses_tools(request):
             prompt += TURN_SEPARATOR + tools.instructions(request.tools, request.tool_choice)
-        elif request.response_format.kind == "json":
+        elif _json_mode(request):
             prompt += TURN_SEPARATOR + json_instruction(request.response_format.schema)
         return prompt
 
@@ -187,7 +187,7 @@ class Generation:
             raw = tools.tool_calls(raw, rules, self._follow_up)
         stopped = transforms.cut_at_stop_sequences(raw, self.request.stop)
         limited = transforms.limit_output_tokens(stopped, self.request.max_output_tokens)
-        shaped = transforms.json_only(limited) if self.request.response_format.kind == "json" else limited
+        shaped = transforms.json_only(limited) if _json_mode(self.request) else limited
         metrics().open_streams.inc()
         try:
             yield from transforms.count_usage(shaped, self.input_tokens)
@@ -311,12 +311,23 @@ class Generation:
             time.sleep(delay)
 
 
+def _json_mode(request: ChatRequest) -> bool:
+    """JSON output was asked for and no tool calling takes precedence over it."""
+    return request.response_format.kind == "json" and not tools.uses_tools(request)
+
+
+def _finished_steps(snapshot: Snapshot) -> int:
+    """How many of the agent's steps are complete: all but the last while it may still run."""
+    if snapshot.text or snapshot.finished:
+        return len(snapshot.steps)
+    return max(0, len(snapshot.steps) - 1)
+
+
 def _diff(shown: Snapshot, now: Snapshot) -> Iterator[Event]:
     """Events for what ``now`` adds to what was already ``shown``."""
     if len(now.reasoning) > len(shown.reasoning):
         yield ReasoningDelta(now.reasoning[len(shown.reasoning) :])
-    done_steps = len(now.steps) if (now.text or now.finished) else max(0, len(now.steps) - 1)
-    for step in now.steps[len(shown.steps) : done_steps]:
+    for step in now.steps[len(shown.steps) : _finished_steps(now)]:
         yield AgentStep(step.name, step.content)
     if len(now.text) > len(shown.text):
         yield TextDelta(now.text[len(shown.text) :])
@@ -324,11 +335,10 @@ def _diff(shown: Snapshot, now: Snapshot) -> Iterator[Event]:
 
 def _merge(shown: Snapshot, now: Snapshot) -> Snapshot:
     """What has been shown after emitting :func:`_diff` (content never shrinks)."""
-    done_steps = len(now.steps) if (now.text or now.finished) else max(0, len(now.steps) - 1)
     return Snapshot(
         finished=now.finished,
         text=now.text if len(now.text) > len(shown.text) else shown.text,
         reasoning=now.reasoning if len(now.reasoning) > len(shown.reasoning) else shown.reasoning,
-        steps=now.steps[: max(done_steps, len(shown.steps))],
+        steps=now.steps[: max(_finished_steps(now), len(shown.steps))],
         title=now.title,
     )

@@ -121,7 +121,7 @@ def json_only(events: Iterable[Event]) -> Iterator[Event]:
         if isinstance(event, TextDelta):
             held.append(event.text)
             continue
-        if isinstance(event, Finish) and event.reason != "tool_calls":
+        if isinstance(event, Finish):
             found = extract_json("".join(held))
             if found is None:
                 yield StreamError(UpstreamBadAnswer(

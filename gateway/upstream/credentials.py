@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
 
@@ -28,7 +28,7 @@ class Credential:
     """One MiniMax account's login: its realUserID and JWT."""
 
     real_user_id: str
-    jwt: str = field(compare=True)
+    jwt: str
     device_hint: str | None = None
     expires_at: float | None = None
     #: True when the user gave realUserID explicitly (not taken from the JWT).

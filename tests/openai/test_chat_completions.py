@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import openai
 import pytest
 import requests
 
-from tests.simulator.control import SimulatorControl
+
+T = TypeVar("T")
 
 
 def client(gateway: str, credential: str, **options: object) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway + "/v1", api_key=credential, max_retries=0, **options)
+
+
+def concurrently(call: Callable[[int], T], count: int) -> list[T]:
+    """``call(0..count-1)`` all at once; every result, or the first error raised."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(call, range(count), timeout=60))
 
 
 def ask(text: str = "Hello there") -> list[dict]:
@@ -95,22 +103,12 @@ def test_two_accounts_six_concurrent_streams(gateway, sim, accounts) -> None:
     pool = ",".join(a["credential"] for a in accounts(2))
     sim.set_default({"length": 300, "cps": 600})
     api = client(gateway, pool, timeout=60)
-    results: list[str] = []
-    errors: list[BaseException] = []
 
-    def run(i: int) -> None:
-        try:
-            chunks = api.chat.completions.create(model="MiniMax-M2", messages=ask(f"q{i}"), stream=True)
-            results.append("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+    def run(i: int) -> str:
+        chunks = api.chat.completions.create(model="MiniMax-M2", messages=ask(f"q{i}"), stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors
+    results = concurrently(run, 6)
     log = sim.log()
     assert sorted(results) == sorted(entry["answer"] for entry in log)
     assert len({entry["account"] for entry in log}) == 2
@@ -234,19 +232,7 @@ def test_one_account_over_two_workers_never_generates_twice(gateway_factory, sim
     gateway = gateway_factory(GATEWAY_WORKERS="2")
     sim.set_default({"length": 200, "cps": 800})
     api = client(gateway, credential, timeout=60)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            api.chat.completions.create(model="m", messages=ask(f"w{i}"))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors and len(sim.log()) == 6
+    concurrently(lambda i: api.chat.completions.create(model="m", messages=ask(f"w{i}")), 6)
+    assert len(sim.log()) == 6
     stats = sim.wait_idle(10)
     assert stats["double_generation_attempts"] == 0 and stats["chats_alive"] == 0
