@@ -36,8 +36,11 @@ sendfile = False
 # multiprocess mode); a fresh folder per arbiter, so stale values never add up.
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="minimax-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-# Workers lock accounts against each other with one file per account in this folder.
-os.environ["GATEWAY_LOCK_DIR"] = _settings.lock_dir or tempfile.mkdtemp(prefix="minimax-locks-")
+# Workers share account leases, cooldowns and the queue of waiters in one state: by
+# default a SQLite file in a fresh folder per arbiter (GATEWAY_STATE names a lasting one,
+# or Redis for several hosts).
+os.environ["GATEWAY_STATE"] = _settings.state or "sqlite://" + os.path.join(
+    tempfile.mkdtemp(prefix="minimax-state-"), "state.db")
 
 
 def child_exit(server: object, worker: object) -> None:

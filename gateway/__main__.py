@@ -1,4 +1,5 @@
-"""Command line: ``python -m gateway doctor [--base-url URL] [--signature MODE] [CRED | -]``.
+"""Command line: ``python -m gateway doctor [--base-url URL] [--signature MODE]
+[--surface auto|session|matrix] [--stream-base-url URL] [CRED | -]``.
 
 The credential comes from the argument, from standard input when it is ``-``, or from
 the ``MINIMAX_CREDENTIAL`` environment variable. Exit status 0 when the credential works
@@ -11,9 +12,11 @@ import argparse
 import dataclasses
 import sys
 
-from gateway.config import ConfigError, Settings, doctor_credential
+from gateway.config import Settings, doctor_credential, doctor_lang
 from gateway.doctor import Doctor, render
+from gateway.errors import ConfigError
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.surfaces import build_surfaces
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,10 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("credential", nargs="?", help="REALUSERID+JWT, a bare JWT, or - for stdin")
     doctor.add_argument("--base-url", help="upstream base URL (default: MINIMAX_BASE_URL)")
     doctor.add_argument("--signature", choices=("bundle", "jwt"), help="x-signature salt")
+    doctor.add_argument("--surface", choices=("auto", "session", "matrix"),
+                        help="surface(s) to walk (default: MINIMAX_SURFACE)")
+    doctor.add_argument("--stream-base-url", help="session stream host (default: MINIMAX_STREAM_BASE_URL)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-        overrides = {k: v for k, v in (("base_url", args.base_url), ("signature", args.signature)) if v}
+        given = (("base_url", args.base_url), ("signature", args.signature),
+                 ("surface", args.surface), ("stream_base_url", args.stream_base_url))
+        overrides = {k: v for k, v in given if v}
         settings = dataclasses.replace(settings, **overrides)
         settings.validate()
     except ConfigError as error:
@@ -34,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     text = _credential(args.credential)
     if not text:
         parser.error("give a credential, '-' to read it from stdin, or set MINIMAX_CREDENTIAL")
-    report = Doctor(UpstreamClient(settings.upstream()), settings.models[0]).check(text)
-    print(render(report))
+    upstream = settings.upstream()
+    client = UpstreamClient(upstream)
+    lang = doctor_lang()
+    report = Doctor(client, build_surfaces(client, upstream), settings.models[0]).checked(text, lang)
+    print(render(report, lang))
     return 0 if report.live else 1
 
 

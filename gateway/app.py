@@ -17,16 +17,17 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
 from gateway.chat.janitor import Janitor
 from gateway.chat.media import MediaResolver
-from gateway.chat.pool import AccountLocks, AccountPool
+from gateway.chat.pool import AccountPool
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
@@ -38,8 +39,10 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from gateway.state import open_state
 from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.surfaces import build_surfaces
 
 log = logging.getLogger("gateway.access")
 
@@ -60,8 +63,8 @@ def build_app(settings: Settings | None = None) -> Flask:
     logs.configure(settings.log_level, settings.log_format)
     app = Flask("gateway", template_folder="../templates")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_mb * 1024 * 1024
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
+    provider = cast(DefaultJSONProvider, app.json)
+    provider.sort_keys, provider.ensure_ascii = False, False
     _build_services(app, settings)
     for blueprint in (system.bp, system.ops_bp, openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
@@ -78,16 +81,18 @@ def _build_services(app: Flask, settings: Settings) -> None:
         metrics.upstream_observer(path, error_kind)
         probe.note(path, error_kind)
 
-    client = UpstreamClient(settings.upstream(), observer=observe)
-    janitor = Janitor(client)
+    upstream = settings.upstream()
+    client = UpstreamClient(upstream, observer=observe)
+    surfaces = build_surfaces(client, upstream, metrics.set_surface)
+    janitor = Janitor()
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
-    pool = AccountPool(on_change=metrics.set_accounts, locks=AccountLocks(settings.lock_dir or None))
-    chat = ChatService(client, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
+    pool = AccountPool(open_state(settings.state), on_change=metrics.set_accounts)
+    chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
     app.extensions.update({
         "gateway.settings": settings,
         "gateway.chat": chat,
         "gateway.speech": SpeechService(chat),
-        "gateway.doctor": Doctor(client, settings.models[0]),
+        "gateway.doctor": Doctor(client, build_surfaces(client, upstream), settings.models[0]),
         "gateway.upstream_probe": probe,
     })
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 from av.audio.resampler import AudioResampler
@@ -105,7 +106,7 @@ def _drain(graph: av.filter.Graph) -> bytes:
     out = bytearray()
     while True:
         try:
-            out += _frame_bytes(graph.pull())
+            out += _frame_bytes(cast(av.AudioFrame, graph.pull()))
         except (av.BlockingIOError, av.EOFError):
             return bytes(out)
 
@@ -130,7 +131,7 @@ def encode(pcm: Pcm, response_format: str) -> bytes:
     pcm = resample(pcm, rate)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=rate, layout=LAYOUT)
+        stream = cast(av.AudioStream, container.add_stream(codec, rate=rate, layout=LAYOUT))
         for frame in _frames(pcm, _frame_size(stream)):
             for packet in stream.encode(frame):
                 container.mux(packet)

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gateway.chat.settings import ChatSettings, FetchSettings
-from gateway.upstream.settings import UpstreamSettings
+from gateway.errors import ConfigError
+from gateway.i18n import Lang, lang_from_env
+from gateway.state import check_url as check_state_url
+from gateway.upstream import constants as C
 from gateway.upstream.constants import DEFAULT_BASE_URL, SIGNATURE_MODES, UPSTREAM_MODELS
-
+from gateway.upstream.settings import PollSettings, UpstreamSettings
+from gateway.upstream.signing import SigningVariant
 
 LOG_FORMATS = ("plain", "json")
-
-
-class ConfigError(ValueError):
-    """A setting has an invalid value."""
+SWITCH = ("on", "off")
 
 
 def _setting(env: str, default: Any, help: str) -> Any:
@@ -43,10 +44,14 @@ class Settings:
     log_level: str = _setting("GATEWAY_LOG_LEVEL", "info", "debug, info, warning or error.")
     log_format: str = _setting("GATEWAY_LOG_FORMAT", "plain", "`plain` text lines or `json` objects.")
     trusted_proxies: tuple[str, ...] = _setting(
-        "GATEWAY_TRUSTED_PROXIES", (), "Peer addresses whose X-Forwarded-* headers are believed (e.g. 127.0.0.1 behind nginx)."
+        "GATEWAY_TRUSTED_PROXIES", (),
+        "Peer addresses whose X-Forwarded-* headers are "
+        "believed (e.g. 127.0.0.1 behind nginx).",
     )
-    lock_dir: str = _setting(
-        "GATEWAY_LOCK_DIR", "", "Where workers lock accounts against each other; deploy/gunicorn.conf.py makes one when unset."
+    state: str = _setting(
+        "GATEWAY_STATE", "",
+        "Shared state (account leases, cooldowns, queue): `sqlite:///path/state.db` for the workers of one "
+        "host, `redis://host:6379/0` for several hosts; deploy/gunicorn.conf.py makes a SQLite file when unset.",
     )
     metrics_dir: str = _setting(
         "PROMETHEUS_MULTIPROC_DIR", "", "Where workers share metrics; deploy/gunicorn.conf.py makes one when unset."
@@ -54,6 +59,53 @@ class Settings:
     base_url: str = _setting("MINIMAX_BASE_URL", DEFAULT_BASE_URL, "Upstream web API base URL.")
     signature: str = _setting(
         "MINIMAX_SIGNATURE", "bundle", "x-signature salt: `bundle` (current site) or `jwt` (older)."
+    )
+    surface: str = _setting(
+        "MINIMAX_SURFACE", "auto", "Upstream chat surface: `auto` (probe each account), `session` or `matrix`."
+    )
+    stream_base_url: str = _setting(
+        "MINIMAX_STREAM_BASE_URL", "",
+        "Stream host of the session surface; default: the base URL with `agent.` → `agent-stream.`.",
+    )
+    session_prefixes: tuple[str, ...] = _setting(
+        "MINIMAX_SESSION_PREFIXES", C.SESSION_PREFIXES, "Session API path prefixes, tried in turn by the probe."
+    )
+    surface_ttl: float = _setting(
+        "MINIMAX_SURFACE_TTL", 3600.0, "Seconds a probed surface choice is kept."
+    )
+    session_cleanup: str = _setting(
+        "MINIMAX_SESSION_CLEANUP", "archive", "What happens to finished sessions: `archive` or `delete`."
+    )
+    agent_role: str = _setting(
+        "MINIMAX_AGENT_ROLE", "mavis",
+        "Agent role to chat with on the session surface (else `general`, else the first).",
+    )
+    stream_idle_timeout: float = _setting(
+        "MINIMAX_STREAM_IDLE_TIMEOUT", 60.0, "Seconds without any frame before a session stream is abandoned."
+    )
+    sign_op_ticket: str = _setting(
+        "MINIMAX_SIGN_OP_TICKET", "on", "`on`: sign the browser's `op_ticket=undefined` pair (captured); `off`."
+    )
+    sign_empty_body: str = _setting(
+        "MINIMAX_SIGN_EMPTY_BODY", "braces", "What yy signs for a body-less call: `braces` (`{}`, captured) or `empty`."
+    )
+    sign_region: str = _setting(
+        "MINIMAX_SIGN_REGION", "session", "Which calls carry `region`: `session` calls (captured) or `all`."
+    )
+    sign_session_body: str = _setting(
+        "MINIMAX_SIGN_SESSION_BODY", "string",
+        "Session POST bodies signed re-encoded as a JSON `string` (captured) or `raw`.",
+    )
+    region: str = _setting(
+        "MINIMAX_REGION", "",
+        "`region,lang` override (e.g. `en,en`); default from the site: `cn,zh` "
+        "on agent.minimaxi.com, `en,en` on agent.minimax.io.",
+    )
+    renew_before: float = _setting(
+        "MINIMAX_RENEW_BEFORE", 86400.0, "Renew a token this many seconds before it expires."
+    )
+    matrix_model_option: str = _setting(
+        "MINIMAX_MATRIX_MODEL_OPTION", "on", "`on`: send `model_option` in matrix send_msg; `off` omits it."
     )
     connect_timeout: float = _setting(
         "MINIMAX_CONNECT_TIMEOUT", 5.0, "Seconds to connect to the upstream."
@@ -125,24 +177,60 @@ class Settings:
             raise ConfigError("MINIMAX_BASE_URL must start with http:// or https://")
         if not self.models:
             raise ConfigError("GATEWAY_MODELS must name at least one model")
+        _choice("MINIMAX_SURFACE", self.surface, C.SURFACE_CHOICES)
+        _choice("MINIMAX_SESSION_CLEANUP", self.session_cleanup, C.SESSION_CLEANUPS)
+        _choice("MINIMAX_SIGN_OP_TICKET", self.sign_op_ticket, SWITCH)
+        _choice("MINIMAX_SIGN_EMPTY_BODY", self.sign_empty_body, tuple(C.EMPTY_BODY_VARIANTS))
+        _choice("MINIMAX_SIGN_REGION", self.sign_region, C.REGION_VARIANTS)
+        _choice("MINIMAX_SIGN_SESSION_BODY", self.sign_session_body, C.SESSION_BODY_VARIANTS)
+        _choice("MINIMAX_MATRIX_MODEL_OPTION", self.matrix_model_option, SWITCH)
+        if not all(p.startswith("/") for p in self.session_prefixes) or not self.session_prefixes:
+            raise ConfigError("MINIMAX_SESSION_PREFIXES must list paths starting with /")
+        if self.stream_base_url and not self.stream_base_url.startswith(("http://", "https://")):
+            raise ConfigError("MINIMAX_STREAM_BASE_URL must start with http:// or https://")
+        check_state_url(self.state)
+        self.locale()
         self.voice_overrides()
+
+    def locale(self) -> tuple[str, str] | None:
+        if not self.region:
+            return None
+        region, _, lang = self.region.partition(",")
+        if not region.strip() or not lang.strip():
+            raise ConfigError("MINIMAX_REGION must be `region,lang`, e.g. `en,en`")
+        return region.strip(), lang.strip()
+
+    def signing(self) -> SigningVariant:
+        return SigningVariant(
+            salt_mode=self.signature, op_ticket=self.sign_op_ticket == "on",
+            empty_body=self.sign_empty_body, region=self.sign_region,
+            session_body=self.sign_session_body,
+        )
 
     def upstream(self) -> UpstreamSettings:
         return UpstreamSettings(
             base_url=self.base_url.rstrip("/"),
-            signature_mode=self.signature,
+            stream_base_url=self.stream_base_url,
+            signing=self.signing(),
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             pool_size=max(64, self.worker_connections),
+            surface=self.surface,
+            surface_ttl=self.surface_ttl,
+            session_prefixes=tuple(p.rstrip("/") for p in self.session_prefixes),
+            session_cleanup=self.session_cleanup,
+            agent_role=self.agent_role,
+            stream_idle_timeout=self.stream_idle_timeout,
+            locale=self.locale(),
+            renew_before=self.renew_before,
+            matrix_model_option=self.matrix_model_option == "on",
+            poll=PollSettings(first=self.poll_first, steady=self.poll_steady, idle=self.poll_idle),
         )
 
     def chat(self) -> ChatSettings:
         return ChatSettings(
             queue_timeout=self.queue_timeout,
             busy_cooldown=self.busy_cooldown,
-            poll_first=self.poll_first,
-            poll_steady=self.poll_steady,
-            poll_idle=self.poll_idle,
             heartbeat=self.heartbeat,
             answer_timeout=self.answer_timeout,
             prompt_max_chars=self.prompt_max_chars,
@@ -178,6 +266,12 @@ def doctor_credential(environ: Mapping[str, str] | None = None) -> str:
     return environ.get(DOCTOR_CREDENTIAL_ENV, "")
 
 
+def doctor_lang(environ: Mapping[str, str] | None = None) -> Lang:
+    """The language of the terminal the doctor prints to (``LC_ALL``, ``LC_MESSAGES``, ``LANG``)."""
+    environ = os.environ if environ is None else environ
+    return lang_from_env(environ.get("LC_ALL") or environ.get("LC_MESSAGES") or environ.get("LANG"))
+
+
 def env_table() -> list[tuple[str, str, str]]:
     """(variable, default, description) for every setting, for docs and tests."""
     rows = []
@@ -187,6 +281,11 @@ def env_table() -> list[tuple[str, str, str]]:
         shown = shown or "(none)"
         rows.append((item.metadata["env"], shown, item.metadata["help"]))
     return rows
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
 
 
 def _convert(name: str, raw: str, default: Any) -> Any:

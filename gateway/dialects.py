@@ -25,6 +25,8 @@ class Dialect:
     name: str
     claims: Callable[[Request], bool]
     render_error: Callable[[GatewayError], Response]
+    #: ``model_list(models)`` and ``model_info(model_id, models)``: the same signatures in
+    #: every dialect's translate module.
     model_list: Callable[[tuple[str, ...]], dict[str, Any]]
     model_info: Callable[[str, tuple[str, ...]], dict[str, Any]]
 
@@ -49,15 +51,10 @@ def _gemini(request: Request) -> bool:
     )
 
 
-def _gemini_model_info(model: str, _known: tuple[str, ...]) -> dict[str, Any]:
-    # gemini-cli asks for Google's model names: every name maps upstream, so all exist.
-    return gemini_translate.model_info(gemini_translate.model_name(model))
-
-
 ANTHROPIC = Dialect("anthropic", _anthropic, anthropic.render_error,
                     anthropic_translate.model_list, anthropic_translate.model_info)
 GEMINI = Dialect("gemini", _gemini, gemini.render_error,
-                 gemini_translate.model_list, _gemini_model_info)
+                 gemini_translate.model_list, gemini_translate.model_info)
 OPENAI = Dialect("openai", lambda request: True, openai.render_error,
                  openai_translate.model_list, openai_translate.model_info)
 #: In the order they are asked; OpenAI claims everything left.

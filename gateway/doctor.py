@@ -1,8 +1,11 @@
 """The credential doctor: walk the upstream step by step and name the first failing stage.
 
-Stages: parse the token → user info → device registration → credits → send a short
-message → poll it to finished → delete the chat. Each stage's result is recorded; the
-first failure stops the walk and comes with its likely cause. The same check backs
+Account stages: parse the token → user info (the realUserID) → device registration →
+credits. Then each surface the gateway may use (both under ``MINIMAX_SURFACE=auto``)
+is walked on its own: the session surface through its opening sequence, a session, a
+streamed answer and the archive; the matrix surface through send, poll and delete. The
+report names the surface that works, the signing variant in use, and each surface's
+first failing stage with its likely cause. The same check backs
 ``python -m gateway doctor`` and ``POST /token/check``.
 """
 
@@ -13,112 +16,151 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway import i18n
 from gateway.errors import (
+    AccountInUse,
     AuthenticationFailed,
     ExpiredCredentials,
     GatewayError,
+    NoSurface,
     QuotaExhausted,
     UpstreamRejectedSignature,
     UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnauthorized,
     UpstreamUnavailable,
+    UpstreamWrongPath,
 )
+from gateway.i18n import DEFAULT_LANG, Lang
 from gateway.upstream import constants as C
-from gateway.upstream.chat import read_snapshot, send_body, sent_ids
-from gateway.upstream.client import AccountBusy, UpstreamClient
+from gateway.upstream import pacing
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one
+from gateway.upstream.session import SessionDriver
+from gateway.upstream.surfaces import Surfaces
 
 PING_PROMPT = "Reply with the single word: pong"
-POLL_SECONDS = 0.5
 ANSWER_TIMEOUT = 90.0
-DELETE_ATTEMPTS = 6
+#: Stage names of each surface's walk, in order.
+SURFACE_STAGES: dict[str, tuple[str, ...]] = {
+    "session": ("session config", "agent discovery", "create session", "stream answer", "archive session"),
+    "matrix": ("send message", "poll to finished", "delete chat"),
+}
 
 
 @dataclass
 class Stage:
-    name: str
+    name: str  # the stage's stable English id, e.g. "user info"
     ok: bool
     detail: str
     cause: str = ""
+    label: str = ""  # the name in the report's language
 
 
 @dataclass
-class Report:
+class SurfaceReport:
     stages: list[Stage] = field(default_factory=list)
-    credits: int | None = None
 
     @property
-    def live(self) -> bool:
+    def ok(self) -> bool:
         return bool(self.stages) and all(s.ok for s in self.stages)
 
     @property
     def failed(self) -> Stage | None:
         return next((s for s in self.stages if not s.ok), None)
 
+
+@dataclass
+class Report:
+    stages: list[Stage] = field(default_factory=list)
+    credits: float | None = None
+    surfaces: dict[str, SurfaceReport] = field(default_factory=dict)
+    signing: str = ""
+
+    @property
+    def surface(self) -> str | None:
+        """The first surface that works, in the order they were walked."""
+        return next((name for name, walk in self.surfaces.items() if walk.ok), None)
+
+    @property
+    def live(self) -> bool:
+        return bool(self.stages) and all(s.ok for s in self.stages) and self.surface is not None
+
+    @property
+    def failed(self) -> Stage | None:
+        failed = next((s for s in self.stages if not s.ok), None)
+        if failed is not None or self.surface is not None:
+            return failed
+        return next((walk.failed for walk in self.surfaces.values() if walk.failed), None)
+
+    def all_stages(self) -> list[Stage]:
+        return self.stages + [s for walk in self.surfaces.values() for s in walk.stages]
+
     def as_dict(self) -> dict[str, Any]:
         failed = self.failed
-        return {"live": self.live, "credits": self.credits,
+        return {"live": self.live, "credits": self.credits, "surface": self.surface,
+                "signing": self.signing,
                 "failed_stage": failed.name if failed else None,
                 "likely_cause": failed.cause if failed else None,
-                "stages": [asdict(s) for s in self.stages]}
+                "stages": [asdict(s) for s in self.all_stages()],
+                "surfaces": {name: {"ok": walk.ok,
+                                    "failed_stage": walk.failed.name if walk.failed else None,
+                                    "stages": [asdict(s) for s in walk.stages]}
+                             for name, walk in self.surfaces.items()}}
 
 
 class Doctor:
-    def __init__(self, client: UpstreamClient, model: str) -> None:
+    def __init__(self, client: UpstreamClient, surfaces: Surfaces, model: str) -> None:
         self.client = client
+        self.surfaces = surfaces
         self.model = model
 
     def check(self, text: str) -> Report:
-        report = Report()
-        cred = self._stage(report, "parse token", lambda: self._parse(text))
+        """The walk, with causes as catalogue keys (see :meth:`checked`)."""
+        report = Report(signing=self.client.settings.signing.describe())
+        cred = _stage(report.stages, "parse token", lambda: self._parse(text))
         if cred is None:
             return report
-        state: dict[str, Any] = {}
-        steps: list[tuple[str, Callable[[], str]]] = [
+        steps: list[tuple[str, Callable[[], Any]]] = [
             ("user info", lambda: self._user_info(cred)),
             ("device registration", lambda: self._register(cred)),
             ("credits", lambda: self._credits(cred, report)),
-            ("send message", lambda: self._send(cred, state)),
-            ("poll to finished", lambda: self._poll(cred, state)),
-            ("delete chat", lambda: self._delete(cred, state)),
         ]
         for name, step in steps:
-            if self._stage(report, name, step, cred) is None:
-                if "chat_id" in state and name != "delete chat":
-                    self._cleanup(cred, state["chat_id"])
-                break
+            if _stage(report.stages, name, step, cred) is None:
+                return report
+        for surface in self._surfaces():
+            report.surfaces[surface] = self._walk(surface, cred)
         return report
 
-    def _stage(self, report: Report, name: str, step: Callable[[], Any],
-               cred: Credential | None = None) -> Any:
-        try:
-            result = step()
-        except (GatewayError, StageFailed) as error:
-            message = error.message if isinstance(error, GatewayError) else str(error)
-            report.stages.append(Stage(name, False, message, likely_cause(name, error, cred)))
-            return None
-        detail = result[1] if isinstance(result, tuple) else str(result)
-        report.stages.append(Stage(name, True, detail))
-        return result[0] if isinstance(result, tuple) else result
+    def checked(self, text: str, lang: Lang = DEFAULT_LANG) -> Report:
+        """:meth:`check`, with stage names and causes in ``lang``."""
+        report = self.check(text)
+        for stage in report.all_stages():
+            stage.label = i18n.text(i18n.stage_key(stage.name), lang)
+            stage.cause = i18n.text(stage.cause, lang) if stage.cause else ""
+        return report
 
-    # -- stages ----------------------------------------------------------------------
+    def _surfaces(self) -> tuple[str, ...]:
+        return C.SURFACES if self.surfaces.mode == "auto" else (self.surfaces.mode,)
+
+    # -- account stages -------------------------------------------------------------------
     @staticmethod
     def _parse(text: str) -> tuple[Credential, str]:
         cred = parse_one(text.strip())
         if cred.expired():
             raise ExpiredCredentials()
         expiry = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cred.expires_at)) if cred.expires_at else "none"
-        source = "given" if cred.explicit_user_id else "from the JWT"
-        return cred, f"realUserID {mask(cred.real_user_id)} ({source}), expires {expiry}"
+        source = f"realUserID {mask(cred.real_user_id)} given" if cred.real_user_id else "bare token"
+        return cred, f"{source}, expires {expiry}"
 
     def _user_info(self, cred: Credential) -> str:
-        info = self.client.call(cred, "GET", C.PATH_USER_INFO, register=False)
-        user = info.get("userInfo") if isinstance(info.get("userInfo"), dict) else {}
-        real = str(user.get("realUserID") or "")
-        if real and real != cred.real_user_id:
+        real = self.client.learn_identity(cred)
+        if cred.real_user_id and real != cred.real_user_id:
             raise StageFailed(f"the account's realUserID is {mask(real)}, not {mask(cred.real_user_id)}")
-        return f"user {user.get('name') or '?'} ({mask(real or cred.real_user_id)})"
+        learned = "" if cred.real_user_id else " (learned)"
+        return f"realUserID {mask(real)}{learned}"
 
     def _register(self, cred: Credential) -> str:
         data = self.client.register_device(cred)
@@ -126,80 +168,177 @@ class Doctor:
 
     def _credits(self, cred: Credential, report: Report) -> str:
         data = self.client.membership(cred)
-        credits = data.get("total_remains_credit")
-        report.credits = credits if isinstance(credits, int) else None
+        report.credits = credits_of(data)
         if report.credits is not None and report.credits <= 0:
             raise StageFailed("no credits left")
-        return f"{data.get('plan_name') or 'plan ?'}: {credits} credits"
+        return f"{data.get('plan_name') or 'plan ?'}: {report.credits} credits"
 
-    def _send(self, cred: Credential, state: dict[str, Any]) -> str:
-        answer = self.client.send_message(cred, send_body(PING_PROMPT, self.model))
-        state["chat_id"], state["msg_id"] = sent_ids(answer)
-        return f"chat {state['chat_id']}"
+    # -- surface walks --------------------------------------------------------------------
+    def _walk(self, surface: str, cred: Credential) -> SurfaceReport:
+        walk = SurfaceReport()
+        driver = self.surfaces.driver(surface)
+        state: dict[str, Any] = {}
+        for name, step in zip(SURFACE_STAGES[surface], self._steps(driver, cred, state), strict=True):
+            if _stage(walk.stages, name, step, cred) is None:
+                _cleanup(driver, cred, state)
+                break
+        return walk
 
-    def _poll(self, cred: Credential, state: dict[str, Any]) -> str:
-        deadline = time.monotonic() + ANSWER_TIMEOUT
-        while time.monotonic() < deadline:
-            snapshot = read_snapshot(self.client.chat_detail(cred, state["chat_id"]), state["msg_id"])
-            if snapshot.finished:
-                return f"answered {snapshot.text[:60]!r}"
-            time.sleep(POLL_SECONDS)
-        raise UpstreamTimeout("the answer did not finish in time")
+    def _steps(self, driver: Driver, cred: Credential, state: dict[str, Any]) -> list[Callable[[], Any]]:
+        """The walk of one surface; matrix creates its chat when the message is sent."""
+        def read() -> str:
+            return f"answered {read_answer(state['turn'])[:60]!r}"
 
-    def _delete(self, cred: Credential, state: dict[str, Any]) -> str:
-        for attempt in range(DELETE_ATTEMPTS):
-            try:
-                self.client.delete_chat(cred, state["chat_id"])
-                return "deleted"
-            except AccountBusy:
-                time.sleep(0.5 * 2**attempt)
-        raise StageFailed("the chat stayed busy and could not be deleted")
+        def discard() -> str:
+            return _discard(driver, cred, state)
 
-    def _cleanup(self, cred: Credential, chat_id: int) -> None:
-        for call in (self.client.stop_chat, self.client.delete_chat):
-            try:
-                call(cred, chat_id)
-            except GatewayError:
-                pass
+        if isinstance(driver, SessionDriver):
+            return [lambda: _session_config(driver, cred), lambda: f"agent {driver.agent_id(cred)}",
+                    lambda: self._open(driver, cred, state),
+                    lambda: (self._send(driver, cred, state), read())[1], discard]
+        return [lambda: (self._open(driver, cred, state), self._send(driver, cred, state))[1], read, discard]
+
+    def _open(self, driver: Driver, cred: Credential, state: dict[str, Any]) -> str:
+        state["conversation"] = driver.open(cred, self.model)
+        return f"session {state['conversation'].id}"
+
+    def _send(self, driver: Driver, cred: Credential, state: dict[str, Any]) -> str:
+        turn = driver.send(cred, state["conversation"], TurnInput(PING_PROMPT, self.model))
+        state["turn"], state["conversation"] = turn, turn.conversation
+        return f"chat {turn.conversation.id}"
+
+
+def _session_config(driver: SessionDriver, cred: Credential) -> str:
+    driver.forget(cred)
+    driver.probe(cred)
+    return f"models: {', '.join(driver.models(cred)) or '(none listed)'}"
+
+
+def _discard(driver: Driver, cred: Credential, state: dict[str, Any]) -> str:
+    conversation: Conversation = state.pop("conversation")
+    pacing.retry(lambda: driver.discard(cred, conversation), pacing.DOCTOR_CLEANUP_DELAYS,
+                 retry_on=(AccountInUse,), what="doctor clean-up")
+    return "archived" if driver.name == "session" and _archives(driver) else "deleted"
+
+
+def _archives(driver: Driver) -> bool:
+    return isinstance(driver, SessionDriver) and driver.settings.session_cleanup == "archive"
+
+
+def _cleanup(driver: Driver, cred: Credential, state: dict[str, Any]) -> None:
+    turn: Turn | None = state.get("turn")
+    if turn is not None:
+        turn.stop()
+    conversation: Conversation | None = state.get("conversation")
+    if conversation is not None and conversation.id is not None:
+        try:
+            driver.discard(cred, conversation)
+        except GatewayError:
+            pass
+
+
+def read_answer(turn: Turn) -> str:
+    """The whole text of a turn (raises its error; bounded by :data:`ANSWER_TIMEOUT`)."""
+    deadline, text = time.monotonic() + ANSWER_TIMEOUT, []
+    try:
+        for event in turn.events():
+            if isinstance(event, UpText):
+                text.append(event.text)
+            elif isinstance(event, TurnFailed):
+                raise event.error
+            elif isinstance(event, TurnFinished):
+                return "".join(text)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        turn.stop()
+    raise UpstreamTimeout("the answer did not finish in time")
+
+
+def credits_of(data: dict[str, Any]) -> float | None:
+    """Credits left: ``op_credit_summary.total_remaining_amount`` when present (migrated
+    accounts, where the old field reads 0), else ``total_remains_credit``."""
+    summary = data.get("op_credit_summary")
+    amount = summary.get("total_remaining_amount") if isinstance(summary, dict) else None
+    if isinstance(amount, (str, int, float)) and not isinstance(amount, bool):
+        try:
+            return float(amount)
+        except ValueError:
+            pass
+    old = data.get("total_remains_credit")
+    return float(old) if isinstance(old, (int, float)) and not isinstance(old, bool) else None
+
+
+def _stage(stages: list[Stage], name: str, step: Callable[[], Any],
+           cred: Credential | None = None) -> Any:
+    try:
+        result = step()
+    except (GatewayError, StageFailed) as error:
+        message = error.message if isinstance(error, GatewayError) else str(error)
+        stages.append(Stage(name, False, message, likely_cause(name, error, cred)))
+        return None
+    detail = result[1] if isinstance(result, tuple) else str(result)
+    stages.append(Stage(name, True, detail))
+    return result[0] if isinstance(result, tuple) else (result or True)
 
 
 class StageFailed(Exception):
     """A stage whose call succeeded but whose answer shows a problem."""
 
 
+#: The likely cause of a failure, by error class (first match wins): a catalogue key.
+CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ExpiredCredentials, "doctor.cause.expired"),
+    (UpstreamRejectedSignature, "doctor.cause.signature"),
+    (NoSurface, "doctor.cause.no_surface"),
+    (UpstreamWrongPath, "doctor.cause.no_surface"),
+    (QuotaExhausted, "doctor.cause.no_credits"),
+    (AccountInUse, "doctor.cause.busy"),
+    (UpstreamUnavailable, "doctor.cause.unreachable"),
+    (UpstreamTimeout, "doctor.cause.timeout"),
+    (UpstreamServerError, "doctor.cause.server_error"),
+)
+
+
 def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> str:
-    if isinstance(error, ExpiredCredentials):
-        return "the token has expired: log in again and copy a fresh _token"
-    if isinstance(error, AuthenticationFailed) and stage == "parse token":
-        return "the credential is malformed: paste realUserID+_token (or the bare _token)"
-    if isinstance(error, UpstreamRejectedSignature):
-        return "signature mismatch: the web app's signing changed (try MINIMAX_SIGNATURE=jwt, or update)"
+    """The catalogue key of the likeliest cause of ``error`` at ``stage``."""
+    if isinstance(error, AuthenticationFailed) and stage == "parse token" \
+            and not isinstance(error, ExpiredCredentials):
+        return "doctor.cause.malformed"
     if isinstance(error, UpstreamUnauthorized):
+        if any(stage in names for names in SURFACE_STAGES.values()):
+            return "doctor.cause.surface_refused"
         if cred is not None and cred.explicit_user_id:
-            return "wrong realUserID for this token, or the token was revoked (log out/in resets it)"
-        return "the token is expired or revoked, or its user.id is not the realUserID (paste realUserID+_token)"
-    if isinstance(error, QuotaExhausted) or "credits" in str(error):
-        return "no credits: wait for the daily refill or use another account"
-    if isinstance(error, AccountBusy):
-        return "the account is busy with another generation (a browser tab?)"
-    if isinstance(error, UpstreamUnavailable):
-        return "the upstream could not be reached: check MINIMAX_BASE_URL and the network"
-    if isinstance(error, UpstreamTimeout):
-        return "the upstream is too slow or hung"
-    if isinstance(error, UpstreamServerError):
-        return "the upstream is failing with server errors: try again later"
-    if isinstance(error, StageFailed) and "realUserID" in str(error):
-        return "wrong realUserID: copy realUserID from Local Storage 'user_detail_agent'"
-    return "the upstream answered something unexpected (the protocol may have changed)"
+            return "doctor.cause.wrong_user_or_revoked"
+        return "doctor.cause.revoked"
+    if isinstance(error, StageFailed):
+        return "doctor.cause.no_credits" if "credits" in str(error) else "doctor.cause.wrong_user_id"
+    return next((key for kinds, key in CAUSES if isinstance(error, kinds)), "doctor.cause.unexpected")
 
 
-def render(report: Report) -> str:
-    """The report as terminal lines."""
-    lines = []
-    for stage in report.stages:
-        lines.append(f"{'✓' if stage.ok else '✗'} {stage.name}: {stage.detail}")
-        if not stage.ok:
-            lines.append(f"  likely cause: {stage.cause}")
-    lines.append("LIVE: the credential works end to end." if report.live
-                 else f"NOT LIVE: failed at '{report.failed.name if report.failed else '?'}'.")
+def render(report: Report, lang: Lang = DEFAULT_LANG) -> str:
+    """The report (from :meth:`Doctor.checked`) as terminal lines in ``lang``."""
+    lines = [_line(stage, lang) for stage in report.stages]
+    for name, walk in report.surfaces.items():
+        lines += [_line(stage, lang) for stage in walk.stages]
+        failed = walk.failed
+        lines.append("  " + (i18n.text("doctor.surface_works", lang, surface=name) if failed is None else
+                             i18n.text("doctor.surface_fails", lang, surface=name, stage=_label(failed))))
+    lines.append(i18n.text("doctor.signing", lang, variant=report.signing))
+    if report.live:
+        lines.append(i18n.text("doctor.live", lang, surface=report.surface))
+    else:
+        failed = report.failed
+        lines.append(i18n.text("doctor.not_live", lang, stage=_label(failed) if failed else "?"))
     return "\n".join(lines)
+
+
+def _label(stage: Stage) -> str:
+    return stage.label or stage.name
+
+
+def _line(stage: Stage, lang: Lang) -> str:
+    line = f"{'✓' if stage.ok else '✗'} {_label(stage)}: {stage.detail}"
+    if stage.ok:
+        return line
+    return f"{line}\n  {i18n.text('doctor.likely_cause', lang, cause=stage.cause)}"

@@ -20,20 +20,31 @@ about OpenAI, Anthropic or Gemini.
     ├── MethodNotAllowed              405 invalid_request
     ├── PayloadTooLarge               413 too_large
     ├── RateLimited                   429 rate_limit   (+ Retry-After)
-    │   └── AccountsBusy              429
+    │   └── AccountsBusy              429  (every account of the request stayed busy)
     ├── QuotaExhausted                429 quota
+    │   └── NoCredits                 429
     ├── UpstreamError                 502 upstream
+    │   ├── AccountInUse              429 rate_limit   (this one account is generating)
     │   ├── UpstreamServerError       502  (upstream HTTP 5xx)
     │   ├── UpstreamRejectedSignature 502
-    │   └── UpstreamBadAnswer         502
+    │   ├── UpstreamBadAnswer         502
+    │   │   └── UpstreamWrongPath     502  (404, or the site's HTML page: wrong surface/prefix)
+    │   └── NoSurface                 502  (neither upstream surface works for the account)
     ├── UpstreamUnavailable           503 unavailable
     └── UpstreamTimeout               504 timeout
+
+Beside the tree, :class:`ConfigError` (a ``ValueError``) reports an invalid setting at
+start-up; no caller ever sees it.
 
 Messages are written for the caller and must never contain a credential: the upstream
 package builds them from fixed text and non-secret facts only.
 """
 
 from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value (raised at start-up, never seen by a caller)."""
 
 
 class GatewayError(Exception):
@@ -73,7 +84,7 @@ class AuthenticationFailed(GatewayError):
 
 class MissingCredentials(AuthenticationFailed):
     message = (
-        "No MiniMax credential was given. Send 'Authorization: Bearer REALUSERID+JWT' "
+        "No MiniMax credential was given. Send 'Authorization: Bearer <_token>' (or REALUSERID+_token) "
         "(several joined by commas)."
     )
 
@@ -143,6 +154,18 @@ class UpstreamError(GatewayError):
     message = "MiniMax answered with an error."
 
 
+class AccountInUse(UpstreamError):
+    """This account is generating elsewhere ("chat is running"); the pool tries another."""
+
+    status = 429
+    kind = "rate_limit"
+    message = "The MiniMax account is busy with another generation."
+
+
+class NoCredits(QuotaExhausted):
+    message = "The MiniMax account has no credits left."
+
+
 class UpstreamServerError(UpstreamError):
     message = "MiniMax answered with a server error."
 
@@ -156,6 +179,16 @@ class UpstreamRejectedSignature(UpstreamError):
 
 class UpstreamBadAnswer(UpstreamError):
     message = "MiniMax sent an answer the gateway could not understand."
+
+
+class UpstreamWrongPath(UpstreamBadAnswer):
+    """A 404, or the web app's HTML page answered with 200: this surface or prefix is gone."""
+
+    message = "MiniMax answered with its web page instead of the API (wrong path or surface)."
+
+
+class NoSurface(UpstreamError):
+    message = "Neither MiniMax chat surface (session or matrix) accepted this account."
 
 
 class UpstreamUnavailable(GatewayError):

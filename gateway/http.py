@@ -21,6 +21,7 @@ from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest, MissingCredentials
 from gateway.upstream.credentials import Credential, parse_pool
+from gateway.validation import first_error
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: The accounts a request may use, as parsed from its credential header.
@@ -28,45 +29,40 @@ Credentials = list[Credential]
 
 
 def service() -> ChatService:
-    return current_app.extensions["gateway.chat"]
+    chat: ChatService = current_app.extensions["gateway.chat"]
+    return chat
 
 
 def speech() -> SpeechService:
-    return current_app.extensions["gateway.speech"]
+    speaker: SpeechService = current_app.extensions["gateway.speech"]
+    return speaker
 
 
 def settings() -> Settings:
-    return current_app.extensions["gateway.settings"]
+    configured: Settings = current_app.extensions["gateway.settings"]
+    return configured
 
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 saying what is wrong with it."""
-    data = request.get_json(silent=True, force=True)
+    data: Any = request.get_json(silent=True, force=True)
     if data is None:
         raise InvalidRequest("The request body is not valid JSON.")
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return data
+    body: dict[str, Any] = data
+    return body
 
 
 def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate ``data``; the first error becomes a 400 naming its field path."""
+    """Validate ``data``; the first error becomes a 400 naming its JSON path, both in the
+    message and as ``param`` (``messages[2].content[0].image_url.url``)."""
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
     except ValidationError as error:
-        path, message = _first_error(error.messages)
+        path, message = first_error(error.messages)
         raise InvalidRequest(f"Invalid '{path}': {message}", param=path) from None
-
-
-def _first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
-    if isinstance(messages, dict):
-        key = next(iter(messages))
-        name = "body" if key == "_schema" else str(key)
-        path = f"{prefix}.{name}" if prefix and key != "_schema" else (prefix or name)
-        return _first_error(messages[key], path)
-    if isinstance(messages, list) and messages:
-        return _first_error(messages[0], prefix)
-    return prefix or "body", str(messages).rstrip(".")
 
 
 def bearer_token() -> str | None:

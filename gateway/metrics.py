@@ -24,6 +24,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 ACCOUNT_STATES = ("free", "busy", "cooling", "dead")
+SURFACES = ("session", "matrix")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Metrics:
     accounts: Gauge
     upstream_calls: Counter
     upstream_errors: Counter
+    surfaces: Gauge
 
 
 @functools.cache
@@ -58,6 +60,8 @@ def metrics() -> Metrics:
         upstream_calls=Counter("gateway_upstream_calls", "Upstream calls by endpoint.", ["endpoint"]),
         upstream_errors=Counter("gateway_upstream_errors", "Upstream failures by endpoint and kind.",
                                 ["endpoint", "kind"]),
+        surfaces=Gauge("gateway_account_surface", "1 for the upstream surface each account uses.",
+                       ["account", "surface"], multiprocess_mode="livemax"),
     )
 
 
@@ -65,7 +69,7 @@ def exposition(multiprocess_dir: str) -> tuple[bytes, str]:
     """The metrics text and its content type, aggregated over workers when needed."""
     if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -76,9 +80,17 @@ def set_accounts(counts: dict[str, int]) -> None:
         gauge.labels(state).set(counts.get(state, 0))
 
 
+def set_surface(account_key: str, surface: str) -> None:
+    """The surface an account was found to use (the key is a non-reversible hash)."""
+    for name in SURFACES:
+        metrics().surfaces.labels(account_key, name).set(1 if name == surface else 0)
+
+
 def upstream_observer(path: str, error_kind: str | None) -> None:
     """Counts every upstream call (given to the upstream client as a callback)."""
-    endpoint = path.rstrip("/").rsplit("/", 1)[-1] or path
+    # The last segment that is not an id: session paths carry ids (…/session/123/message).
+    names = [part for part in path.split("/") if part and not part.isdigit()]
+    endpoint = names[-1] if names else path
     metrics().upstream_calls.labels(endpoint).inc()
     if error_kind is not None:
         metrics().upstream_errors.labels(endpoint, error_kind).inc()
@@ -87,4 +99,4 @@ def upstream_observer(path: str, error_kind: str | None) -> None:
 def mark_worker_dead(pid: int, multiprocess_dir: str) -> None:
     """gunicorn's child_exit hook: drop a dead worker's live gauges."""
     if multiprocess_dir:
-        multiprocess.mark_process_dead(pid, multiprocess_dir)
+        multiprocess.mark_process_dead(pid, multiprocess_dir)  # type: ignore[no-untyped-call]

@@ -1,9 +1,15 @@
-"""Session fixtures: one simulator, gunicorn gateways in front of it, the agent CLIs."""
+"""Session fixtures: one simulator, gunicorn gateways in front of it, the agent CLIs.
+
+Every test that talks to a gateway runs once per upstream surface (``surface`` is a
+session-scoped parametrised fixture, so pytest groups the tests of each surface): the
+gateway is started with ``MINIMAX_SURFACE`` forced to it and the simulator's stream host.
+"""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,11 +32,70 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+#: The upstream surfaces every end-to-end test runs on.
+SURFACES = ("matrix", "session")
+
+
 @pytest.fixture(scope="session")
-def simulator_url() -> Iterator[str]:
+def simulator_urls() -> Iterator[tuple[str, str]]:
+    """The simulator's API host and stream host (the session surface's message POSTs)."""
     proc, url = start_simulator()
-    yield url
+    yield url, str(proc.stream_url)
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def simulator_url(simulator_urls: tuple[str, str]) -> str:
+    return simulator_urls[0]
+
+
+@pytest.fixture(scope="session")
+def stream_url(simulator_urls: tuple[str, str]) -> str:
+    return simulator_urls[1]
+
+
+@pytest.fixture(scope="session", params=SURFACES)
+def surface(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What differs between the surfaces for a test: fault targets, counters, labels."""
+
+    surface: str
+    send_fault: str  # the simulator endpoint that accepts a turn
+    answer_fault: str  # the one that delivers the answer (poll or stream)
+    send_metric: str  # the gateway's upstream-call label of sending a turn
+    uploads_stat: str  # the simulator's counter of stored uploads
+
+    def fail_mid_answer(self, sim: SimulatorControl, answer: dict[str, object]) -> Callable[[], None]:
+        """Script ``answer`` so it fails once streaming; call the result when it should.
+
+        Matrix polls start failing when told; a session stream is cut by the answer script.
+        """
+        if self.surface == "session":
+            sim.script([{**answer, "fault": "drop_mid", "fault_seconds": 1.0}])
+            return lambda: None
+        sim.script([answer])
+        return lambda: sim.fault(self.answer_fault, "http_500", count=20)
+
+
+UPSTREAMS = {
+    "matrix": Upstream("matrix", "send_msg", "get_chat_detail", "send_msg", "uploads"),
+    "session": Upstream("session", "session_message", "session_message", "message", "session_uploads"),
+}
+
+
+@pytest.fixture(scope="session")
+def upstream(surface: str) -> Upstream:
+    return UPSTREAMS[surface]
+
+
+@pytest.fixture(scope="session")
+def surface_env(surface: str, stream_url: str) -> dict[str, str]:
+    """The settings that point a gateway (or the doctor) at one surface of the simulator."""
+    return {"MINIMAX_SURFACE": surface, "MINIMAX_STREAM_BASE_URL": stream_url}
 
 
 @pytest.fixture
@@ -42,14 +107,16 @@ def sim(simulator_url: str) -> SimulatorControl:
 
 
 @pytest.fixture(scope="session")
-def gateway_factory(simulator_url: str) -> Iterator[Callable[..., str]]:
-    """Start (once per distinct settings) a gunicorn gateway; returns its base URL."""
+def gateway_factory(simulator_url: str, surface_env: dict[str, str]) -> Iterator[Callable[..., str]]:
+    """Start (once per distinct settings) a gunicorn gateway on this surface; its base URL."""
     started: dict[tuple, str] = {}
 
     def get(**env: str) -> str:
+        env = {**surface_env, **env}
         key = tuple(sorted(env.items()))
         if key not in started:
-            name = "gateway" + "".join(f"-{k.lower()}" for k in sorted(env))
+            name = "gateway-" + env["MINIMAX_SURFACE"] + "".join(
+                f"-{k.lower()}" for k in sorted(env) if k not in surface_env)
             proc, url = start_gateway(simulator_url, name, env)
             GATEWAYS.append(proc)
             started[key] = url

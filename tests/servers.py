@@ -33,6 +33,7 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"{name}.log"
+        self.stream_url: str | None = None  # the simulator's stream host, when it is one
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env={**os.environ, **env}, stdout=self._log,
@@ -52,7 +53,8 @@ class Process:
         raise RuntimeError(f"{url} did not come up:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
@@ -66,12 +68,27 @@ class Process:
         self._log.close()
 
 
-def start_simulator(name: str = "simulator") -> tuple[Process, str]:
-    port = free_port()
-    proc = Process(name, [sys.executable, "-m", "tests.simulator", "--port", str(port)], {})
+def start_simulator(name: str = "simulator", *extra_args: str) -> tuple[Process, str]:
+    """Start the simulator; returns (process, API-host URL).
+
+    The stream host (session message POST, /events) listens on a second port: its URL
+    is `process.stream_url` (also `simulator_stream_url(url)` and
+    `SimulatorControl(url).stream_url`). `extra_args` go to `python -m tests.simulator`
+    (e.g. "--yy-variant", "legacy").
+    """
+    port, stream_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "tests.simulator", "--port", str(port),
+            "--stream-port", str(stream_port), *extra_args]
+    proc = Process(name, argv, {})
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/_sim/stats")
+    proc.stream_url = f"http://127.0.0.1:{stream_port}"
     return proc, url
+
+
+def simulator_stream_url(url: str) -> str:
+    """The stream-host URL of the simulator whose API host is `url`."""
+    return requests.get(f"{url}/_sim/info", timeout=10).json()["stream_url"]
 
 
 def start_gateway(upstream: str, name: str, env: dict[str, str] | None = None) -> tuple[Process, str]:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Settings, env_table
+from gateway.config import Settings, env_table
+from gateway.errors import ConfigError
 
 
 def test_defaults_and_overrides() -> None:

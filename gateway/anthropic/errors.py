@@ -31,7 +31,7 @@ KINDS: dict[str, str] = {
 def error_body(error: GatewayError) -> dict[str, Any]:
     return {
         "type": "error",
-        "error": {"type": KINDS.get(error.kind, "api_error"), "message": error.message},
+        "error": {"type": KINDS.get(error.kind, KINDS["internal"]), "message": error.message},
         "request_id": f"req_{uuid.uuid4().hex[:24]}",
     }
 

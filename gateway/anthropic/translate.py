@@ -14,10 +14,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from gateway import sse
 from gateway.anthropic.errors import error_body
+from gateway.chat.data_urls import DEFAULT_MIME
 from gateway.chat.model import (
     ChatRequest,
     ChatResult,
@@ -41,8 +42,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.chat.media import decode_base64
-from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.errors import ModelNotFound
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -52,19 +52,22 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"  # a fixed date: the upstream gives none
-TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none", "tool": "named"}
+TOOL_CHOICES: dict[str, Literal["auto", "required", "none", "named"]] = {
+    "auto": "auto", "any": "required", "none": "none", "tool": "named"}
 
 
 # -- in --------------------------------------------------------------------------------
 def to_chat_request(data: dict[str, Any]) -> ChatRequest:
-    messages = [_message(m, i) for i, m in enumerate(data["messages"])]
+    """A body validated by :class:`~gateway.anthropic.schemas.MessagesSchema`, as a chat."""
+    messages = [_message(m) for m in data["messages"]]
     if data.get("system"):
-        messages.insert(0, Message("system", tuple(_blocks(data["system"], "system"))))
+        messages.insert(0, Message("system", tuple(_blocks(data["system"]))))
+    tools = data.get("tools") or ()
     return ChatRequest(
-        web_search=any(str(t.get("type", "")).startswith("web_search") for t in data.get("tools") or ()),
+        web_search=any((t.get("type") or "").startswith("web_search") for t in tools),
         model=data["model"],
         messages=tuple(messages),
-        tools=tuple(_tool(t) for t in data.get("tools") or () if _is_custom_tool(t)),
+        tools=tuple(_tool(t) for t in tools if t.get("type") in (None, "custom")),
         tool_choice=_tool_choice(data.get("tool_choice")),
         max_output_tokens=data.get("max_tokens"),
         stop=tuple(data.get("stop_sequences") or ()),
@@ -77,34 +80,33 @@ def wants_thinking(data: dict[str, Any]) -> bool:
     return thinking.get("type") in ("enabled", "adaptive")
 
 
-def _message(message: dict[str, Any], index: int) -> Message:
-    parts = tuple(_blocks(message["content"], f"messages.{index}.content"))
+def _message(message: dict[str, Any]) -> Message:
+    parts = tuple(_blocks(message["content"]))
     if message["role"] == "user" and parts and all(isinstance(p, ToolResultPart) for p in parts):
         return Message("tool", parts)
     return Message(message["role"], parts)
 
 
-def _blocks(content: str | list[dict[str, Any]], path: str) -> Iterator[Part]:
+def _blocks(content: str | list[dict[str, Any]]) -> Iterator[Part]:
     if isinstance(content, str):
         yield TextPart(content)
         return
-    for index, block in enumerate(content):
-        part = _block(block, f"{path}.{index}")
+    for block in content:
+        part = _block(block)
         if part is not None:
             yield part
 
 
-def _block(block: dict[str, Any], path: str) -> Part | None:
+def _block(block: dict[str, Any]) -> Part | None:
     kind = block["type"]
     if kind == "text":
         return TextPart(block["text"])
     if kind == "thinking":
-        return ReasoningPart(str(block.get("thinking") or ""))
+        return ReasoningPart(block.get("thinking") or "")
     if kind in ("image", "document"):
-        return _media(block, path)
+        return _media(block["source"], block.get("title"))
     if kind == "tool_use":
-        arguments = block.get("input")
-        return ToolCallPart(block["id"], block["name"], arguments if isinstance(arguments, dict) else {})
+        return ToolCallPart(block["id"], block["name"], block["input"])
     if kind == "tool_result":
         return ToolResultPart(
             block["tool_use_id"], _result_text(block.get("content")), is_error=bool(block.get("is_error"))
@@ -112,52 +114,35 @@ def _block(block: dict[str, Any], path: str) -> Part | None:
     return None  # redacted thinking, server tool blocks...: nothing to send upstream
 
 
-def _result_text(content: Any) -> str:
+def _result_text(content: str | list[dict[str, Any]] | None) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""
+    return "\n".join(b["text"] for b in content or () if b["type"] == "text")
 
 
-def _media(block: dict[str, Any], path: str) -> MediaPart:
-    source = block["source"] if isinstance(block["source"], dict) else {}
-    kind = source.get("type")
-    title = block.get("title") if isinstance(block.get("title"), str) else None
+def _media(source: dict[str, Any], title: str | None) -> MediaPart:
+    kind = source["type"]
     if kind == "base64":
-        return MediaPart(str(source.get("media_type") or "application/octet-stream"),
-                         data=decode_base64(source.get("data"), f"{path}.source.data"), filename=title)
-    if kind == "url" and isinstance(source.get("url"), str):
-        return MediaPart("application/octet-stream", url=source["url"], filename=title)
-    if kind == "text" and isinstance(source.get("data"), str):
-        return MediaPart(str(source.get("media_type") or "text/plain"),
-                         data=source["data"].encode(), filename=title)
-    raise InvalidRequest("The source must be base64, url or text.", param=f"{path}.source")
-
-
-def _is_custom_tool(tool: dict[str, Any]) -> bool:
-    return tool.get("type") in (None, "custom") and isinstance(tool.get("name"), str)
+        return MediaPart(source.get("media_type") or DEFAULT_MIME, data=source["data"], filename=title)
+    if kind == "url":
+        return MediaPart(DEFAULT_MIME, url=source["url"], filename=title)
+    return MediaPart(source.get("media_type") or "text/plain", data=source["data"].encode(), filename=title)
 
 
 def _tool(tool: dict[str, Any]) -> ToolSpec:
-    schema = tool.get("input_schema")
-    return ToolSpec(tool["name"], str(tool.get("description") or ""), schema if isinstance(schema, dict) else {})
+    return ToolSpec(tool["name"], tool.get("description") or "", tool.get("input_schema") or {})
 
 
 def _tool_choice(choice: dict[str, Any] | None) -> ToolChoice:
     if not choice:
         return ToolChoice()
-    mode = TOOL_CHOICES[choice["type"]]
-    if mode == "named" and not choice.get("name"):
-        raise InvalidRequest("tool_choice of type 'tool' needs a 'name'.", param="tool_choice.name")
-    return ToolChoice(mode, choice.get("name"))  # type: ignore[arg-type]
+    return ToolChoice(TOOL_CHOICES[choice["type"]], choice.get("name"))
 
 
 def _response_format(output_config: dict[str, Any] | None) -> ResponseFormat:
     fmt = (output_config or {}).get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = fmt.get("schema")
-        return ResponseFormat("json", schema if isinstance(schema, dict) else None)
+    if fmt and fmt["type"] == "json_schema":
+        return ResponseFormat("json", fmt.get("schema"))
     return ResponseFormat()
 
 
@@ -314,8 +299,9 @@ class EventStream:
         return sse.event({"type": name, **data}, name)
 
 
-
+# -- models ----------------------------------------------------------------------------
 def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+    """One offered model; 404 for any other name."""
     if model_id not in known:
         raise ModelNotFound(f"model: {model_id}")
     return {"type": "model", "id": model_id, "display_name": model_id, "created_at": MODEL_CREATED_AT}

@@ -1,18 +1,16 @@
 """Images and documents: from request parts to bytes ready to upload.
 
-Inline data (base64, data: URLs) is used as given. Remote URLs are fetched safely:
-http(s) only; every connection's *peer address* is checked after connecting (so neither
-a redirect nor a DNS trick reaches a loopback, private, link-local or otherwise
-non-public address) unless the host is named in ``allow_hosts``; bounded in size,
-redirects and time. Fetched bytes are spooled (memory up to ``SPOOL_BYTES``, then a
+Inline data arrives decoded (by :mod:`gateway.chat.data_urls`) and is used as given.
+Remote URLs are fetched safely: http(s) only; every connection's *peer address* is
+checked after connecting (so neither a redirect nor a DNS trick reaches a loopback,
+private, link-local or otherwise non-public address) unless the host is named in
+``allow_hosts``; bounded in size, redirects and time. Fetched bytes are spooled (memory up to ``SPOOL_BYTES``, then a
 temporary file), so many large downloads in flight keep memory bounded. The content
 type is sniffed from the bytes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import ipaddress
 import mimetypes
@@ -143,18 +141,6 @@ class MediaResolver:
         self._session.close()
 
 
-def decode_base64(text: object, param: str) -> bytes:
-    """Inline file data: standard or URL-safe base64 (google-genai sends the latter),
-    padding optional; a clear 400 naming ``param`` otherwise."""
-    if not isinstance(text, str):
-        raise InvalidRequest("The data must be a base64 string.", param=param)
-    cleaned = "".join(text.split()).replace("-", "+").replace("_", "/")
-    try:
-        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("The data is not valid base64.", param=param) from None
-
-
 def close_all(blobs: Iterable[Blob]) -> None:
     for blob in blobs:
         blob.close()
@@ -254,7 +240,7 @@ def _connect_checked(connection: HTTPConnection, allow: frozenset[str]) -> socke
         raise NameResolutionError(host, connection, error) from None
     if host not in allow and f"{host}:{port}" not in allow:
         for info in infos:
-            _check_address(info[4][0])
+            _check_address(str(info[4][0]))
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     for option in connection.socket_options or ():

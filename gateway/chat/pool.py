@@ -1,95 +1,120 @@
 """Account scheduling: at most one generation per MiniMax account at a time.
 
-The pool knows every account this worker has seen (keyed by the credential's hash). A
-request leases one free account among its own credentials, preferring the least
-recently used; when all are busy or cooling down it waits, bounded by the queue timeout,
-then fails with :class:`AccountsBusy` (429 with Retry-After). An account the upstream
-reports busy (in use elsewhere, e.g. the user's browser) cools down for a while.
+A request leases one free account among its own credentials (keyed by the credential's
+hash), preferring the least recently used; when all are busy or cooling down it waits,
+bounded by the queue timeout, then fails with :class:`AccountsBusy` (429 with
+Retry-After). An account the upstream reports busy (in use elsewhere, e.g. the user's
+browser) cools down for a while.
 
-Waiting uses a :class:`threading.Condition`, which gevent's monkey-patching turns into
-a cooperative one under the gunicorn gevent worker.
+Leases, cooldowns and the queue of waiters live in the shared state
+(:mod:`gateway.state`, ``GATEWAY_STATE``), so the rule holds across every gunicorn
+worker and, with Redis, every host. Waiting is first come, first served: each request
+takes a place in the queue of every account it could use. A lease has a time-to-live;
+one background thread per process (a greenlet under gevent's monkey-patching) renews
+the process's leases while their generations run, so the account of a worker or host
+that died is free again within :data:`~gateway.state.LEASE_TTL` seconds.
 
-With several gunicorn workers, each worker's pool only sees its own leases, so a lease
-also takes an exclusive ``flock`` on one file per account in a directory all workers
-share (:class:`AccountLocks`); an account locked by another worker counts as busy here,
-and waiters look again every ``CROSS_PROCESS_RECHECK`` seconds since no notification
-crosses processes.
+Waiters poll the state every :data:`POLL_SECONDS` (no notification crosses processes);
+a release in this process wakes its own waiters at once through a
+:class:`threading.Condition`, cooperative under gevent.
 """
 
 from __future__ import annotations
 
-import fcntl
+import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.errors import AccountsBusy
+from gateway.state import LEASE_TTL, SharedState, open_state
 from gateway.upstream.credentials import Credential
 
+log = logging.getLogger("gateway.pool")
 
-CROSS_PROCESS_RECHECK = 0.1
-
-
-class AccountLocks:
-    """One exclusive, non-blocking file lock per account, shared by worker processes."""
-
-    def __init__(self, directory: str | None) -> None:
-        self._directory = directory
-        self._files: dict[str, int] = {}
-
-    @property
-    def shared(self) -> bool:
-        return self._directory is not None
-
-    def try_lock(self, key: str) -> bool:
-        if self._directory is None:
-            return True
-        fd = self._files.get(key)
-        if fd is None:
-            fd = self._files[key] = os.open(os.path.join(self._directory, f"{key}.lock"),
-                                            os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def unlock(self, key: str) -> None:
-        if self._directory is not None and key in self._files:
-            fcntl.flock(self._files[key], fcntl.LOCK_UN)
+#: Seconds between two looks at the shared state while waiting for an account.
+POLL_SECONDS = 0.05
+#: Leases are renewed this many times per time-to-live.
+RENEWALS_PER_TTL = 4
 
 
 @dataclass
 class AccountState:
     credential: Credential
-    busy: bool = False
-    cooldown_until: float = 0.0
-    last_used: float = 0.0
     #: The upstream refused this credential last time (shown in metrics; still tried).
     dead: bool = False
-
-    def free(self, now: float) -> bool:
-        return not self.busy and self.cooldown_until <= now
 
 
 class Lease:
     """One account held for one generation; release exactly once."""
 
-    def __init__(self, pool: AccountPool, state: AccountState) -> None:
+    def __init__(self, pool: AccountPool, state: AccountState, holder: str) -> None:
         self._pool = pool
         self._state = state
+        self.holder = holder
         self.released = False
 
     @property
     def credential(self) -> Credential:
         return self._state.credential
 
+    @property
+    def key(self) -> str:
+        return self._state.credential.key
+
     def release(self, cooldown: float = 0.0, dead: bool = False) -> None:
         if not self.released:
             self.released = True
-            self._pool._release(self._state, cooldown, dead)
+            self._pool._release(self, self._state, cooldown, dead)
+
+
+class Renewer:
+    """Renews every lease of this process until it is released, from one background thread."""
+
+    def __init__(self, state: SharedState, ttl: float) -> None:
+        self._state = state
+        self._ttl = ttl
+        self._held: dict[str, Lease] = {}  # holder → lease
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._held[lease.holder] = lease
+            if self._pid != os.getpid():  # first lease of this process (or of a forked child)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="lease-renewer", daemon=True).start()
+
+    def accounts(self) -> set[str]:
+        """The accounts this process holds now."""
+        with self._lock:
+            return {lease.key for lease in self._held.values()}
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease.holder, None)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            time.sleep(self._ttl / RENEWALS_PER_TTL)
+            self.renew_now()
+
+    def renew_now(self) -> None:
+        with self._lock:
+            held = {lease.key: lease.holder for lease in self._held.values()}
+        if not held:
+            return
+        try:
+            lost = self._state.renew(held, self._ttl)
+        except Exception:
+            log.warning("could not renew %d account lease(s)", len(held), exc_info=True)
+            return
+        for key in lost:
+            log.warning("lost the lease of account %s while generating (held too long without renewal?)", key)
 
 
 class AccountPool:
@@ -97,51 +122,70 @@ class AccountPool:
 
     def __init__(
         self,
+        state: SharedState | None = None,
         retry_after: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[dict[str, int]], None] = lambda counts: None,
-        locks: AccountLocks | None = None,
+        lease_ttl: float = LEASE_TTL,
     ) -> None:
-        self._locks = locks or AccountLocks(None)
+        self._state = state if state is not None else open_state("")
         self._states: dict[str, AccountState] = {}
         self._changed = threading.Condition()
         self._retry_after = retry_after
-        self._clock = clock
         self._on_change = on_change
+        self._lease_ttl = lease_ttl
+        self._renewer = Renewer(self._state, lease_ttl)
+
+    @property
+    def state(self) -> SharedState:
+        return self._state
 
     def acquire(self, credentials: Sequence[Credential], timeout: float) -> Lease:
         """Lease a free account among ``credentials``, waiting at most ``timeout`` s."""
-        deadline = self._clock() + timeout
+        deadline = time.monotonic() + timeout
         with self._changed:
-            states = [self._state_of(cred) for cred in credentials]
+            states = {cred.key: self._state_of(cred) for cred in credentials}
+        keys = list(states)
+        ticket, holder = uuid.uuid4().hex, uuid.uuid4().hex
+        granted = False
+        try:
             while True:
-                now = self._clock()
-                free = sorted((s for s in states if s.free(now)), key=lambda s: s.last_used)
-                chosen = next((s for s in free if self._locks.try_lock(s.credential.key)), None)
-                if chosen is not None:
-                    lease = self._take(chosen, now)
-                    self._on_change(self._counts(now))
+                attempt = self._state.try_lease(ticket, keys, holder, self._lease_ttl)
+                if attempt.account is not None:
+                    granted = True
+                    lease = Lease(self, states[attempt.account], holder)
+                    self._renewer.add(lease)
+                    self._notify_change()
                     return lease
+                now = time.monotonic()
                 if now >= deadline:
-                    raise AccountsBusy(retry_after=self._retry_after_for(states, now))
-                wait = self._wait_time(states, now, deadline)
-                if free:  # free here but held by another worker: look again soon
-                    wait = min(wait, CROSS_PROCESS_RECHECK)
-                self._changed.wait(wait)
+                    cooling = attempt.cooldown_left or self._retry_after
+                    raise AccountsBusy(retry_after=max(1.0, min(self._retry_after, cooling)))
+                wait = min(deadline - now, POLL_SECONDS, attempt.cooldown_left or POLL_SECONDS)
+                with self._changed:
+                    self._changed.wait(wait)
+        finally:
+            if not granted:  # timed out, or interrupted (e.g. the client went away)
+                self._withdraw(ticket, keys)
 
     def snapshot(self) -> dict[str, int]:
-        """Counts of accounts by state, for health and metrics."""
-        with self._changed:
-            return self._counts(self._clock())
+        """Counts of the accounts this process has seen, by state, for health (busy: leased
+        by any worker or host)."""
+        return self._counts(mine_only=False)
 
-    def _counts(self, now: float) -> dict[str, int]:
-        states = list(self._states.values())
-        return {
-            "busy": sum(s.busy for s in states),
-            "cooling": sum(not s.busy and s.cooldown_until > now for s in states),
-            "dead": sum(s.dead and s.free(now) for s in states),
-            "free": sum(s.free(now) and not s.dead for s in states),
-        }
+    def _counts(self, mine_only: bool) -> dict[str, int]:
+        with self._changed:
+            states = list(self._states.values())
+        views = self._state.accounts([s.credential.key for s in states])
+        held = self._renewer.accounts()
+        counts = {"busy": 0, "cooling": 0, "dead": 0, "free": 0}
+        for state in states:
+            view = views[state.credential.key]
+            if view.leased and mine_only and state.credential.key not in held:
+                continue  # another process counts it
+            kind = ("busy" if view.leased else "cooling" if view.cooldown_left > 0
+                    else "dead" if state.dead else "free")
+            counts[kind] += 1
+        return counts
 
     def _state_of(self, credential: Credential) -> AccountState:
         state = self._states.get(credential.key)
@@ -149,25 +193,27 @@ class AccountPool:
             state = self._states[credential.key] = AccountState(credential)
         return state
 
-    def _take(self, state: AccountState, now: float) -> Lease:
-        state.busy, state.last_used = True, now
-        return Lease(self, state)
+    def _withdraw(self, ticket: str, keys: list[str]) -> None:
+        try:
+            self._state.withdraw(ticket, keys)
+        except Exception:  # the ticket expires on its own
+            log.warning("could not leave the account queue", exc_info=True)
 
-    def _release(self, state: AccountState, cooldown: float, dead: bool) -> None:
+    def _release(self, lease: Lease, state: AccountState, cooldown: float, dead: bool) -> None:
+        self._renewer.remove(lease)
+        try:
+            self._state.release(lease.key, lease.holder, cooldown)
+        except Exception:  # the lease expires on its own
+            log.warning("could not release account %s; it is free when its lease expires", lease.key,
+                        exc_info=True)
+        state.dead = dead
         with self._changed:
-            self._locks.unlock(state.credential.key)
-            state.busy, state.dead = False, dead
-            if cooldown > 0:
-                state.cooldown_until = self._clock() + cooldown
             self._changed.notify_all()
-            self._on_change(self._counts(self._clock()))
+        self._notify_change()
 
-    @staticmethod
-    def _wait_time(states: list[AccountState], now: float, deadline: float) -> float:
-        # Wake for whichever comes first: the deadline or the end of a cooldown.
-        ends = [s.cooldown_until for s in states if not s.busy and s.cooldown_until > now]
-        return max(0.0, min([deadline, *ends]) - now)
-
-    def _retry_after_for(self, states: list[AccountState], now: float) -> float:
-        ends = [s.cooldown_until - now for s in states if s.cooldown_until > now]
-        return max(1.0, min([self._retry_after, *ends]))
+    def _notify_change(self) -> None:
+        # The metrics gauge adds up the workers' counts: each counts as busy only its own leases.
+        try:
+            self._on_change(self._counts(mine_only=True))
+        except Exception:
+            log.warning("could not count the accounts", exc_info=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from gateway.chat.model import (
     MediaPart,
@@ -110,7 +111,7 @@ def _within(text: str, max_chars: int) -> str:
     return text
 
 
-def json_instruction(schema: dict | None) -> str:
+def json_instruction(schema: dict[str, Any] | None) -> str:
     """The instruction appended to the prompt in JSON mode."""
     if not schema:
         return JSON_INSTRUCTION

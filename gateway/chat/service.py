@@ -1,23 +1,19 @@
 """The chat service: one neutral request in, one neutral event stream out.
 
 :meth:`ChatService.open` does everything that can fail before a response starts (fold
-the prompt, lease an account, send the message), so callers can still answer with a
-proper HTTP status. The returned :class:`Generation` then streams events by polling the
-upstream and diffing its cumulative contents, and always cleans up: stop the generation
-if it is unfinished, free the account, delete the chat.
-
-Polling adapts: one poll right after sending, then ``poll_first`` while waiting for the
-first content, ``poll_steady`` while it flows, ``poll_idle`` after ``idle_after`` seconds
-without change; never faster than ``MIN_POLL_INTERVAL``, counted from the previous
-poll's answer. The answer ends only when the upstream says the chat is finished.
+the prompt, lease an account, open a conversation and send the turn on the account's
+upstream surface), so callers can still answer with a proper HTTP status. The returned
+:class:`Generation` then turns the driver's upstream events into chat events, adds
+keep-alives and the answer deadline, notices a client that went away, and always cleans
+up: stop the turn if it is unfinished, free the account, discard the conversation.
+Which surface answers (session stream or matrix polls) is the upstream package's affair.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 
 from gateway.chat import tools, transforms
 from gateway.chat.janitor import Janitor
@@ -36,37 +32,44 @@ from gateway.chat.model import (
     last_user_text,
 )
 from gateway.chat.pool import AccountPool, Lease
-from gateway.chat.settings import ChatSettings
 from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
+from gateway.chat.settings import ChatSettings
 from gateway.chat.tokens import estimate_tokens
 from gateway.chat.uploads import UploadCache
-from gateway.metrics import metrics
 from gateway.errors import (
+    AccountInUse,
     AccountsBusy,
     AuthenticationFailed,
     GatewayError,
     QuotaExhausted,
-    UpstreamServerError,
     UpstreamTimeout,
-    UpstreamUnavailable,
+    UpstreamUnauthorized,
+    UpstreamWrongPath,
 )
-from gateway.upstream.client import AccountBusy, UpstreamClient
-from gateway.upstream.credentials import Credential
-from gateway.upstream.chat import Snapshot, read_snapshot, send_body, sent_ids
+from gateway.metrics import metrics
+from gateway.upstream import pacing
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.constants import WEB_SEARCH_STEP
+from gateway.upstream.conversation import (
+    Conversation,
+    Driver,
+    Turn,
+    TurnFailed,
+    TurnFinished,
+    TurnInput,
+    UpReasoning,
+    UpStep,
+    UpText,
+)
+from gateway.upstream.credentials import Credential
+from gateway.upstream.surfaces import Surfaces
 
 log = logging.getLogger(__name__)
 
-MIN_POLL_INTERVAL = 0.2  # at most 5 polls a second per stream
-#: Consecutive failed polls tolerated (with backoff) before the stream fails.
-MAX_POLL_FAILURES = 4
-POLL_BACKOFF = (0.25, 0.5, 1.0, 2.0)
 #: How much of the question is reported as the search query.
 SEARCH_QUERY_CHARS = 200
-#: Waits before re-sending a follow-up turn while the chat still winds down.
-FOLLOW_UP_BUSY_DELAYS = (0.3, 0.6, 1.2, 2.4)
-#: Failures worth another poll: transport trouble and upstream 5xx.
-TRANSIENT_ERRORS = (UpstreamUnavailable, UpstreamTimeout, UpstreamServerError)
+#: Chat calls refused in a way that may mean "wrong surface" rather than "dead account".
+REFUSED = (UpstreamUnauthorized, UpstreamWrongPath)
 
 Disconnected = Callable[[], bool]
 
@@ -77,17 +80,19 @@ class ChatService:
     def __init__(
         self,
         client: UpstreamClient,
+        surfaces: Surfaces,
         pool: AccountPool,
         janitor: Janitor,
         settings: ChatSettings,
         media: MediaResolver,
     ) -> None:
         self.client = client
+        self.surfaces = surfaces
         self.pool = pool
         self.janitor = janitor
         self.settings = settings
         self.media = media
-        self.uploads = UploadCache(client)
+        self.uploads = UploadCache()
 
     def upstream_model(self, requested: str) -> str:
         """The upstream model for any requested name (unknown names get the default)."""
@@ -115,29 +120,57 @@ class ChatService:
         prompt = self.prompt_for(request)
         blobs = self.media.resolve(request)  # fetched once, uploaded per account
         try:
-            lease, chat_id, msg_id = self._send(request, prompt, blobs, credentials)
+            lease, driver, turn = self._send(request, prompt, blobs, credentials)
         finally:
             close_all(blobs)
-        return Generation(self, request, lease, chat_id, msg_id, estimate_tokens(prompt),
+        return Generation(self, request, lease, driver, turn, estimate_tokens(prompt),
                           disconnected, opened_at)
+
+    def start_turn(self, cred: Credential, text: str, model: str, blobs: Sequence[Blob] = (),
+                   web_search: bool = False) -> tuple[Driver, Turn]:
+        """Open a conversation on the account's surface and send its first turn.
+
+        A refusal that may mean the surface changed makes the surface be probed again
+        and the turn be sent once more on the new one. The conversation is handed to the
+        janitor when the send fails after it was opened.
+        """
+        for attempt in (1, 2):
+            driver = self.surfaces.driver_for(cred)
+            try:
+                return driver, self._open_and_send(driver, cred, text, model, blobs, web_search)
+            except REFUSED:
+                self.surfaces.after_refusal(cred, driver.name, may_retry=attempt == 1)
+        raise AssertionError("unreachable: the second refusal raises")
+
+    def _open_and_send(self, driver: Driver, cred: Credential, text: str, model: str,
+                       blobs: Sequence[Blob], web_search: bool) -> Turn:
+        attachments = tuple(self.uploads.attach(driver, cred, blob) for blob in blobs)
+        conversation = driver.open(cred, model)
+        try:
+            return driver.send(cred, conversation, TurnInput(text, model, attachments, web_search))
+        except BaseException:
+            self.discard(driver, cred, conversation)
+            raise
+
+    def discard(self, driver: Driver, cred: Credential, conversation: Conversation) -> None:
+        if conversation.id is not None:
+            self.janitor.discard(driver, cred, conversation)
 
     def _send(
         self, request: ChatRequest, prompt: str, blobs: list[Blob], credentials: Sequence[Credential]
-    ) -> tuple[Lease, int, int | None]:
+    ) -> tuple[Lease, Driver, Turn]:
         """Send on a free account; move on when one is busy, refused or out of credits."""
         deadline = time.monotonic() + self.settings.queue_timeout
         candidates = list(credentials)
+        model = self.upstream_model(request.model)
         while True:
             waited = time.monotonic()
             lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()))
             metrics().queue_wait.observe(time.monotonic() - waited)
             try:
-                attachments = tuple(self.uploads.attach(lease.credential, blob) for blob in blobs)
-                body = send_body(prompt, self.upstream_model(request.model),
-                                 attachments=attachments, web_search=request.web_search)
-                chat_id, msg_id = sent_ids(self.client.send_message(lease.credential, body))
-                return lease, chat_id, msg_id
-            except AccountBusy:
+                driver, turn = self.start_turn(lease.credential, prompt, model, blobs, request.web_search)
+                return lease, driver, turn
+            except AccountInUse:
                 lease.release(cooldown=self.settings.busy_cooldown)
             except (AuthenticationFailed, QuotaExhausted) as error:
                 lease.release(dead=isinstance(error, AuthenticationFailed))
@@ -150,15 +183,15 @@ class ChatService:
 
 
 class Generation:
-    """One upstream generation being streamed; iterate :meth:`events` once."""
+    """One upstream turn being streamed; iterate :meth:`events` once."""
 
     def __init__(
         self,
         service: ChatService,
         request: ChatRequest,
         lease: Lease,
-        chat_id: int,
-        msg_id: int | None,
+        driver: Driver,
+        turn: Turn,
         input_tokens: int,
         disconnected: Disconnected,
         opened_at: float,
@@ -167,18 +200,18 @@ class Generation:
         self._settings = service.settings
         self.request = request
         self.lease = lease
-        self.chat_id = chat_id
-        self.msg_id = msg_id
+        self.driver = driver
+        self.turn = turn
+        self.conversation = turn.conversation
         self.input_tokens = input_tokens
         self._disconnected = disconnected
-        self.finished = False
         self._closed = False
         self.opened_at = opened_at  # when the request arrived: time to first token counts from it
         self._first_content: float | None = None
 
-    def events(self) -> Iterator[Event]:
+    def events(self) -> Generator[Event, None, None]:
         """The answer as neutral events, ending with Usage + Finish or a StreamError."""
-        raw: Iterator[Event] = self._guarded(self._poll())
+        raw: Iterator[Event] = self._relay()
         if self.request.web_search:
             query = last_user_text(self.request.messages)[:SEARCH_QUERY_CHARS]
             raw = transforms.search_results(raw, query, WEB_SEARCH_STEP)
@@ -204,141 +237,85 @@ class Generation:
             events.close()
 
     def close(self) -> None:
-        """Stop an unfinished generation, free the account, delete the chat. Idempotent."""
+        """Stop an unfinished turn, free the account, discard the conversation. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        cred = self.lease.credential
         try:
-            if not self.finished:
-                self._service.client.stop_chat(cred, self.chat_id)
-        except GatewayError as error:
-            log.info("stop of chat %s failed: %s", self.chat_id, type(error).__name__)
+            self.turn.stop()
         finally:
             self.lease.release()
-            self._service.janitor.delete(cred, self.chat_id)
+            self._service.discard(self.driver, self.lease.credential, self.conversation)
 
     def _follow_up(self, text: str) -> Iterator[Event]:
-        """Another turn in the same upstream chat (a corrective retry), as raw events."""
+        """Another turn in the same upstream conversation (a corrective retry), as raw events."""
         try:
             self._send_follow_up(text)
         except GatewayError as error:
             yield StreamError(error)
             return
-        yield from self._guarded(self._poll())
+        yield from self._relay()
 
     def _send_follow_up(self, text: str) -> None:
-        client, cred = self._service.client, self.lease.credential
-        if not self.finished:
-            with contextlib.suppress(GatewayError):
-                client.stop_chat(cred, self.chat_id)
-        body = send_body(text, self._service.upstream_model(self.request.model), chat_id=self.chat_id)
-        for delay in FOLLOW_UP_BUSY_DELAYS:
-            try:
-                _, self.msg_id = sent_ids(client.send_message(cred, body))
-                self.finished = False
-                return
-            except AccountBusy:  # the stopped turn may take a moment to wind down
-                time.sleep(delay)
-        raise AccountsBusy("The MiniMax chat stayed busy; the tool call could not be retried.")
+        self.turn.stop()
+        turn = TurnInput(text, self._service.upstream_model(self.request.model))
 
-    def _guarded(self, events: Iterator[Event]) -> Iterator[Event]:
-        try:
-            yield from events
-        except GatewayError as error:
-            yield StreamError(error)
+        def send() -> Turn:
+            return self.driver.send(self.lease.credential, self.conversation, turn)
 
-    def _poll(self) -> Iterator[Event]:
-        shown = Snapshot(False, "", "", ())
-        start = last_change = last_output = time.monotonic()
-        # The first poll goes at once: a fast upstream may already be done.
-        next_poll = start
-        while True:
-            self._sleep_until(next_poll)
+        try:  # the stopped turn may take a moment to wind down
+            self.turn = pacing.retry(send, pacing.FOLLOW_UP_BUSY_DELAYS, retry_on=(AccountInUse,),
+                                     what="follow-up turn")
+        except AccountInUse:
+            raise AccountsBusy("The MiniMax chat stayed busy; the tool call could not be retried.") from None
+        self.conversation = self.turn.conversation
+
+    def _relay(self) -> Iterator[Event]:
+        """The current turn's upstream events as chat events, with keep-alives and limits."""
+        start = last_output = time.monotonic()
+        for event in self.turn.events():
             if self._disconnected():
-                log.info("client went away; stopping chat %s", self.chat_id)
+                log.info("client went away; stopping %s conversation %s",
+                         self.conversation.surface, self.conversation.id)
                 return
-            polled_at = time.monotonic()
-            snapshot = self._snapshot()
-            events = list(_diff(shown, snapshot))
-            if snapshot.finished:
-                self.finished = True
-            if events and self._first_content is None:
-                self._first_content = time.monotonic()
-                metrics().first_token.observe(self._first_content - self.opened_at)
-            yield from events
-            if events:
-                last_change = last_output = polled_at
-            shown = _merge(shown, snapshot)
-            if self.finished:
-                yield Finish("stop")
+            now = time.monotonic()
+            chat_event = _translate(event)
+            if chat_event is not None:
+                self._note_first_content(chat_event, now)
+                yield chat_event
+                last_output = now
+                if isinstance(chat_event, (Finish, StreamError)):
+                    return
+            if now - start > self._settings.answer_timeout:
+                yield StreamError(UpstreamTimeout(
+                    "The MiniMax answer took longer than GATEWAY_ANSWER_TIMEOUT."))
                 return
-            if polled_at - start > self._settings.answer_timeout:
-                raise UpstreamTimeout("The MiniMax answer took longer than GATEWAY_ANSWER_TIMEOUT.")
-            if polled_at - last_output >= self._settings.heartbeat:
-                last_output = polled_at
+            if now - last_output >= self._settings.heartbeat:
+                last_output = now
                 yield Heartbeat()
-            # Spaced from when this poll's answer arrived, so upstream sees >= the interval
-            # between polls even when answer times vary.
-            next_poll = time.monotonic() + self._interval(shown, polled_at - last_change)
 
-    def _interval(self, shown: Snapshot, quiet_for: float) -> float:
-        settings = self._settings
-        if not (shown.text or shown.reasoning or shown.steps):
-            interval = settings.poll_first
-        elif quiet_for > settings.idle_after:
-            interval = settings.poll_idle
-        else:
-            interval = settings.poll_steady
-        return max(MIN_POLL_INTERVAL, interval)
+    def _note_first_content(self, event: Event, now: float) -> None:
+        if self._first_content is None and isinstance(event, (TextDelta, ReasoningDelta, AgentStep)):
+            self._first_content = now
+            metrics().first_token.observe(now - self.opened_at)
 
-    def _snapshot(self) -> Snapshot:
-        """One poll, retrying transient failures with backoff."""
-        for attempt in range(MAX_POLL_FAILURES + 1):
-            try:
-                detail = self._service.client.chat_detail(self.lease.credential, self.chat_id)
-                return read_snapshot(detail, self.msg_id)
-            except TRANSIENT_ERRORS as error:
-                if attempt == MAX_POLL_FAILURES:
-                    raise
-                log.info("poll of chat %s failed (%s); retrying", self.chat_id, type(error).__name__)
-                time.sleep(POLL_BACKOFF[min(attempt, len(POLL_BACKOFF) - 1)])
-        raise AssertionError("unreachable")
 
-    def _sleep_until(self, moment: float) -> None:
-        delay = moment - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+def _translate(event: object) -> Event | None:
+    """One upstream event as a chat event (None for "nothing new")."""
+    match event:
+        case UpText(text=text):
+            return TextDelta(text)
+        case UpReasoning(text=text):
+            return ReasoningDelta(text)
+        case UpStep(name=name, content=content):
+            return AgentStep(name, content)
+        case TurnFinished():
+            return Finish("stop")
+        case TurnFailed(error=error):
+            return StreamError(error)
+    return None
 
 
 def _json_mode(request: ChatRequest) -> bool:
     """JSON output was asked for and no tool calling takes precedence over it."""
     return request.response_format.kind == "json" and not tools.uses_tools(request)
-
-
-def _finished_steps(snapshot: Snapshot) -> int:
-    """How many of the agent's steps are complete: all but the last while it may still run."""
-    if snapshot.text or snapshot.finished:
-        return len(snapshot.steps)
-    return max(0, len(snapshot.steps) - 1)
-
-
-def _diff(shown: Snapshot, now: Snapshot) -> Iterator[Event]:
-    """Events for what ``now`` adds to what was already ``shown``."""
-    if len(now.reasoning) > len(shown.reasoning):
-        yield ReasoningDelta(now.reasoning[len(shown.reasoning) :])
-    for step in now.steps[len(shown.steps) : _finished_steps(now)]:
-        yield AgentStep(step.name, step.content)
-    if len(now.text) > len(shown.text):
-        yield TextDelta(now.text[len(shown.text) :])
-
-
-def _merge(shown: Snapshot, now: Snapshot) -> Snapshot:
-    """What has been shown after emitting :func:`_diff` (content never shrinks)."""
-    return Snapshot(
-        finished=now.finished,
-        text=now.text if len(now.text) > len(shown.text) else shown.text,
-        reasoning=now.reasoning if len(now.reasoning) > len(shown.reasoning) else shown.reasoning,
-        steps=now.steps[: max(_finished_steps(now), len(shown.steps))],
-        title=now.title,
-    )

@@ -1,8 +1,9 @@
 """Text to speech and speech recognition over the upstream's legacy endpoints.
 
-Speech: the input is split at sentence boundaries; in one upstream chat each piece is
-repeated verbatim by the agent, that message is spoken in the chosen voice, and the MP3
-pieces are joined; the chat is deleted afterwards. Recognition: the audio is transcoded
+Speech: the input is split at sentence boundaries; in one upstream conversation (on the
+account's surface) each piece is repeated verbatim by the agent, that message is spoken
+in the chosen voice, and the MP3 pieces are joined; the conversation is discarded
+afterwards. Recognition: the audio is transcoded
 to MP3 and posted. Both hold one account for their whole duration, like a generation.
 """
 
@@ -17,13 +18,12 @@ from gateway import audio
 from gateway.chat.service import ChatService
 from gateway.errors import UpstreamBadAnswer, UpstreamTimeout
 from gateway.upstream import audio as upstream_audio
-from gateway.upstream.chat import read_snapshot, send_body, sent_ids
+from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput
 from gateway.upstream.credentials import Credential
 
 #: Longest piece of text spoken in one upstream message.
 MAX_PIECE_CHARS = 400
 _SENTENCE_END = re.compile(r"(?<=[.!?;。！？；…])\s*|\n+")
-ANSWER_POLL_SECONDS = 0.3
 ANSWER_TIMEOUT_SECONDS = 120.0
 
 
@@ -35,7 +35,8 @@ class Transcript:
 
 def split_text(text: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
     """Pieces of at most ``limit`` characters, cut after sentences where possible."""
-    pieces, current = [], ""
+    pieces: list[str] = []
+    current = ""
     for sentence in (s for s in _SENTENCE_END.split(text) if s and s.strip()):
         while len(sentence) > limit:  # one sentence longer than a piece: cut it hard
             pieces, current = _flush(pieces, current), ""
@@ -55,38 +56,47 @@ class SpeechService:
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
 
+    def speech(self, text: str, voice: str, response_format: str, speed: float,
+               credentials: Sequence[Credential]) -> bytes:
+        """``text`` spoken in ``voice``, as one file in ``response_format`` at ``speed``.
+
+        One MP3 clip at normal speed is returned as the upstream made it; anything else
+        is decoded, sped up or slowed down, and encoded again.
+        """
+        clips = self.speak(text, voice, credentials)
+        if response_format == "mp3" and speed == 1.0 and len(clips) == 1:
+            return clips[0]
+        return audio.encode(audio.change_speed(audio.decode(clips), speed), response_format)
+
     def speak(self, text: str, voice: str, credentials: Sequence[Credential]) -> list[bytes]:
         """The MP3 clips speaking ``text`` in ``voice``, in order."""
         client = self.chat.client
         lease = self.chat.pool.acquire(credentials, self.chat.settings.queue_timeout)
-        chat_id: int | None = None
+        cred = lease.credential
+        spoken: tuple[Driver, Conversation] | None = None
         try:
-            upstream_audio.set_voice(client, lease.credential, voice)
+            upstream_audio.set_voice(client, cred, voice)
             clips = []
             for piece in split_text(text):
-                chat_id, msg_id = self._repeat(lease.credential, piece, chat_id)
-                urls = upstream_audio.speech_urls(client, lease.credential, msg_id, voice)
+                spoken, msg_id = self._repeat(cred, piece, spoken)
+                urls = upstream_audio.speech_urls(client, cred, msg_id, voice)
                 clips += [client.download(url) for url in urls]
             return clips
         finally:
             lease.release()
-            if chat_id is not None:
-                self.chat.janitor.delete(lease.credential, chat_id)
+            if spoken is not None:
+                self.chat.discard(spoken[0], cred, spoken[1])
 
-    def _repeat(self, cred: Credential, piece: str, chat_id: int | None) -> tuple[int, int]:
-        """Have the agent answer with ``piece``; the chat and the answer message's id."""
+    def _repeat(self, cred: Credential, piece: str, spoken: tuple[Driver, Conversation] | None
+                ) -> tuple[tuple[Driver, Conversation], int]:
+        """Have the agent answer with ``piece``: the conversation and the answer's id."""
         prompt = upstream_audio.REPEAT_PROMPT.format(text=piece)
-        body = send_body(prompt, self.chat.settings.models[0], chat_id=chat_id)
-        chat_id, msg_id = sent_ids(self.chat.client.send_message(cred, body))
-        deadline = time.monotonic() + ANSWER_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(ANSWER_POLL_SECONDS)
-            snapshot = read_snapshot(self.chat.client.chat_detail(cred, chat_id), msg_id)
-            if snapshot.finished:
-                if snapshot.answer_msg_id is None:
-                    raise UpstreamBadAnswer("MiniMax gave no message to speak.")
-                return chat_id, snapshot.answer_msg_id
-        raise UpstreamTimeout("MiniMax did not repeat the text in time.")
+        model = self.chat.settings.models[0]
+        if spoken is None:
+            driver, turn = self.chat.start_turn(cred, prompt, model)
+        else:
+            driver, turn = spoken[0], spoken[0].send(cred, spoken[1], TurnInput(prompt, model))
+        return (driver, turn.conversation), _answer_id(turn)
 
     def transcribe(self, clip: bytes, credentials: Sequence[Credential]) -> Transcript:
         pcm = audio.decode([clip])
@@ -97,3 +107,21 @@ class SpeechService:
         finally:
             lease.release()
         return Transcript(text, pcm.seconds)
+
+
+def _answer_id(turn: Turn) -> int:
+    """Read the turn to its end; the id of its answer message (what msg_tts speaks)."""
+    deadline = time.monotonic() + ANSWER_TIMEOUT_SECONDS
+    try:
+        for event in turn.events():
+            if isinstance(event, TurnFailed):
+                raise event.error
+            if isinstance(event, TurnFinished):
+                if event.answer_id is None:
+                    raise UpstreamBadAnswer("MiniMax gave no message to speak.")
+                return event.answer_id
+            if time.monotonic() > deadline:
+                break
+    finally:
+        turn.stop()
+    raise UpstreamTimeout("MiniMax did not repeat the text in time.")

@@ -28,7 +28,7 @@ KINDS: dict[str, str] = {
 
 def error_body(error: GatewayError) -> dict[str, Any]:
     return {"error": {"code": error.status, "message": error.message,
-                      "status": KINDS.get(error.kind, "INTERNAL")}}
+                      "status": KINDS.get(error.kind, KINDS["internal"])}}
 
 
 def render(error: GatewayError) -> Response:

@@ -1,8 +1,12 @@
-"""Marshmallow schemas for Gemini ``generateContent`` bodies.
+"""Marshmallow schemas for Gemini ``generateContent`` and ``countTokens`` bodies.
 
-Google's API accepts both camelCase and snake_case field names; :func:`camelize`
-normalises names to camelCase first, without touching user data (function arguments,
-function responses, JSON schemas), so one schema serves both spellings.
+The whole request is validated here, down to each part, function declaration, tool
+config and generation config, so :mod:`gateway.gemini.translate` only maps valid data.
+Unknown fields are ignored. Google's API accepts both camelCase and snake_case field
+names; :func:`camelize` normalises names to camelCase first (the top-level schemas do it
+before loading), without touching user data (function arguments, function responses,
+JSON schemas), so one schema serves both spellings. Inline data is decoded while
+validating.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
+
+from gateway.validation import Base64Bytes, JsonObject, Lenient
 
 #: Fields whose values are the caller's own data: their keys are never renamed.
 OPAQUE_FIELDS = frozenset({
@@ -19,6 +25,8 @@ OPAQUE_FIELDS = frozenset({
 })
 PART_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse",
               "executableCode", "codeExecutionResult")
+ROLES = ("user", "model", "function")
+TOOL_MODES = ("AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED")
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 
@@ -35,47 +43,105 @@ def camelize(value: Any) -> Any:
     return renamed
 
 
-class _Lenient(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class _Camelized(Lenient):
+    """A top-level body: either spelling of the field names is accepted."""
+
+    @pre_load
+    def _camelize(self, data: Any, **kwargs: Any) -> Any:
+        return camelize(data)
 
 
-class PartsField(fields.Field):
-    """A list of parts, each carrying one known kind of data."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValidationError("Must be a list of parts.")
-        for index, part in enumerate(value):
-            if not isinstance(part, dict) or not any(k in part for k in PART_KINDS):
-                raise ValidationError({index: [f"Each part needs one of {', '.join(PART_KINDS)}."]})
-            if "text" in part and not isinstance(part["text"], str):
-                raise ValidationError({index: ["A part's 'text' must be a string."]})
-        return value
+# -- parts -----------------------------------------------------------------------------
+class BlobSchema(Lenient):
+    mimeType = fields.Str(allow_none=True)
+    data = Base64Bytes(required=True)
 
 
-class ContentSchema(_Lenient):
-    role = fields.Str(load_default="user", validate=validate.OneOf(("user", "model", "function")))
-    parts = PartsField(required=True)
+class FileDataSchema(Lenient):
+    mimeType = fields.Str(allow_none=True)
+    fileUri = fields.Str(required=True)
 
 
-class InstructionField(fields.Field):
+class FunctionCallSchema(Lenient):
+    id = fields.Str(allow_none=True)
+    name = fields.Str(required=True)
+    args = JsonObject(load_default=dict)
+
+
+class FunctionResponseSchema(Lenient):
+    id = fields.Str(allow_none=True)
+    name = fields.Str(required=True)
+    response = fields.Raw(load_default=dict, allow_none=True)
+
+
+class PartSchema(Lenient):
+    """One part, carrying one known kind of data (the first of :data:`PART_KINDS` wins)."""
+
+    text = fields.Str()
+    thought = fields.Bool(allow_none=True)
+    inlineData = fields.Nested(BlobSchema)
+    fileData = fields.Nested(FileDataSchema)
+    functionCall = fields.Nested(FunctionCallSchema)
+    functionResponse = fields.Nested(FunctionResponseSchema)
+    executableCode = fields.Raw(allow_none=True)
+    codeExecutionResult = fields.Raw(allow_none=True)
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not any(kind in data for kind in PART_KINDS):
+            raise ValidationError(f"Each part needs one of {', '.join(PART_KINDS)}.")
+
+
+class ContentSchema(Lenient):
+    role = fields.Str(load_default="user", validate=validate.OneOf(ROLES))
+    parts = fields.List(fields.Nested(PartSchema), required=True)
+
+
+class InstructionSchema(ContentSchema):
     """``systemInstruction``: a Content object, or (leniently) a plain string."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            return {"parts": [{"text": value}]}
-        if not isinstance(value, dict):
-            raise ValidationError("Must be a Content object with parts.")
-        return ContentSchema().load(value)
+    @pre_load
+    def _plain_text(self, data: Any, **kwargs: Any) -> Any:
+        return {"parts": [{"text": data}]} if isinstance(data, str) else data
 
 
-class ThinkingConfigSchema(_Lenient):
+# -- tools and configs -----------------------------------------------------------------
+class FunctionDeclarationSchema(Lenient):
+    name = fields.Str(required=True)
+    description = fields.Str(load_default="", allow_none=True)
+    parameters = fields.Dict(allow_none=True)
+    parametersJsonSchema = fields.Dict(allow_none=True)
+
+
+class ToolSchema(Lenient):
+    """Function declarations, Google Search; other tools (code execution...) are ignored."""
+
+    functionDeclarations = fields.List(fields.Nested(FunctionDeclarationSchema), allow_none=True)
+    googleSearch = fields.Raw(allow_none=True)
+    googleSearchRetrieval = fields.Raw(allow_none=True)
+
+
+class FunctionCallingConfigSchema(Lenient):
+    mode = fields.Str(load_default="AUTO", allow_none=True, validate=validate.OneOf(TOOL_MODES))
+    allowedFunctionNames = fields.List(fields.Str(), allow_none=True)
+
+    @pre_load
+    def _upper_mode(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("mode"), str):
+            return {**data, "mode": data["mode"].upper()}
+        return data
+
+
+class ToolConfigSchema(Lenient):
+    functionCallingConfig = fields.Nested(FunctionCallingConfigSchema, allow_none=True)
+
+
+class ThinkingConfigSchema(Lenient):
     includeThoughts = fields.Bool(load_default=False)
     thinkingBudget = fields.Int(allow_none=True)
 
 
-class GenerationConfigSchema(_Lenient):
+class GenerationConfigSchema(Lenient):
     stopSequences = fields.List(fields.Str(), allow_none=True)
     maxOutputTokens = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1))
     responseMimeType = fields.Str(allow_none=True)
@@ -88,14 +154,22 @@ class GenerationConfigSchema(_Lenient):
     thinkingConfig = fields.Nested(ThinkingConfigSchema, allow_none=True)
 
 
-class GenerateContentSchema(_Lenient):
+# -- bodies ----------------------------------------------------------------------------
+class GenerateContentSchema(_Camelized):
     contents = fields.List(fields.Nested(ContentSchema), required=True, validate=validate.Length(min=1))
-    systemInstruction = InstructionField(allow_none=True)
+    systemInstruction = fields.Nested(InstructionSchema, allow_none=True)
     generationConfig = fields.Nested(GenerationConfigSchema, load_default=dict)
-    tools = fields.List(fields.Dict(), allow_none=True)
-    toolConfig = fields.Dict(allow_none=True)
+    tools = fields.List(fields.Nested(ToolSchema), allow_none=True)
+    toolConfig = fields.Nested(ToolConfigSchema, allow_none=True)
 
 
-class CountTokensSchema(_Lenient):
+class CountTokensSchema(_Camelized):
+    """Either ``contents`` alone, or a whole ``generateContentRequest``."""
+
     contents = fields.List(fields.Nested(ContentSchema), allow_none=True)
-    generateContentRequest = fields.Dict(allow_none=True)
+    generateContentRequest = fields.Nested(GenerateContentSchema, allow_none=True)
+
+    @validates_schema
+    def _something_to_count(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("generateContentRequest") and not data.get("contents"):
+            raise ValidationError("Shorter than minimum length 1.", field_name="contents")

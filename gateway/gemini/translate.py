@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from gateway import sse
+from gateway.chat.data_urls import DEFAULT_MIME
 from gateway.chat.model import (
     ChatRequest,
     ChatResult,
@@ -35,8 +36,6 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.chat.media import decode_base64
-from gateway.errors import InvalidRequest
 from gateway.gemini.errors import error_body
 
 FINISH_REASONS = {
@@ -46,7 +45,9 @@ FINISH_REASONS = {
     "length": "MAX_TOKENS",
     "content_filter": "SAFETY",
 }
-TOOL_MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"}
+#: functionCallingConfig.mode (as validated, upper case) -> neutral tool choice mode.
+TOOL_MODES: dict[str, Literal["auto", "required", "none"]] = {
+    "AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
 JSON_MIME = "application/json"
 MODEL_PREFIX = "models/"
 
@@ -57,21 +58,28 @@ def model_name(raw: str) -> str:
 
 
 def to_chat_request(data: dict[str, Any], model: str) -> ChatRequest:
+    """A body validated by :class:`~gateway.gemini.schemas.GenerateContentSchema`, as a chat."""
     config = data.get("generationConfig") or {}
-    messages = [_message(c, i) for i, c in enumerate(data["contents"])]
+    messages = [_message(c) for c in data["contents"]]
     if data.get("systemInstruction"):
-        parts = tuple(_parts(data["systemInstruction"]["parts"], "systemInstruction.parts"))
-        messages.insert(0, Message("system", parts))
+        messages.insert(0, Message("system", tuple(_parts(data["systemInstruction"]["parts"]))))
+    tools = data.get("tools") or ()
     return ChatRequest(
         model=model,
         messages=tuple(messages),
-        tools=tuple(_declarations(data.get("tools") or ())),
+        tools=tuple(_declarations(tools)),
         tool_choice=_tool_choice(data.get("toolConfig")),
         max_output_tokens=config.get("maxOutputTokens"),
         stop=tuple(config.get("stopSequences") or ()),
         response_format=_response_format(config),
-        web_search=any("googleSearch" in t or "googleSearchRetrieval" in t for t in data.get("tools") or ()),
+        web_search=any("googleSearch" in t or "googleSearchRetrieval" in t for t in tools),
     )
+
+
+def to_count_request(data: dict[str, Any], model: str) -> ChatRequest:
+    """A body validated by :class:`~gateway.gemini.schemas.CountTokensSchema`, as a chat."""
+    inner = data.get("generateContentRequest") or {"contents": data["contents"]}
+    return to_chat_request(inner, model)
 
 
 def wants_thoughts(data: dict[str, Any]) -> bool:
@@ -79,8 +87,8 @@ def wants_thoughts(data: dict[str, Any]) -> bool:
     return bool(config.get("includeThoughts"))
 
 
-def _message(content: dict[str, Any], index: int) -> Message:
-    parts = tuple(_parts(content["parts"], f"contents.{index}.parts"))
+def _message(content: dict[str, Any]) -> Message:
+    parts = tuple(_parts(content["parts"]))
     if content["role"] == "model":
         return Message("assistant", parts)
     if parts and all(isinstance(p, ToolResultPart) for p in parts):
@@ -88,60 +96,40 @@ def _message(content: dict[str, Any], index: int) -> Message:
     return Message("user", parts)
 
 
-def _parts(parts: list[dict[str, Any]], path: str) -> Iterator[Part]:
-    for index, part in enumerate(parts):
-        where = f"{path}.{index}"
+def _parts(parts: list[dict[str, Any]]) -> Iterator[Part]:
+    for part in parts:
         if "text" in part:
             if not part.get("thought"):  # earlier thoughts are not sent back upstream
                 yield TextPart(part["text"])
         elif "inlineData" in part:
-            yield _inline(part["inlineData"], where)
+            blob = part["inlineData"]
+            yield MediaPart(blob.get("mimeType") or DEFAULT_MIME, data=blob["data"])
         elif "fileData" in part:
-            data = part["fileData"] if isinstance(part["fileData"], dict) else {}
-            if not isinstance(data.get("fileUri"), str):
-                raise InvalidRequest("fileData needs a 'fileUri'.", param=f"{where}.fileData")
-            yield MediaPart(str(data.get("mimeType") or "application/octet-stream"), url=data["fileUri"])
+            file = part["fileData"]
+            yield MediaPart(file.get("mimeType") or DEFAULT_MIME, url=file["fileUri"])
         elif "functionCall" in part:
-            yield _call(part["functionCall"], where)
+            call = part["functionCall"]
+            yield ToolCallPart(call.get("id") or call["name"], call["name"], call["args"])
         elif "functionResponse" in part:
-            yield _response(part["functionResponse"], where)
-
-
-def _inline(value: Any, path: str) -> MediaPart:
-    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
-        raise InvalidRequest("inlineData needs base64 'data'.", param=f"{path}.inlineData")
-    data = decode_base64(value["data"], f"{path}.inlineData.data")
-    return MediaPart(str(value.get("mimeType") or "application/octet-stream"), data=data)
-
-
-def _call(value: Any, path: str) -> ToolCallPart:
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise InvalidRequest("functionCall needs a 'name'.", param=f"{path}.functionCall")
-    args = value.get("args")
-    return ToolCallPart(str(value.get("id") or value["name"]), value["name"], args if isinstance(args, dict) else {})
-
-
-def _response(value: Any, path: str) -> ToolResultPart:
-    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise InvalidRequest("functionResponse needs a 'name'.", param=f"{path}.functionResponse")
-    content = json.dumps(value.get("response", {}), ensure_ascii=False)
-    return ToolResultPart(str(value.get("id") or value["name"]), content, name=value["name"])
+            result = part["functionResponse"]
+            content = json.dumps(result.get("response"), ensure_ascii=False)
+            yield ToolResultPart(result.get("id") or result["name"], content, name=result["name"])
 
 
 def _declarations(tools: Iterable[dict[str, Any]]) -> Iterator[ToolSpec]:
     for tool in tools:
         for declaration in tool.get("functionDeclarations") or ():
             schema = declaration.get("parametersJsonSchema") or declaration.get("parameters") or {}
-            yield ToolSpec(str(declaration.get("name", "")), str(declaration.get("description") or ""), schema)
+            yield ToolSpec(declaration["name"], declaration.get("description") or "", schema)
 
 
 def _tool_choice(config: dict[str, Any] | None) -> ToolChoice:
     calling = (config or {}).get("functionCallingConfig") or {}
-    mode = TOOL_MODES.get(str(calling.get("mode") or "AUTO").upper(), "auto")
+    mode = TOOL_MODES[calling.get("mode") or "AUTO"]
     allowed = calling.get("allowedFunctionNames") or []
     if mode == "required" and len(allowed) == 1:
         return ToolChoice("named", allowed[0])
-    return ToolChoice(mode)  # type: ignore[arg-type]
+    return ToolChoice(mode)
 
 
 def _response_format(config: dict[str, Any]) -> ResponseFormat:
@@ -255,8 +243,10 @@ class ResponseStream:
         return body
 
 
-
-def model_info(model: str) -> dict[str, Any]:
+# -- models ----------------------------------------------------------------------------
+def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+    """Any name is a model: gemini-cli asks for Google's names, and every name maps upstream."""
+    model = model_name(model_id)
     return {
         "name": f"{MODEL_PREFIX}{model}",
         "version": "001",
@@ -268,5 +258,5 @@ def model_info(model: str) -> dict[str, Any]:
     }
 
 
-def model_list(models: Iterable[str]) -> dict[str, Any]:
-    return {"models": [model_info(m) for m in models]}
+def model_list(models: tuple[str, ...]) -> dict[str, Any]:
+    return {"models": [model_info(m, models) for m in models]}

@@ -1,7 +1,7 @@
 """Gemini routes: ``/{v1beta|v1}/models/{model}:generateContent``, ``:streamGenerateContent``,
 ``:countTokens``, and the model list under ``/v1beta``.
 
-Views are thin: validate, translate, call the chat service, render.
+Views are thin: validate, translate, call the service, render.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from gateway import http
 from gateway.errors import NotFound
 from gateway.gemini import translate
-from gateway.gemini.schemas import CountTokensSchema, GenerateContentSchema, camelize
+from gateway.gemini.schemas import CountTokensSchema, GenerateContentSchema
 
 bp = Blueprint("gemini", __name__)
 
@@ -19,6 +19,7 @@ VERSIONS = "<any(v1beta, v1, v1alpha):version>"
 
 
 def credentials() -> http.Credentials:
+    """The caller's accounts, from ``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer``."""
     return http.credentials(
         request.headers.get("x-goog-api-key"), request.args.get("key"), http.bearer_token()
     )
@@ -26,6 +27,7 @@ def credentials() -> http.Credentials:
 
 @bp.post(f"/{VERSIONS}/models/<path:target>")
 def model_action(version: str, target: str) -> Response:
+    """Gemini {model}:generateContent, :streamGenerateContent, :countTokens."""
     model, _, action = translate.model_name(target).rpartition(":")
     handlers = {"generateContent": _generate, "streamGenerateContent": _generate,
                 "countTokens": _count_tokens}
@@ -36,7 +38,7 @@ def model_action(version: str, target: str) -> Response:
 
 def _generate(model: str, streamed: bool) -> Response:
     creds = credentials()
-    data = http.load(GenerateContentSchema(), camelize(http.json_body()))
+    data = http.load(GenerateContentSchema(), http.json_body())
     chat = translate.to_chat_request(data, model)
     thoughts = translate.wants_thoughts(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
@@ -50,21 +52,18 @@ def _generate(model: str, streamed: bool) -> Response:
 
 def _count_tokens(model: str, _streamed: bool) -> Response:
     credentials()
-    data = http.load(CountTokensSchema(), camelize(http.json_body()))
-    inner = data.get("generateContentRequest")
-    if inner:
-        body = http.load(GenerateContentSchema(), camelize(inner))
-    else:
-        body = http.load(GenerateContentSchema(), {"contents": data.get("contents") or []})
-    tokens = http.service().count_tokens(translate.to_chat_request(body, model))
+    data = http.load(CountTokensSchema(), http.json_body())
+    tokens = http.service().count_tokens(translate.to_count_request(data, model))
     return jsonify(translate.count_tokens(tokens))
 
 
 @bp.get("/v1beta/models")
 def list_models() -> Response:
+    """Gemini model list."""
     return jsonify(translate.model_list(http.service().settings.models))
 
 
 @bp.get("/v1beta/models/<path:model>")
 def get_model(model: str) -> Response:
-    return jsonify(translate.model_info(translate.model_name(model)))
+    """Gemini model info."""
+    return jsonify(translate.model_info(model, http.service().settings.models))

@@ -1,47 +1,156 @@
 """Marshmallow schemas for the OpenAI request bodies the gateway accepts.
 
+The whole request is validated here, down to each content part, tool call, tool spec,
+tool choice and response format, so :mod:`gateway.openai.translate` only maps valid data.
 Unknown fields are ignored (sampling knobs, metadata, new SDK fields), as the real API
-tolerates them; known fields are type-checked so a mistake names its field.
+tolerates them; known fields are type-checked so a mistake names its JSON path. Inline
+data (data: URLs, base64) is decoded while validating.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, pre_load, validate
+
+from gateway.validation import Base64Bytes, InlineData, Lenient, Link, Tagged, TextOrList
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+TOOL_CHOICE_MODES = ("none", "auto", "required")
 
 
-class _Lenient(Schema):
-    class Meta:
-        unknown = EXCLUDE
+# -- content parts ---------------------------------------------------------------------
+class TextPartSchema(Lenient):
+    text = fields.Str(required=True)
 
 
-class ContentField(fields.Field):
-    """``content``: a string, null, or a list of typed parts."""
+class RefusalPartSchema(Lenient):
+    refusal = fields.Str(allow_none=True)
+    text = fields.Str(allow_none=True)
+
+
+class ImageUrlSchema(Lenient):
+    url = Link(required=True)
+    detail = fields.Str(allow_none=True)
+
+    @pre_load
+    def _bare_url(self, data: Any, **kwargs: Any) -> Any:
+        # Some clients send the URL itself rather than {"url": ...}.
+        return {"url": data} if isinstance(data, str) else data
+
+
+class ImagePartSchema(Lenient):
+    image_url = fields.Nested(ImageUrlSchema, required=True)
+
+
+class FileSchema(Lenient):
+    file_data = InlineData(bare_base64=True, required=True)
+    filename = fields.Str(allow_none=True)
+
+
+class FilePartSchema(Lenient):
+    file = fields.Nested(FileSchema, required=True)
+
+
+class InputAudioSchema(Lenient):
+    data = Base64Bytes(required=True)
+    format = fields.Str(load_default="mp3", allow_none=True)
+
+
+class AudioPartSchema(Lenient):
+    input_audio = fields.Nested(InputAudioSchema, required=True)
+
+
+PART_SCHEMAS: dict[str, type[Lenient]] = {
+    "text": TextPartSchema,
+    "image_url": ImagePartSchema,
+    "input_audio": AudioPartSchema,
+    "file": FilePartSchema,
+    "refusal": RefusalPartSchema,
+}
+
+
+# -- messages --------------------------------------------------------------------------
+class Arguments(fields.Field[dict[str, Any]]):
+    """A tool call's ``arguments``: a JSON string, loaded (``{}`` when empty or not an object)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, str):
+            raise ValidationError("Tool call arguments must be a JSON string.")
+        try:
+            arguments = json.loads(value)
+        except ValueError:
+            raise ValidationError("Tool call arguments must be a JSON string.") from None
+        return arguments if isinstance(arguments, dict) else {}
+
+
+class FunctionCallSchema(Lenient):
+    name = fields.Str(required=True)
+    arguments = Arguments(load_default=dict, allow_none=True)
+
+
+class ToolCallSchema(Lenient):
+    id = fields.Str(required=True)
+    type = fields.Str(load_default="function")
+    function = fields.Nested(FunctionCallSchema, required=True)
+
+
+class MessageSchema(Lenient):
+    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
+    content = TextOrList(Tagged(PART_SCHEMAS), "content parts", load_default=None, allow_none=True)
+    name = fields.Str(allow_none=True)
+    tool_calls = fields.List(fields.Nested(ToolCallSchema), allow_none=True)
+    tool_call_id = fields.Str(allow_none=True)
+    reasoning_content = fields.Str(allow_none=True)
+
+
+# -- tools and output ------------------------------------------------------------------
+class FunctionSchema(Lenient):
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+    description = fields.Str(load_default="")
+    parameters = fields.Dict(load_default=dict)
+
+
+class ToolSchema(Lenient):
+    type = fields.Str(load_default="function")
+    function = fields.Nested(FunctionSchema, required=True)
+
+
+class NamedFunctionSchema(Lenient):
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+
+
+class NamedToolChoiceSchema(Lenient):
+    type = fields.Str(load_default="function")
+    function = fields.Nested(NamedFunctionSchema, required=True)
+
+
+class ToolChoiceField(fields.Field[Any]):
+    """``tool_choice``: ``none``, ``auto``, ``required`` or ``{"type": "function", "function": {name}}``."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if value is None or isinstance(value, str):
+        if isinstance(value, str) and value in TOOL_CHOICE_MODES:
             return value
-        if not isinstance(value, list):
-            raise ValidationError("Must be a string or a list of content parts.")
-        for index, part in enumerate(value):
-            _check_part(index, part)
-        return value
+        if isinstance(value, dict):
+            return NamedToolChoiceSchema().load(value)
+        raise ValidationError("tool_choice must be 'none', 'auto', 'required' or a named function.")
 
 
-def _check_part(index: int, part: Any) -> None:
-    if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-        raise ValidationError(
-            {index: [f"Each content part needs a 'type' among {', '.join(PART_TYPES)}."]}
-        )
-    if part["type"] == "text" and not isinstance(part.get("text"), str):
-        raise ValidationError({index: ["A text part needs a string 'text'."]})
+class JsonSchemaSchema(Lenient):
+    name = fields.Str(allow_none=True)
+    schema = fields.Dict(allow_none=True)
+    strict = fields.Bool(allow_none=True)
 
 
-class StopField(fields.Field):
+class ResponseFormatSchema(Lenient):
+    type = fields.Str(required=True, validate=validate.OneOf(("text", "json_object", "json_schema")))
+    json_schema = fields.Nested(JsonSchemaSchema, allow_none=True)
+
+
+class StopField(fields.Field[Any]):
     """``stop``: a string, a list of up to 4 strings, or null."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
@@ -54,47 +163,11 @@ class StopField(fields.Field):
         raise ValidationError("Must be a string or a list of at most 4 strings.")
 
 
-class FunctionCallSchema(_Lenient):
-    name = fields.Str(required=True)
-    arguments = fields.Str(load_default="{}")
-
-
-class ToolCallSchema(_Lenient):
-    id = fields.Str(required=True)
-    type = fields.Str(load_default="function")
-    function = fields.Nested(FunctionCallSchema, required=True)
-
-
-class MessageSchema(_Lenient):
-    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
-    content = ContentField(load_default=None, allow_none=True)
-    name = fields.Str(allow_none=True)
-    tool_calls = fields.List(fields.Nested(ToolCallSchema), allow_none=True)
-    tool_call_id = fields.Str(allow_none=True)
-    reasoning_content = fields.Str(allow_none=True)
-
-
-class StreamOptionsSchema(_Lenient):
+class StreamOptionsSchema(Lenient):
     include_usage = fields.Bool(load_default=False)
 
 
-class FunctionSchema(_Lenient):
-    name = fields.Str(required=True, validate=validate.Length(min=1))
-    description = fields.Str(load_default="")
-    parameters = fields.Dict(load_default=dict)
-
-
-class ToolSchema(_Lenient):
-    type = fields.Str(load_default="function")
-    function = fields.Nested(FunctionSchema, required=True)
-
-
-class ResponseFormatSchema(_Lenient):
-    type = fields.Str(required=True, validate=validate.OneOf(("text", "json_object", "json_schema")))
-    json_schema = fields.Dict(allow_none=True)
-
-
-class ChatCompletionSchema(_Lenient):
+class ChatCompletionSchema(Lenient):
     model = fields.Str(required=True, validate=validate.Length(min=1))
     messages = fields.List(
         fields.Nested(MessageSchema), required=True, validate=validate.Length(min=1)
@@ -113,12 +186,13 @@ class ChatCompletionSchema(_Lenient):
     )
     response_format = fields.Nested(ResponseFormatSchema, allow_none=True)
     tools = fields.List(fields.Nested(ToolSchema), allow_none=True)
-    tool_choice = fields.Raw(allow_none=True)
+    tool_choice = ToolChoiceField(allow_none=True)
     parallel_tool_calls = fields.Bool(allow_none=True)
     web_search_options = fields.Dict(allow_none=True)
 
 
-class SpeechSchema(_Lenient):
+# -- audio -----------------------------------------------------------------------------
+class SpeechSchema(Lenient):
     model = fields.Str(load_default="tts-1")
     input = fields.Str(required=True, validate=validate.Length(min=1, max=4096))
     voice = fields.Str(required=True, validate=validate.Length(min=1))
@@ -128,7 +202,7 @@ class SpeechSchema(_Lenient):
     speed = fields.Float(load_default=1.0, validate=validate.Range(min=0.25, max=4.0))
 
 
-class TranscriptionSchema(_Lenient):
+class TranscriptionSchema(Lenient):
     model = fields.Str(load_default="whisper-1")
     response_format = fields.Str(
         load_default="json", validate=validate.OneOf(("json", "text", "srt", "verbose_json", "vtt"))

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from gateway import sse
+from gateway.chat.data_urls import DEFAULT_MIME, Inline
 from gateway.chat.model import (
     ChatRequest,
     ChatResult,
@@ -37,8 +38,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.chat.media import decode_base64
-from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.errors import ModelNotFound
 from gateway.openai.errors import error_body
 
 FINISH_REASONS = {
@@ -55,10 +55,11 @@ MODEL_OWNER = "minimax"
 
 # -- in --------------------------------------------------------------------------------
 def to_chat_request(data: dict[str, Any]) -> ChatRequest:
+    """A body validated by :class:`~gateway.openai.schemas.ChatCompletionSchema`, as a chat."""
     model: str = data["model"]
     return ChatRequest(
         model=model.removesuffix(SEARCH_SUFFIX),
-        messages=tuple(_message(m, i) for i, m in enumerate(data["messages"])),
+        messages=tuple(_message(m) for m in data["messages"]),
         tools=tuple(_tool(t) for t in data.get("tools") or ()),
         tool_choice=_tool_choice(data.get("tool_choice")),
         max_output_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
@@ -68,13 +69,19 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
     )
 
 
-def _message(message: dict[str, Any], index: int) -> Message:
+def wants_usage(data: dict[str, Any]) -> bool:
+    """Whether a stream ends with a usage chunk (``stream_options.include_usage``)."""
+    options = data.get("stream_options") or {}
+    return bool(options.get("include_usage"))
+
+
+def _message(message: dict[str, Any]) -> Message:
     role = message["role"]
-    parts = list(_content_parts(message.get("content"), f"messages.{index}.content"))
+    parts = list(_content_parts(message.get("content")))
     if role == "assistant":
         if message.get("reasoning_content"):
             parts.insert(0, ReasoningPart(message["reasoning_content"]))
-        parts += [_tool_call_part(call, index) for call in message.get("tool_calls") or ()]
+        parts += [_tool_call_part(call) for call in message.get("tool_calls") or ()]
         return Message("assistant", tuple(parts))
     if role in ("tool", "function"):
         text = "".join(p.text for p in parts if isinstance(p, TextPart))
@@ -83,86 +90,52 @@ def _message(message: dict[str, Any], index: int) -> Message:
     return Message("system" if role == "developer" else role, tuple(parts))
 
 
-def _content_parts(content: Any, path: str) -> Iterator[Part]:
+def _content_parts(content: str | list[dict[str, Any]] | None) -> Iterator[Part]:
     if content is None:
         return
     if isinstance(content, str):
         yield TextPart(content)
         return
-    for index, part in enumerate(content):
+    for part in content:
         kind = part["type"]
         if kind in ("text", "refusal"):
             yield TextPart(part.get("text") or part.get("refusal") or "")
         elif kind == "image_url":
-            yield _image_part(part.get("image_url"), f"{path}.{index}.image_url")
+            yield _media(part["image_url"]["url"])
         elif kind == "file":
-            yield _file_part(part.get("file"), f"{path}.{index}.file")
+            file = part["file"]
+            yield _media(file["file_data"], file.get("filename"))
         elif kind == "input_audio":
-            yield _audio_part(part.get("input_audio"), f"{path}.{index}.input_audio")
+            audio = part["input_audio"]
+            fmt = audio.get("format") or "mp3"
+            yield MediaPart(f"audio/{fmt}", data=audio["data"], filename=f"audio.{fmt}")
 
 
-def _image_part(value: Any, path: str) -> MediaPart:
-    url = value.get("url") if isinstance(value, dict) else value
-    if not isinstance(url, str) or not url:
-        raise InvalidRequest("An image_url part needs a 'url'.", param=path)
-    if url.startswith("data:"):
-        mime, data = _data_url(url, path)
-        return MediaPart(mime, data=data)
-    return MediaPart("application/octet-stream", url=url)
+def _media(source: str | Inline, filename: str | None = None) -> MediaPart:
+    if isinstance(source, Inline):
+        return MediaPart(source.mime_type, data=source.data, filename=filename)
+    return MediaPart(DEFAULT_MIME, url=source, filename=filename)
 
 
-def _file_part(value: Any, path: str) -> MediaPart:
-    if not isinstance(value, dict) or not isinstance(value.get("file_data"), str):
-        raise InvalidRequest("A file part needs 'file_data' (a data: URL or base64).", param=path)
-    raw = value["file_data"]
-    mime, data = _data_url(raw, path) if raw.startswith("data:") else (
-        "application/octet-stream", decode_base64(raw, path)
-    )
-    return MediaPart(mime, data=data, filename=value.get("filename"))
-
-
-def _audio_part(value: Any, path: str) -> MediaPart:
-    if not isinstance(value, dict) or not isinstance(value.get("data"), str):
-        raise InvalidRequest("An input_audio part needs base64 'data'.", param=path)
-    fmt = str(value.get("format") or "mp3")
-    return MediaPart(f"audio/{fmt}", data=decode_base64(value["data"], path), filename=f"audio.{fmt}")
-
-
-def _data_url(url: str, path: str) -> tuple[str, bytes]:
-    header, sep, payload = url.partition(",")
-    if not sep or ";base64" not in header:
-        raise InvalidRequest("Only base64 data: URLs are accepted.", param=path)
-    mime = header.removeprefix("data:").split(";")[0] or "application/octet-stream"
-    return mime, decode_base64(payload, path)
-
-
-def _tool_call_part(call: dict[str, Any], index: int) -> ToolCallPart:
+def _tool_call_part(call: dict[str, Any]) -> ToolCallPart:
     function = call["function"]
-    try:
-        arguments = json.loads(function.get("arguments") or "{}")
-    except ValueError:
-        raise InvalidRequest(
-            "Tool call arguments must be a JSON string.",
-            param=f"messages.{index}.tool_calls",
-        ) from None
-    return ToolCallPart(call["id"], function["name"], arguments if isinstance(arguments, dict) else {})
+    return ToolCallPart(call["id"], function["name"], function["arguments"])
 
 
 def _tool(tool: dict[str, Any]) -> ToolSpec:
     function = tool["function"]
-    return ToolSpec(function["name"], function.get("description", ""), function.get("parameters", {}))
+    return ToolSpec(function["name"], function["description"], function["parameters"])
 
 
-def _tool_choice(choice: Any) -> ToolChoice:
-    if choice in (None, "auto"):
+def _tool_choice(choice: str | dict[str, Any] | None) -> ToolChoice:
+    if choice is None or choice == "auto":
         return ToolChoice("auto")
-    if choice in ("none", "required"):
-        return ToolChoice(choice)
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        return ToolChoice("named", choice["function"].get("name"))
-    raise InvalidRequest(
-        "tool_choice must be 'none', 'auto', 'required' or a named function.", param="tool_choice"
-    )
+    if choice == "none":
+        return ToolChoice("none")
+    if choice == "required":
+        return ToolChoice("required")
+    assert isinstance(choice, dict)
+    return ToolChoice("named", choice["function"]["name"])
 
 
 def _response_format(value: dict[str, Any] | None) -> ResponseFormat:
@@ -184,7 +157,7 @@ def completion(result: ChatResult, model: str) -> dict[str, Any]:
     if result.tool_calls:
         message["tool_calls"] = [_tool_call(call) for call in result.tool_calls]
     if result.searches:
-        message["annotations"] = annotations(result.searches, len(result.text))
+        message["annotations"] = citations(result.searches, len(result.text))
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return {
@@ -209,7 +182,7 @@ def _tool_call(call: ToolCall) -> dict[str, Any]:
             "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
 
 
-def annotations(searches: Iterable[SearchResults], end: int) -> list[dict[str, Any]]:
+def citations(searches: Iterable[SearchResults], end: int) -> list[dict[str, Any]]:
     """``url_citation`` annotations for every source found (cited across the answer)."""
     return [
         {"type": "url_citation",
@@ -249,7 +222,7 @@ class ChunkStream:
                 case ToolCall():
                     yield from self._tool_call(event)
                 case SearchResults():
-                    yield self._chunk({"annotations": annotations([event], 0)})
+                    yield self._chunk({"annotations": citations([event], 0)})
                 case Heartbeat():
                     yield sse.comment("keep-alive")
                 case Usage():
@@ -290,7 +263,9 @@ class ChunkStream:
         return body
 
 
+# -- models ----------------------------------------------------------------------------
 def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+    """One offered model; 404 for any other name."""
     if model_id not in known:
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
     return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": MODEL_OWNER}

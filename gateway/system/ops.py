@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-
 from collections.abc import Callable
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway import http, metrics
+from gateway import http, i18n, metrics
 from gateway.errors import InvalidRequest
 
 bp = Blueprint("ops", __name__)
@@ -46,6 +45,7 @@ class UpstreamProbe:
 
 @bp.get("/metrics")
 def metrics_text() -> Response:
+    """Prometheus metrics."""
     body, content_type = metrics.exposition(http.settings().metrics_dir)
     return Response(body, content_type=content_type)
 
@@ -65,7 +65,8 @@ def token_check() -> Response:
     """The credential doctor as a service: ``{"token": CRED}`` → stages, credits, live."""
     token = http.json_body().get("token")
     if not isinstance(token, str) or not token.strip():
-        raise InvalidRequest("Send {\"token\": \"REALUSERID+JWT\"}.", param="token")
+        raise InvalidRequest("Send {\"token\": \"<_token>\"} (or REALUSERID+_token).", param="token")
     started = time.monotonic()
-    report = current_app.extensions["gateway.doctor"].check(token)
+    lang = i18n.negotiate(request.args.get("lang"), request.headers.get("Accept-Language"))
+    report = current_app.extensions["gateway.doctor"].checked(token, lang)
     return jsonify({**report.as_dict(), "seconds": round(time.monotonic() - started, 3)})

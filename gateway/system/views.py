@@ -5,40 +5,32 @@ model list that all three APIs serve at ``/v1/models``.
 copyable client set-ups that use this server's own address, and the endpoint list read
 from the app's URL map so it cannot drift from the real routes. API clients that prefer
 JSON get ``{"name", "endpoints"}`` instead.
+
+The page speaks English or Chinese (``?lang=zh|en``, else ``Accept-Language``, else
+English: :func:`gateway.i18n.negotiate`), with a switch between the two. Its sentences
+come from :mod:`gateway.i18n`; an endpoint's English line is the first line of its view's
+docstring, its Chinese line the catalogue's entry for the endpoint name.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from markupsafe import Markup
 from werkzeug.routing import Rule
 
-from gateway import dialects, http
+from gateway import dialects, http, i18n
+from gateway.i18n import Lang
 
 bp = Blueprint("system", __name__)
 
 NAME = "MiniMax Free API"
 #: Methods every route answers implicitly; listing them would only add noise.
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
-#: One line per endpoint for the homepage; a view's own docstring wins when it has one.
-ENDPOINT_HELP: dict[str, str] = {
-    "system.index": "This page (JSON with Accept: application/json).",
-    "system.ping": "Liveness: answers pong.",
-    "system.healthz": "Process health with account counts (free, busy, cooling).",
-    "system.list_models": "Advertised models, in the caller's dialect.",
-    "system.get_model": "One model, in the caller's dialect.",
-    "ops.metrics_text": "Prometheus metrics.",
-    "openai.chat_completions": "OpenAI Chat Completions, streamed or not.",
-    "openai.speech": "OpenAI text to speech.",
-    "openai.transcriptions": "OpenAI speech to text.",
-    "anthropic.messages": "Anthropic Messages, streamed or not.",
-    "anthropic.count_tokens": "Anthropic token count.",
-    "gemini.model_action": "Gemini {model}:generateContent, :streamGenerateContent, :countTokens.",
-    "gemini.list_models": "Gemini model list.",
-    "gemini.get_model": "Gemini model info.",
-}
 # <converter(args):name> in a werkzeug rule, e.g. <any(v1beta, v1):version>.
 _ARGUMENT = re.compile(r"<(?:(?P<conv>\w+)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>")
 
@@ -53,17 +45,59 @@ class Endpoint:
     help: str
 
 
+@dataclass(frozen=True)
+class LanguageLink:
+    """One entry of the homepage's language switch."""
+
+    lang: Lang
+    tag: str  # BCP 47, for hreflang and lang
+    name: str  # the language named in itself
+    href: str  # this page with ?lang= set, other query parameters kept
+    current: bool
+
+
 @bp.route("/", methods=["GET", "HEAD"])
 def index() -> Response:
-    endpoints = registered_endpoints()
+    """This page, in English or Chinese (?lang=en|zh); JSON with Accept: application/json."""
     if _prefers_json():
-        return jsonify({"name": NAME, "endpoints": sorted({e.rule for e in endpoints})})
+        endpoints = registered_endpoints()
+        response = jsonify({"name": NAME, "endpoints": sorted({e.rule for e in endpoints})})
+    else:
+        lang = i18n.negotiate(request.args.get("lang"), request.headers.get("Accept-Language"))
+        response = Response(_homepage(lang), mimetype="text/html")
+        response.headers["Content-Language"] = i18n.HTML_LANG[lang]
+    response.vary.update(("Accept", "Accept-Language"))
+    return response
+
+
+def _homepage(lang: Lang) -> str:
     models = http.service().settings.models
-    html = render_template(
+    t = translator(lang)
+    model_list = Markup(t("page.list_separator")).join(Markup("<code>{}</code>").format(m) for m in models)
+    return render_template(
         "index.html", name=NAME, base=request.host_url.rstrip("/"), model=models[0],
-        models=models, endpoints=endpoints,
+        model_list=model_list, endpoints=registered_endpoints(lang), t=t, lang=lang,
+        html_lang=i18n.HTML_LANG[lang], languages=language_links(lang),
     )
-    return Response(html, mimetype="text/html")
+
+
+def translator(lang: Lang) -> Callable[..., Markup]:
+    """``t(key, **fields)`` for the template: the catalogue's HTML, the fields escaped."""
+
+    def t(key: str, /, **fields: object) -> Markup:
+        return Markup(i18n.template(key, lang)).format(**fields)
+
+    return t
+
+
+def language_links(current: Lang) -> list[LanguageLink]:
+    """The switch: this same page in each language, keeping its other query parameters."""
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return [
+        LanguageLink(lang, i18n.HTML_LANG[lang], i18n.LANGUAGE_NAMES[lang],
+                     request.path + "?" + urlencode([*kept, ("lang", lang)]), lang == current)
+        for lang in i18n.LANGS
+    ]
 
 
 def _prefers_json() -> bool:
@@ -73,10 +107,11 @@ def _prefers_json() -> bool:
     return best == "application/json"
 
 
-def registered_endpoints() -> list[Endpoint]:
+def registered_endpoints(lang: Lang = i18n.DEFAULT_LANG) -> list[Endpoint]:
     """Every route of the running app (Flask's unused /static excepted), sorted by path."""
     endpoints = [
-        Endpoint(rule.rule, readable_path(rule.rule), _methods(rule), _help(rule.endpoint))
+        Endpoint(rule.rule, readable_path(rule.rule), _methods(rule),
+                 i18n.endpoint_help(rule.endpoint, english_help(rule.endpoint), lang))
         for rule in current_app.url_map.iter_rules()
         if rule.endpoint != "static"
     ]
@@ -99,27 +134,34 @@ def _methods(rule: Rule) -> tuple[str, ...]:
     return tuple(sorted((rule.methods or set()) - IMPLICIT_METHODS))
 
 
-def _help(endpoint: str) -> str:
+def english_help(endpoint: str) -> str:
+    """The endpoint's English line: the first line of its view's docstring ("" without one)."""
     doc = (current_app.view_functions[endpoint].__doc__ or "").strip()
     # Docstrings are reStructuredText; its ``literal`` quotes read as noise on the page.
-    return doc.splitlines()[0].replace("``", "") if doc else ENDPOINT_HELP.get(endpoint, "")
+    return doc.splitlines()[0].replace("``", "") if doc else ""
 
 
 @bp.get("/ping")
 def ping() -> Response:
+    """Liveness: answers pong."""
     return Response("pong", mimetype="text/plain")
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return jsonify({"status": "ok", "accounts": http.service().pool.snapshot()})
+    """Process health with account counts (free, busy, cooling)."""
+    service = http.service()
+    return jsonify({"status": "ok", "accounts": service.pool.snapshot(),
+                    "surface": service.surfaces.mode, "surfaces": service.surfaces.choices()})
 
 
 @bp.get("/v1/models")
 def list_models() -> Response:
+    """Advertised models, in the caller's dialect."""
     return jsonify(dialects.of(request).model_list(http.service().settings.models))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str) -> Response:
+    """One model, in the caller's dialect."""
     return jsonify(dialects.of(request).model_info(model_id, http.service().settings.models))

@@ -9,13 +9,13 @@ transcript from the first ``asr_chunk`` event of the SSE reply.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import sseclient
 
 from gateway.errors import UpstreamBadAnswer, UpstreamTimeout
 from gateway.upstream import constants as C
+from gateway.upstream import pacing
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.credentials import Credential
 from gateway.upstream.signing import md5_hex
@@ -40,16 +40,15 @@ def set_voice(client: UpstreamClient, cred: Credential, voice: str) -> None:
 
 def speech_urls(client: UpstreamClient, cred: Credential, msg_id: int, voice: str) -> list[str]:
     """Poll msg_tts until the audio of ``msg_id`` is ready; its MP3 URLs in order."""
-    deadline = time.monotonic() + TTS_TIMEOUT_SECONDS
     leading = (("msgID", str(msg_id)), ("timbre", voice))
-    while True:
+
+    def ask() -> list[str] | None:
         data = client.call(cred, "GET", C.PATH_TTS, leading_query=leading)
         status = data.get("requestStatus")
-        if isinstance(status, int) and status >= TTS_DONE_STATUS:
-            return _urls(data)
-        if time.monotonic() > deadline:
-            raise UpstreamTimeout("MiniMax did not finish the speech in time.")
-        time.sleep(TTS_POLL_SECONDS)
+        return _urls(data) if isinstance(status, int) and status >= TTS_DONE_STATUS else None
+
+    return pacing.poll(ask, TTS_POLL_SECONDS, TTS_TIMEOUT_SECONDS,
+                       lambda: UpstreamTimeout("MiniMax did not finish the speech in time."))
 
 
 def _urls(data: dict[str, Any]) -> list[str]:

@@ -1,16 +1,20 @@
-"""The requests-based client of the MiniMax Agent web API.
+"""The requests-based transport of the MiniMax Agent web API, shared by both surfaces.
 
-One :class:`UpstreamClient` per worker process holds one connection pool. Every call:
-signs the exact body it sends, uses explicit connect/read timeouts, closes its response
-in ``finally``, and turns every transport failure and every non-success answer into a
-:mod:`gateway.errors` class at a single boundary (:meth:`UpstreamClient._exchange` and
-:func:`classify`). Exception text never carries the URL, whose query holds the token.
+One :class:`UpstreamClient` per worker process holds one connection pool and, per
+account, what the browser keeps in its local storage: the device uuid and id, the
+realUserID (learned from the user-info call, never assumed to be the JWT's ``user.id``)
+and the current token (renewed before it expires). Every call signs the exact body it
+sends (:mod:`gateway.upstream.signing`), uses explicit timeouts, closes its response in
+``finally`` and maps failures to :mod:`gateway.errors` classes at one boundary:
+transport exceptions in :func:`transport_errors`, answers in :func:`classify`.
+Exception text never carries a URL, whose query holds the token.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import threading
 import time
@@ -23,7 +27,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from gateway.errors import (
+    AccountInUse,
     GatewayError,
+    NoCredits,
     QuotaExhausted,
     UpstreamBadAnswer,
     UpstreamError,
@@ -32,39 +38,37 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnauthorized,
     UpstreamUnavailable,
+    UpstreamWrongPath,
 )
 from gateway.upstream import constants as C
-from gateway.upstream.credentials import Credential
+from gateway.upstream.credentials import Credential, token_expiry
 from gateway.upstream.settings import UpstreamSettings
-from gateway.upstream.signing import Identity, build_query, dump_body, signed_headers
+from gateway.upstream.signing import Identity, build_query, carries_region, dump_body, signatures
 
+log = logging.getLogger(__name__)
 
 #: Told of every call: its path, and the error class name when it failed.
 Observer = Callable[[str, "str | None"], None]
-
-
-class AccountBusy(UpstreamError):
-    """The account is generating elsewhere ("chat is running"); try another account."""
-
-    status = 429
-    kind = "rate_limit"
-    message = "The MiniMax account is busy with another generation."
-
-
-class NoCredits(QuotaExhausted):
-    message = "The MiniMax account has no credits left."
+#: Seconds between two renewal attempts of one account after a failed one.
+RENEW_RETRY_SECONDS = 300.0
+API, STREAM = "api", "stream"
 
 
 @dataclass
-class _Device:
+class _Account:
+    """What the browser would keep for one account."""
+
     uuid: str
     device_id: str
+    token: str
+    expires_at: float | None
     registered_at: float | None = None
     real_user_id: str | None = None
+    renew_tried_at: float = 0.0
 
 
 class UpstreamClient:
-    """Signed calls to the upstream, with a device registration cached per account."""
+    """Signed calls to the upstream on behalf of accounts."""
 
     def __init__(
         self,
@@ -75,47 +79,65 @@ class UpstreamClient:
         self.settings = settings
         self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or _new_session(settings.pool_size)
-        self._devices: dict[str, _Device] = {}
-        self._device_lock = threading.Lock()
-        self._registration_locks: dict[str, threading.Lock] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._lock = threading.Lock()
+        self._account_locks: dict[str, threading.Lock] = {}
 
-    # -- endpoints -------------------------------------------------------------------
+    # -- account-level endpoints (both surfaces) ------------------------------------------
     def user_info(self, cred: Credential) -> dict[str, Any]:
-        return self.call(cred, "GET", C.PATH_USER_INFO)
+        """The user-info call: the one that accepts an unknown user_id."""
+        return self.call(cred, "GET", C.PATH_USER_INFO, prepare=False)
 
     def membership(self, cred: Credential) -> dict[str, Any]:
-        return self.call(cred, "POST", C.PATH_MEMBERSHIP, {})
-
-    def send_message(self, cred: Credential, body: dict[str, Any]) -> dict[str, Any]:
-        return self.call(cred, "POST", C.PATH_SEND, body)
-
-    def chat_detail(self, cred: Credential, chat_id: int) -> dict[str, Any]:
-        return self.call(cred, "POST", C.PATH_DETAIL, {"chat_id": chat_id})
-
-    def stop_chat(self, cred: Credential, chat_id: int) -> dict[str, Any]:
-        return self.call(cred, "POST", C.PATH_STOP, {"chat_id": chat_id})
-
-    def delete_chat(self, cred: Credential, chat_id: int) -> dict[str, Any]:
-        return self.call(cred, "POST", C.PATH_DELETE, {"chat_id": chat_id})
-
-    def list_chats(
-        self, cred: Credential, page_size: int = 50, after: int | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"page_size": page_size}
-        if after is not None:
-            body["next_page_index_id"] = after
-        return self.call(cred, "POST", C.PATH_LIST, body)
+        return self.call(cred, "POST", C.PATH_MEMBERSHIP)
 
     def register_device(self, cred: Credential) -> dict[str, Any]:
         """Register (again) and cache this account's device id."""
-        device = self._device(cred)
-        data = self._call_raw(cred, device, "POST", C.PATH_DEVICE_REGISTER, {"uuid": device.uuid})
+        account = self._account(cred)
+        data = self._call_raw(cred, account, "POST", C.PATH_DEVICE_REGISTER, {"uuid": account.uuid})
         device_id = str(data.get("deviceIDStr") or "")
         if not device_id.isdigit():
             raise UpstreamBadAnswer("MiniMax device registration returned no device id.")
-        device.device_id, device.registered_at = device_id, time.monotonic()
-        device.real_user_id = str(data.get("realUserID") or "") or None
+        account.device_id, account.registered_at = device_id, time.monotonic()
         return data
+
+    def learn_identity(self, cred: Credential) -> str:
+        """The account's realUserID, from the user-info call (cached)."""
+        account = self._account(cred)
+        info = self._call_raw(cred, account, "GET", C.PATH_USER_INFO, None)
+        user = info.get("userInfo")
+        real = str(user.get("realUserID") or "") if isinstance(user, dict) else ""
+        if not real.isdigit():
+            raise UpstreamBadAnswer("MiniMax's user info named no realUserID.")
+        account.real_user_id = cred.real_user_id or real
+        return real
+
+    def identity_alive(self, cred: Credential) -> bool:
+        """Whether the token itself is still accepted (the check that confirms a 401)."""
+        try:
+            self.user_info(cred)
+        except UpstreamUnauthorized:
+            return False
+        except GatewayError:
+            return True  # unknown: never retire an account on a transport failure
+        return True
+
+    def renew(self, cred: Credential) -> bool:
+        """Trade the account's token for a fresh one; True when it was renewed."""
+        account = self._account(cred)
+        account.renew_tried_at = time.monotonic()
+        data = self._call_raw(cred, account, "POST", C.PATH_RENEWAL, None)
+        token = data.get("token")
+        if not isinstance(token, str) or token.count(".") != 2:
+            raise UpstreamBadAnswer("MiniMax's token renewal returned no token.")
+        account.token, account.expires_at = token, token_expiry(token)
+        return True
+
+    def real_user_id(self, cred: Credential) -> str | None:
+        return self._account(cred).real_user_id
+
+    def token_expires_at(self, cred: Credential) -> float | None:
+        return self._account(cred).expires_at
 
     def put_object(self, url: str, headers: dict[str, str], body: IO[bytes]) -> None:
         """Upload to object storage (already signed by the caller); streams ``body``."""
@@ -123,6 +145,19 @@ class UpstreamClient:
         if status != 200:
             code = _xml_code(payload)
             raise UpstreamError(f"Object storage refused the upload (HTTP {status} {code}).")
+
+    def post_form(self, url: str, fields: list[tuple[str, str]],
+                  file: tuple[str, IO[bytes], str]) -> None:
+        """An unsigned multipart POST (an upload instruction's form), file part last."""
+        files = [(name, (None, value)) for name, value in fields] + [("file", file)]
+        with transport_errors():
+            response = self._session.post(url, files=files, headers={"User-Agent": C.USER_AGENT},
+                                          timeout=self._timeouts(), allow_redirects=False)
+            try:
+                if response.status_code not in (200, 201, 204):
+                    raise UpstreamError(f"The upload was refused (HTTP {response.status_code}).")
+            finally:
+                response.close()
 
     def download(self, url: str) -> bytes:
         """A plain GET of a file the upstream pointed to (e.g. TTS audio)."""
@@ -139,7 +174,7 @@ class UpstreamClient:
             return False
         return True
 
-    # -- the signed call ---------------------------------------------------------------
+    # -- the signed call ------------------------------------------------------------------
     def call(
         self,
         cred: Credential,
@@ -147,40 +182,48 @@ class UpstreamClient:
         path: str,
         body: dict[str, Any] | None = None,
         leading_query: Iterable[tuple[str, str]] = (),
-        register: bool = True,
+        prepare: bool = True,
     ) -> dict[str, Any]:
-        """A signed JSON call on behalf of ``cred``; returns the unwrapped answer.
+        """A signed JSON call on the API host; returns the unwrapped answer.
 
-        The account's device is registered first when due, unless ``register`` is off
-        (the doctor checks the token before it registers anything).
+        Unless ``prepare`` is off, the account is made ready first: realUserID learned,
+        token renewed and device registered when due (the doctor checks each in turn).
         """
-        device = self._registered_device(cred) if register else self._device(cred)
-        return self._call_raw(cred, device, method, path, body, leading_query)
+        account = self.prepared(cred) if prepare else self._account(cred)
+        return self._call_raw(cred, account, method, path, body, leading_query)
 
-    def _registered_device(self, cred: Credential) -> _Device:
-        """The account's device, registered (again) first when that is due."""
-        device = self._device(cred)
-        if _registration_due(device):
-            with self._registration_lock(cred):
-                if _registration_due(device):
-                    self.register_device(cred)
-        return device
+    def prepared(self, cred: Credential) -> _Account:
+        """The account, with identity, token and device made ready (once, under a lock)."""
+        account = self._account(cred)
+        if _preparation_due(account, self.settings.renew_before):
+            with self._account_lock(cred):
+                self._prepare(cred, account)
+        return account
+
+    def _prepare(self, cred: Credential, account: _Account) -> None:
+        if account.real_user_id is None:
+            self.learn_identity(cred)
+        if _renewal_due(account, self.settings.renew_before):
+            try:
+                self.renew(cred)
+            except GatewayError as error:  # keep the old token; it still works until exp
+                log.info("token renewal of account %s failed: %s", cred.key, type(error).__name__)
+        if _registration_due(account):
+            self.register_device(cred)
 
     def _call_raw(
         self,
         cred: Credential,
-        device: _Device,
+        account: _Account,
         method: str,
         path: str,
         body: dict[str, Any] | None,
         leading_query: Iterable[tuple[str, str]] = (),
     ) -> dict[str, Any]:
-        text = "" if body is None else dump_body(body)
-        target, headers = self._signed(cred, device, path, text, leading_query)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        text = None if body is None else dump_body(body)
+        url, headers = self.signed(account, API, path, text, leading_query)
         try:
-            status, payload = self._exchange(method, target, headers, text.encode())
+            status, payload = self._exchange_url(method, url, headers, (text or "").encode())
             answer = classify(status, payload)
         except GatewayError as error:
             self._observer(path, type(error).__name__)
@@ -188,19 +231,64 @@ class UpstreamClient:
         self._observer(path, None)
         return answer
 
-    def _signed(
-        self, cred: Credential, device: _Device, path: str, signed_body: str,
+    def signed(
+        self, account: _Account, host: str, path: str, body: str | None,
         leading_query: Iterable[tuple[str, str]] = (),
     ) -> tuple[str, dict[str, str]]:
-        """The signed request target (path and query) and headers for ``signed_body``."""
-        unix_ms = int(time.time() * 1000)
-        identity = Identity(device.uuid, device.device_id, _user_id(cred, device), cred.jwt)
-        query = build_query(identity, unix_ms, leading_query)
-        headers = signed_headers(
-            base_url=self.settings.base_url, path=path, query=query, body=signed_body,
-            token=cred.jwt, unix_ms=unix_ms, mode=self.settings.signature_mode,
-        )
-        return f"{path}?{query}", headers
+        """The full URL and headers of a request whose wire body is ``body``."""
+        seconds = int(time.time())
+        session_call = path.startswith(tuple(self.settings.session_prefixes))
+        region, lang = self.settings.region_lang
+        identity = Identity(account.uuid, account.device_id,
+                            account.real_user_id or C.UNKNOWN_USER_ID, account.token, region, lang)
+        query = build_query(identity, seconds * 1000, leading_query,
+                            carries_region(session_call, self.settings.signing))
+        base = self.settings.stream_url if host == STREAM else self.settings.base_url
+        url = f"{base}{path}?{query}"
+        # On the stream host the browser signs the absolute URL, elsewhere path?query.
+        target = url if host == STREAM else f"{path}?{query}"
+        headers = {
+            "token": account.token,
+            **signatures(target=target, body=body, seconds=seconds, token=account.token,
+                         session_call=session_call, variant=self.settings.signing),
+            "Referer": self.settings.base_url + "/",
+            "User-Agent": C.USER_AGENT,
+        }
+        headers.update(_content_headers(session_call, body is not None))
+        if host == STREAM:
+            headers["Origin"] = self.settings.base_url
+        return url, headers
+
+    # -- streamed calls -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open_stream(
+        self, cred: Credential, path: str, body: dict[str, Any]
+    ) -> Iterator[requests.Response]:
+        """POST ``body`` to the stream host and yield the open event-stream response.
+
+        An answer that is not an event stream is classified (and raises) here, before
+        anything is yielded. The response is closed when the block ends.
+        """
+        account = self.prepared(cred)
+        text = dump_body(body)
+        url, headers = self.signed(account, STREAM, path, text)
+        response = None
+        try:
+            with transport_errors():
+                # The answer's headers are due within the read timeout; after that, frames
+                # (heartbeats included) within the stream's idle timeout.
+                response = self._session.post(url, data=text.encode(), headers=headers,
+                                              timeout=self._timeouts(), stream=True, allow_redirects=False)
+                _require_event_stream(response)
+                _set_read_timeout(response, self.settings.stream_idle_timeout)
+            self._observer(path, None)
+            yield response
+        except GatewayError as error:
+            self._observer(path, type(error).__name__)
+            raise
+        finally:
+            if response is not None:
+                response.close()
 
     @contextlib.contextmanager
     def stream_form(
@@ -209,91 +297,121 @@ class UpstreamClient:
     ) -> Iterator[Iterator[bytes]]:
         """POST a multipart form whose signature covers ``signed_body``; yields the
         answer's raw chunks as they arrive (for an SSE reply). Closes the response."""
-        target, headers = self._signed(cred, self._registered_device(cred), path, signed_body)
+        url, headers = self.signed(self.prepared(cred), API, path, signed_body)
+        headers.pop("Content-Type", None)  # requests writes the multipart boundary
         response = None
         try:
-            response = self._session.post(
-                self.settings.base_url + target, headers=headers, data=form, files=files,
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout), stream=True,
-            )
-            if response.status_code != 200:
-                classify(response.status_code, response.content)
-                raise UpstreamBadAnswer(f"MiniMax answered HTTP {response.status_code}.")
-            yield _wrapped_chunks(response)
-        except requests.Timeout:
-            raise UpstreamTimeout() from None
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(f"{UpstreamUnavailable.message} ({type(exc).__name__})") from None
+            with transport_errors():
+                response = self._session.post(url, headers=headers, data=form, files=files,
+                                              timeout=self._timeouts(), stream=True)
+                if response.status_code != 200:
+                    classify(response.status_code, response.content)
+                    raise UpstreamBadAnswer(f"MiniMax answered HTTP {response.status_code}.")
+                yield chunks(response)
         finally:
             if response is not None:
                 response.close()
-
-    def _exchange(
-        self, method: str, target: str, headers: dict[str, str], data: bytes
-    ) -> tuple[int, bytes]:
-        return self._exchange_url(method, self.settings.base_url + target, headers, data)
 
     def _exchange_url(
         self, method: str, url: str, headers: dict[str, str], data: bytes | IO[bytes]
     ) -> tuple[int, bytes]:
-        """Send one request; the only place transport exceptions are caught and wrapped."""
-        timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        """Send one request and read its whole answer."""
         response = None
         try:
-            response = self._session.request(
-                method, url, headers=headers, data=data or None, timeout=timeout,
-                allow_redirects=False,
-            )
-            return response.status_code, response.content
-        except requests.Timeout:
-            raise UpstreamTimeout() from None
-        except requests.RequestException as exc:
-            # The exception's text includes the URL and so the token: report its kind only.
-            raise UpstreamUnavailable(
-                f"{UpstreamUnavailable.message} ({type(exc).__name__})"
-            ) from None
+            with transport_errors():
+                response = self._session.request(method, url, headers=headers, data=data or None,
+                                                 timeout=self._timeouts(), allow_redirects=False)
+                return response.status_code, response.content
         finally:
             if response is not None:
                 response.close()
 
-    # -- devices -----------------------------------------------------------------------
-    def _device(self, cred: Credential) -> _Device:
-        device = self._devices.get(cred.key)
-        if device is None:
-            with self._device_lock:
-                device = self._devices.setdefault(cred.key, _new_device(cred))
-        return device
+    def _timeouts(self) -> tuple[float, float]:
+        return self.settings.connect_timeout, self.settings.read_timeout
 
-    def _registration_lock(self, cred: Credential) -> threading.Lock:
-        # One lock per account so concurrent first requests register once.
-        with self._device_lock:
-            return self._registration_locks.setdefault(cred.key, threading.Lock())
+    # -- accounts -------------------------------------------------------------------------
+    def _account(self, cred: Credential) -> _Account:
+        account = self._accounts.get(cred.key)
+        if account is None:
+            with self._lock:
+                account = self._accounts.setdefault(cred.key, _new_account(cred))
+        return account
+
+    def _account_lock(self, cred: Credential) -> threading.Lock:
+        # One lock per account so concurrent first requests prepare it once.
+        with self._lock:
+            return self._account_locks.setdefault(cred.key, threading.Lock())
 
     def close(self) -> None:
         self._session.close()
 
 
-def _wrapped_chunks(response: requests.Response) -> Iterator[bytes]:
-    # chunk_size=None: whatever the socket delivers, so no line is ever split by us.
-    yield from response.iter_content(chunk_size=None)
+@contextlib.contextmanager
+def transport_errors() -> Iterator[None]:
+    """Map requests' exceptions to gateway errors, for plain and streamed calls alike."""
+    try:
+        yield
+    except requests.Timeout:
+        raise UpstreamTimeout() from None
+    except requests.RequestException as exc:
+        # The exception's text includes the URL and so the token: report its kind only.
+        raise UpstreamUnavailable(f"{UpstreamUnavailable.message} ({type(exc).__name__})") from None
 
 
-def _registration_due(device: _Device) -> bool:
-    registered = device.registered_at
+def chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as the socket delivers it (chunk_size=None: no line is split by us)."""
+    with transport_errors():
+        yield from response.iter_content(chunk_size=None)
+
+
+def _content_headers(session_call: bool, has_body: bool) -> dict[str, str]:
+    # Session calls send Content-Type always and no Accept (None drops requests' default);
+    # matrix and v1 calls accept JSON and name a type only with a body.
+    if session_call:
+        return {"Content-Type": "application/json", "Accept": None}  # type: ignore[dict-item]
+    headers = {"Accept": C.ACCEPT_JSON}
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _require_event_stream(response: requests.Response) -> None:
+    kind = response.headers.get("Content-Type", "")
+    if response.status_code == 200 and kind.startswith("text/event-stream"):
+        return
+    classify(response.status_code, response.content)
+    raise UpstreamBadAnswer(f"MiniMax answered HTTP {response.status_code} without a stream.")
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Change the socket timeout of an open streamed response (urllib3 holds the socket)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def _preparation_due(account: _Account, renew_before: float) -> bool:
+    return (account.real_user_id is None or _registration_due(account)
+            or _renewal_due(account, renew_before))
+
+
+def _registration_due(account: _Account) -> bool:
+    registered = account.registered_at
     return registered is None or time.monotonic() - registered > C.DEVICE_TTL_SECONDS
 
 
-def _user_id(cred: Credential, device: _Device) -> str:
-    # A bare JWT's user.id is only a fallback: once registration names the realUserID, use it.
-    if cred.explicit_user_id or not device.real_user_id:
-        return cred.real_user_id
-    return device.real_user_id
+def _renewal_due(account: _Account, renew_before: float) -> bool:
+    if account.expires_at is None or account.expires_at - time.time() > renew_before:
+        return False
+    return not account.renew_tried_at or time.monotonic() - account.renew_tried_at > RENEW_RETRY_SECONDS
 
 
-def _new_device(cred: Credential) -> _Device:
+def _new_account(cred: Credential) -> _Account:
     hint = cred.device_hint if cred.device_hint and cred.device_hint.isdigit() else None
     fallback = "".join(random.choice("0123456789") for _ in range(8))
-    return _Device(uuid=str(uuid.uuid4()), device_id=hint or fallback)
+    return _Account(uuid=str(uuid.uuid4()), device_id=hint or fallback, token=cred.jwt,
+                    expires_at=cred.expires_at, real_user_id=cred.real_user_id)
 
 
 def _new_session(pool_size: int) -> requests.Session:
@@ -311,14 +429,14 @@ def classify(status: int, payload: bytes) -> dict[str, Any]:
     """Turn an HTTP answer into its unwrapped data, or raise the matching error."""
     if status == 401:
         raise UpstreamUnauthorized()
-    if status >= 500:
-        raise UpstreamServerError(f"MiniMax answered HTTP {status}.")
+    if status == 404:
+        raise UpstreamWrongPath("MiniMax answered HTTP 404 (wrong path or surface).")
     document = _json_object(payload, status)
-    code, message = _status_of(document)
+    code, message = status_of(document)
     if status == 400 and code == C.CODE_INVALID_SIGNATURE:
         raise UpstreamRejectedSignature()
     if code != C.CODE_OK or status != 200:
-        raise _error_for(code, message, status)
+        raise error_for(code, message, status)
     data = document.get("data", document)
     return data if isinstance(data, dict) else {"data": data}
 
@@ -334,14 +452,18 @@ def _json_object(payload: bytes, status: int) -> dict[str, Any]:
     try:
         document = json.loads(payload)
     except ValueError:
+        if status >= 500:
+            raise UpstreamServerError(f"MiniMax answered HTTP {status}.") from None
+        if payload.lstrip()[:1] == b"<":
+            raise UpstreamWrongPath() from None
         raise UpstreamBadAnswer(f"MiniMax answered HTTP {status} with a non-JSON body.") from None
     if not isinstance(document, dict):
         raise UpstreamBadAnswer()
     return document
 
 
-def _status_of(document: dict[str, Any]) -> tuple[int, str]:
-    """The status code of either envelope: ``base_resp`` (matrix) or ``statusInfo`` (v1)."""
+def status_of(document: dict[str, Any]) -> tuple[int, str]:
+    """The status code of any envelope: ``base_resp`` (matrix, session) or ``statusInfo`` (v1)."""
     envelope = document.get("base_resp") or document.get("statusInfo") or {}
     if not isinstance(envelope, dict):
         return -1, "malformed status"
@@ -350,11 +472,14 @@ def _status_of(document: dict[str, Any]) -> tuple[int, str]:
     return (code if isinstance(code, int) else -1), str(message)[:200]
 
 
-def _error_for(code: int, message: str, status: int) -> GatewayError:
-    if code == C.CODE_CHAT_RUNNING:
-        return AccountBusy()
+def error_for(code: int, message: str, status: int) -> GatewayError:
+    """The gateway error for an upstream status code (and its message)."""
+    if code == C.CODE_CHAT_RUNNING or C.BUSY_STATUS_MSG in message.lower():
+        return AccountInUse()
     if code == C.CODE_NO_CREDITS:
         return NoCredits()
     if code == C.CODE_QUOTA:
         return QuotaExhausted("The MiniMax account's plan quota is exhausted.")
+    if status >= 500:
+        return UpstreamServerError(f"MiniMax answered error {code} (HTTP {status}): {message}")
     return UpstreamError(f"MiniMax answered error {code} (HTTP {status}): {message}")

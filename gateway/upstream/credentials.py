@@ -1,8 +1,10 @@
 """Parsing of what a user pastes as a MiniMax credential.
 
 A credential is ``REALUSERID+JWT`` or a bare JWT; several joined by ``,`` form a pool.
-The JWT is decoded (not verified: only MiniMax can) to read ``exp`` and ``user.id`` /
-``user.deviceID``. realUserIDs exceed 2**53, so they stay strings throughout.
+The JWT is decoded (not verified: only MiniMax can) to read ``exp`` and ``user.deviceID``.
+Its ``user.id`` is *not* the realUserID (the captures show two different numbers): for a
+bare JWT the upstream client learns the realUserID from the user-info call. realUserIDs
+exceed 2**53, so they stay strings throughout.
 
 A :class:`Credential` never shows its token: ``repr`` and ``str`` give a masked form and
 ``key`` is a short hash usable in logs and metrics.
@@ -16,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
 
@@ -27,12 +30,17 @@ USER_ID_SEPARATOR = "+"
 class Credential:
     """One MiniMax account's login: its realUserID and JWT."""
 
-    real_user_id: str
+    #: Given by the user (``REALUSERID+JWT``); None for a bare JWT until learned upstream.
+    real_user_id: str | None
     jwt: str
     device_hint: str | None = None
     expires_at: float | None = None
-    #: True when the user gave realUserID explicitly (not taken from the JWT).
-    explicit_user_id: bool = False
+    #: The JWT's ``user.id``: shown by the doctor, never sent as the realUserID.
+    jwt_user_id: str = ""
+
+    @property
+    def explicit_user_id(self) -> bool:
+        return self.real_user_id is not None
 
     @property
     def key(self) -> str:
@@ -43,7 +51,7 @@ class Credential:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
 
     def __repr__(self) -> str:
-        return f"Credential(user={mask(self.real_user_id)}, key={self.key})"
+        return f"Credential(user={mask(self.real_user_id or '?')}, key={self.key})"
 
     __str__ = __repr__
 
@@ -77,25 +85,31 @@ def parse_one(text: str, position: int = 1) -> Credential:
     if not sep:
         jwt = text
     payload = _jwt_payload(jwt, position)
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    jwt_user_id = _as_id(user.get("id"))
-    explicit = bool(user_id.strip())
-    real_user_id = user_id.strip() if explicit else jwt_user_id
-    if not real_user_id or not real_user_id.isdigit():
+    user = _object(payload.get("user"))
+    real_user_id = user_id.strip() or None
+    if real_user_id is not None and not real_user_id.isdigit():
         raise AuthenticationFailed(
-            f"Credential #{position}: no numeric realUserID found; paste it as "
-            "REALUSERID+JWT (realUserID is in Local Storage 'user_detail_agent')."
+            f"Credential #{position}: the part before '+' must be the numeric realUserID; "
+            "or paste the bare JWT and the gateway looks the realUserID up itself."
         )
     return Credential(
         real_user_id=real_user_id,
         jwt=jwt.strip(),
         device_hint=_as_id(user.get("deviceID")) or None,
         expires_at=_as_float(payload.get("exp")),
-        explicit_user_id=explicit,
+        jwt_user_id=_as_id(user.get("id")),
     )
 
 
-def _jwt_payload(jwt: str, position: int) -> dict:
+def token_expiry(jwt: str) -> float | None:
+    """The ``exp`` of a JWT the upstream handed out (e.g. a renewed one), if readable."""
+    try:
+        return _as_float(_jwt_payload(jwt, 1).get("exp"))
+    except AuthenticationFailed:
+        return None
+
+
+def _jwt_payload(jwt: str, position: int) -> dict[str, Any]:
     segments = jwt.strip().split(".")
     if len(segments) != 3:
         raise AuthenticationFailed(
@@ -111,6 +125,10 @@ def _jwt_payload(jwt: str, position: int) -> dict:
     if not isinstance(payload, dict):
         raise AuthenticationFailed(f"Credential #{position}: the JWT payload is not an object.")
     return payload
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _as_id(value: object) -> str:

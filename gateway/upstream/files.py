@@ -1,4 +1,5 @@
-"""Uploading images and documents: request_policy → OSS upload → policy_callback.
+"""Uploading images and documents for the matrix surface: request_policy → OSS upload →
+policy_callback.
 
 The upload goes to Alibaba Cloud OSS with the temporary STS credentials the upstream
 hands out, signed with OSS's header signature (V1: HMAC-SHA1 over the verb, MD5, type,
@@ -13,13 +14,13 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 from gateway.errors import PayloadTooLarge, UpstreamBadAnswer
 from gateway.upstream import constants as C
-from gateway.upstream.chat import Attachment
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.conversation import Attachment, Upload
 from gateway.upstream.credentials import Credential
 
 
@@ -53,18 +54,6 @@ class Policy:
         return f"https://{self.bucket}.{self.endpoint}/{quoted}"
 
 
-@dataclass(frozen=True, repr=False)
-class Upload:
-    """What is being uploaded."""
-
-    file: IO[bytes]
-    size: int
-    md5: bytes
-    mime_type: str
-    filename: str
-    is_image: bool
-
-
 def upload(client: UpstreamClient, cred: Credential, item: Upload) -> Attachment:
     if item.size > C.MAX_FILE_BYTES:
         raise PayloadTooLarge("An attached file exceeds the upstream's 100 MB limit.")
@@ -82,7 +71,7 @@ def upload(client: UpstreamClient, cred: Credential, item: Upload) -> Attachment
     file_id = data.get("fileID")
     if not file_id:
         raise UpstreamBadAnswer("MiniMax accepted the upload but returned no file id.")
-    return Attachment(str(file_id), item.filename, item.is_image)
+    return Attachment(str(file_id), item.filename, item.mime_type, item.size, item.is_image)
 
 
 def oss_headers(policy: Policy, key: str, item: Upload, date: str | None = None) -> dict[str, str]:

@@ -1,18 +1,61 @@
-"""Typed settings of the upstream client (built from :mod:`gateway.config`)."""
+"""Typed settings of the upstream package, built by :mod:`gateway.config` (which alone
+holds the defaults)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from gateway.upstream import constants as C
+from gateway.upstream.signing import SigningVariant
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    """How the matrix driver paces its polls of get_chat_detail."""
+
+    first: float
+    steady: float
+    idle: float
 
 
 @dataclass(frozen=True)
 class UpstreamSettings:
-    """How to reach and sign for the upstream."""
+    """How to reach, sign for and converse with the upstream."""
 
-    base_url: str = C.DEFAULT_BASE_URL
-    signature_mode: str = "bundle"
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    pool_size: int = 1024
+    base_url: str
+    stream_base_url: str
+    signing: SigningVariant
+    connect_timeout: float
+    read_timeout: float
+    pool_size: int
+    surface: str
+    surface_ttl: float
+    session_prefixes: tuple[str, ...]
+    session_cleanup: str
+    agent_role: str
+    stream_idle_timeout: float
+    locale: tuple[str, str] | None
+    renew_before: float
+    matrix_model_option: bool
+    poll: PollSettings
+
+    @property
+    def stream_url(self) -> str:
+        """The stream host: given, else the API host with ``agent.`` → ``agent-stream.``."""
+        if self.stream_base_url:
+            return self.stream_base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        host = parts.netloc
+        if host.startswith("agent."):
+            host = "agent-stream." + host[len("agent."):]
+        return f"{parts.scheme}://{host}"
+
+    @property
+    def region_lang(self) -> tuple[str, str]:
+        """``(region, lang)``: the override, else what the site in use expects."""
+        if self.locale is not None:
+            return self.locale
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        return next((pair for suffix, pair in C.SITE_LOCALES if host.endswith(suffix)),
+                    C.DEFAULT_LOCALE)

@@ -27,9 +27,9 @@ def assert_error(response: requests.Response, status: int, type_: str) -> dict:
 @pytest.mark.parametrize(("body", "field"), [
     ({"model": "m", "messages": user()}, "max_tokens"),
     ({"model": "m", "max_tokens": 10}, "messages"),
-    ({"model": "m", "max_tokens": 10, "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
-    ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages.0.content"),
-    ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "messages.0.content"),
+    ({"model": "m", "max_tokens": 10, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+    ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages[0].content[0].type"),
+    ({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, "messages[0].content[0].tool_use_id"),
     ({"model": "m", "max_tokens": "many", "messages": user()}, "max_tokens"),
 ])
 def test_invalid_requests(gateway, sim, credential, body, field) -> None:
@@ -58,10 +58,10 @@ def test_no_credits(gateway, accounts) -> None:
         client(gateway, account["credential"]).messages.create(model="m", max_tokens=5, messages=user())
 
 
-def test_upstream_failures(gateway, sim, credential) -> None:
-    sim.fault("send_msg", "http_500")
+def test_upstream_failures(gateway, sim, upstream, credential) -> None:
+    sim.fault(upstream.send_fault, "http_500")
     assert_error(post(gateway, {"model": "m", "max_tokens": 5, "messages": user()}, credential), 502, "api_error")
-    sim.fault("send_msg", "drop")
+    sim.fault(upstream.send_fault, "drop")
     assert_error(post(gateway, {"model": "m", "max_tokens": 5, "messages": user()}, credential), 503, "overloaded_error")
 
 
@@ -72,12 +72,12 @@ def test_unknown_route_in_anthropic_shape(gateway, credential) -> None:
     assert_error(response, 404, "not_found_error")
 
 
-def test_error_after_stream_began_is_an_error_event(gateway, sim, credential) -> None:
-    sim.script([{"length": 2000, "cps": 400}])
+def test_error_after_stream_began_is_an_error_event(gateway, sim, upstream, credential) -> None:
+    inject = upstream.fail_mid_answer(sim, {"length": 2000, "cps": 400})
     with pytest.raises(anthropic.APIStatusError) as info:
         with client(gateway, credential).messages.stream(model="m", max_tokens=4000, messages=user()) as stream:
             for index, _ in enumerate(stream.text_stream):
                 if index == 1:
-                    sim.fault("get_chat_detail", "http_500", count=20)
+                    inject()
     assert "MiniMax" in str(info.value)
     assert sim.wait_idle(10)["chats_alive"] == 0

@@ -2,6 +2,7 @@
 
     python -m tests.bench.bench_capacity [--streams 500] [--cps 20] [--length 500-800]
                                          [--first-delay 0.5] [--py-spy SECONDS]
+                                         [--surface matrix|session]
 
 The gateway runs with ``GATEWAY_WORKERS=1``. Each stream has its own simulator account
 and a slow answer (500-800 characters at 20 chars/s: 25-40 s), so all of them are open
@@ -27,7 +28,12 @@ all streams were open, the resulting mean poll interval per stream, the polling 
 and shortest gap between polls per stream (never faster than 5/s), added TTFT/tail
 against the simulator's timeline, and CPU of the gateway worker, the simulator and this
 client process.
-Results: a Markdown table on stdout and ``bench-results/bench_capacity.json``.
+``--surface session`` runs the gateway on the session surface (``MINIMAX_SURFACE=session``
+and the simulator's stream host): each stream is one upstream SSE read, never polled, so
+the polling rows give way to a "zero polls" goal (the simulator's poll counter and every
+generation's ``polls`` stay 0).
+Results: a Markdown table on stdout and ``bench-results/bench_capacity.json``
+(``bench_capacity-surface-session.json`` for the session surface).
 """
 
 from __future__ import annotations
@@ -45,9 +51,27 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    RESULTS_DIR, cpu_seconds, environment, machine_busy_seconds, match_entry, ms, num,
-    poll_breakdown, poll_spacing, result_name, rss_kb, sim_log_by_prompt, Stack, stream_chat,
-    StreamResult, summarize, table, unique_prompt, verdict, write_results,
+    RESULTS_DIR,
+    SURFACES,
+    Stack,
+    StreamResult,
+    cpu_seconds,
+    environment,
+    machine_busy_seconds,
+    match_entry,
+    ms,
+    num,
+    poll_breakdown,
+    poll_spacing,
+    result_name,
+    rss_kb,
+    sim_log_by_prompt,
+    stream_chat,
+    summarize,
+    table,
+    unique_prompt,
+    verdict,
+    write_results,
 )
 
 NAME = "bench_capacity"
@@ -68,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--py-spy", type=float, default=0, metavar="SECONDS",
                         help="also sample the worker with py-spy (if installed) for SECONDS from the start")
+    parser.add_argument("--surface", choices=SURFACES, default="matrix",
+                        help="upstream surface of the gateway (MINIMAX_SURFACE)")
     args = parser.parse_args(argv)
     low, high = (int(part) for part in args.length.split("-"))
     rng = random.Random(args.seed)
@@ -75,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {"GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_QUEUE_TIMEOUT": "60",
            "GATEWAY_WORKER_CONNECTIONS": str(max(2000, 2 * args.streams + 100))}
 
-    with Stack("capacity", env) as stack:
+    with Stack("capacity", env, surface=args.surface) as stack:
         sim = stack.sim
         worker, simulator, me = stack.worker_pid(), stack.simulator_pid, os.getpid()
         accounts = sim.add_accounts(args.streams + 1)
@@ -149,11 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         simulator_idle_after=idle, wall_s=time.monotonic() - started,
         simulator_stats={k: sim_stats.get(k) for k in ("requests", "rejections", "warnings",
                                                        "polls", "sends", "stops", "deletes",
-                                                       "chats_alive")},
+                                                       "chats_alive", "sessions_created",
+                                                       "stream_messages", "archives",
+                                                       "stream_drops")},
     )
     report = render(args, summary)
     print(report)
-    path = write_results(result_name(NAME, pyspy=args.py_spy > 0), {
+    name = result_name(NAME, surface=None if args.surface == "matrix" else args.surface,
+                       pyspy=args.py_spy > 0)
+    path = write_results(name, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
         "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
         "samples": samples, "per_stream": per_stream,
@@ -244,7 +274,7 @@ def sample_until_done(results: list[StreamResult], ended: list[bool], worker: in
             "worker_cpu_s": cpu_seconds(worker), "simulator_cpu_s": cpu_seconds(simulator),
             "client_cpu_s": cpu_seconds(me), "machine_busy_s": machine_busy_seconds(),
             "opened": opened, "first_content": sum(1 for r in results if r.t_first_content),
-            "ended": done, "open_now": sum(1 for r, e in zip(results, ended) if r.status == 200 and not e),
+            "ended": done, "open_now": sum(1 for r, e in zip(results, ended, strict=True) if r.status == 200 and not e),
         })
         if done == len(results) or now - t_go > RUN_DEADLINE_S:
             break
@@ -284,6 +314,7 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
                 "t_first_content_sim": entry["t_first_content"],
                 "t_first_content_client": result.t_first_content, "t_finish_sim": entry["t_finish"],
                 "t_done_client": result.t_done, "polls": entry["polls"],
+                "surface": entry.get("surface"),
                 "t_last_content_client": result.t_last_content,
                 "t_finish_reason_client": result.t_finish_reason,
                 # the finish_reason chunk is written before Generation.close(), [DONE] after it
@@ -317,6 +348,8 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
         s.pop("poll_times")
     return {
         "per_stream": per_stream,
+        "polls_total": sum(s["polls"] or 0 for s in per_stream),
+        "surfaces": sorted({str(s["surface"]) for s in per_stream}),
         "streams": streams, "errors": len(errors), "error_kinds": _count(errors),
         "all_open_simultaneously": bool(plateau), "max_open_at_once": max_open,
         "ramp_up_s": (t_all_open - t_go) if t_all_open else None,
@@ -382,6 +415,8 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
         ["upstream polls/s achieved on the plateau (asked: ~streams/0.25 s)",
          f"{num(s['polls_per_s_achieved'], 0)} (asked ~{num(s['polls_per_s_asked'], 0)})", "", ""],
         ["→ mean poll interval per stream (s)", num(s["mean_poll_interval_s"], 2), "0.25 design", ""],
+    ]
+    polling = [
         ["polling rate per stream, (polls−1)/(last poll − first poll), p50 / max",
          f"{num(rate['p50'])} / {num(rate['max'])}", "max ≤ 5/s", verdict(rate["max"], 5.0)],
         ["shortest gap between two polls of one stream, min over streams / p50 (ms)",
@@ -391,28 +426,42 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          num(s["max_polls_in_1s"]["max"], 0), "≤ 5", verdict(s["max_polls_in_1s"]["max"], 5.0)],
         ["naive polls/(t_finish−t_send) per stream, p50 / max (not a rate, see README)",
          f"{num(pps['p50'])} / {num(pps['max'])}", "info", "–"],
+    ]
+    latency = [
         ["added TTFT p50 / p90 / max (ms)",
          f"{ms(ttft['p50'])} / {ms(ttft['p90'])} / {ms(ttft['max'])}", "", ""],
+    ]
+    poll_split = [
         ["  of which: content visible → poll that saw it, p50 / p90 / max (ms)",
          f"{ms(s['ttft_poll_wait']['p50'])} / {ms(s['ttft_poll_wait']['p90'])} / "
          f"{ms(s['ttft_poll_wait']['max'])}", "", ""],
         ["upstream send → first poll (the gateway polls at once), p50 / p90 / max (ms)",
          f"{ms(s['send_to_first_poll']['p50'])} / {ms(s['send_to_first_poll']['p90'])} / "
          f"{ms(s['send_to_first_poll']['max'])}", "", ""],
+    ]
+    tail_rows = [
         ["added tail p50 / p90 / max (ms)",
          f"{ms(tail['p50'])} / {ms(tail['p90'])} / {ms(tail['max'])}", "", ""],
+    ]
+    tail_split = [
         ["  of which: finish visible → poll that saw it, p50 / p90 / max (ms)",
          f"{ms(s['tail_poll_wait']['p50'])} / {ms(s['tail_poll_wait']['p90'])} / "
          f"{ms(s['tail_poll_wait']['max'])}", "", ""],
         ["  of which: that poll → client got [DONE], p50 / p90 / max (ms)",
          f"{ms(s['tail_delivery']['p50'])} / {ms(s['tail_delivery']['p90'])} / "
          f"{ms(s['tail_delivery']['max'])}", "", ""],
+    ]
+    rest = [
         ["  of which: finish_reason chunk → [DONE] chunk (spans Generation.close()), p50 / p90 / max (ms)",
          f"{ms(s['finish_reason_to_done']['p50'])} / {ms(s['finish_reason_to_done']['p90'])} / "
          f"{ms(s['finish_reason_to_done']['max'])}", "", ""],
+    ]
+    max_gap = [
         ["longest gap between two polls of one stream, p50 / p90 / max (ms)",
          f"{ms(s['max_poll_gap']['p50'])} / {ms(s['max_poll_gap']['p90'])} / "
          f"{ms(s['max_poll_gap']['max'])}", "", ""],
+    ]
+    tail_end = [
         ["request → upstream send p50 / max (ms)",
          f"{ms(s['request_to_send']['p50'])} / {ms(s['request_to_send']['max'])}", "", ""],
         ["CPU % of one core on the plateau: gateway worker / simulator / client / whole machine (max 200)",
@@ -422,8 +471,22 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          f"{num(cpu_all['gateway_worker'], 0)} / {num(cpu_all['simulator'], 0)} / "
          f"{num(cpu_all['bench_client'], 0)} / {num(cpu_all['machine_total'], 0)}", "", ""],
     ]
+    if args.surface == "session":
+        counter = s["simulator_stats"].get("polls")
+        zero = s["polls_total"] == 0 and counter == 0 and s["surfaces"] == ["session"]
+        rows = rows[:10] + [
+            ["upstream polls of these generations / simulator poll counter",
+             f"{s['polls_total']} / {counter}", "0", "PASS" if zero else "FAIL"],
+            ["simulator: sessions created / stream messages / stream drops",
+             f"{s['simulator_stats'].get('sessions_created')} / "
+             f"{s['simulator_stats'].get('stream_messages')} / "
+             f"{s['simulator_stats'].get('stream_drops')}", "", ""],
+        ] + latency + tail_rows + rest + tail_end
+    else:
+        rows = rows + polling + latency + poll_split + tail_rows + tail_split + rest + max_gap + tail_end
     lines = [
-        f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker "
+        f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker, "
+        f"{args.surface} surface "
         f"(answers {args.length} chars at {args.cps:g} chars/s, first_delay {args.first_delay} s)",
         "",
         table(["measure", "value", "goal", "result"], rows),

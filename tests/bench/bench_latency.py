@@ -2,6 +2,7 @@
 
     python -m tests.bench.bench_latency [--sequential 24] [--batches 2] [--concurrency 8]
                                         [--client requests|openai] [--seed 1]
+                                        [--surface matrix|session] [--no-tap]
 
 For every streamed request, matched to its simulator generation by a unique prompt:
 
@@ -18,7 +19,16 @@ Answers: ``first_delay`` uniform in 0.4-0.6 s, 100-300 characters at 100 chars/s
 (1-3 s of text). The polling design bounds what is achievable: the first token is seen
 on a poll every 0.2 s, the finish on a poll every 0.25 s, so a perfect gateway still adds
 ~U(0, 0.2) s to TTFT and ~U(0, 0.25) s to the tail (p50 about 100 / 125 ms).
-Results: a Markdown table on stdout and ``bench-results/bench_latency.json``.
+
+``--surface session`` runs the gateway on the session surface (``MINIMAX_SURFACE=session``,
+``MINIMAX_STREAM_BASE_URL`` = the simulator's stream host): one SSE read per turn, no
+polls. Goals there: added TTFT and tail p50 <= 30 ms, and zero polls. The simulator
+writes a session turn in 50 ms ticks, so part of the added time is its own; unless
+``--no-tap``, the stream host is reached through :class:`tests.bench.tap.StreamTap`,
+which stamps when each turn's first text chunk and ``[DONE]`` reached the gateway, and
+the report splits the added time at those stamps.
+Results: a Markdown table on stdout and ``bench-results/bench_latency.json``
+(``bench_latency-surface-session.json`` for the session surface).
 """
 
 from __future__ import annotations
@@ -33,14 +43,33 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    CpuMeter, environment, match_entry, ms, num, poll_breakdown, poll_spacing, result_name,
-    sim_log_by_prompt, Stack, stream_chat, stream_chat_openai, StreamResult, summarize,
-    table, unique_prompt, verdict, write_results,
+    SURFACES,
+    CpuMeter,
+    Stack,
+    StreamResult,
+    environment,
+    match_entry,
+    ms,
+    num,
+    poll_breakdown,
+    poll_spacing,
+    result_name,
+    sim_log_by_prompt,
+    stream_chat,
+    stream_chat_openai,
+    summarize,
+    table,
+    unique_prompt,
+    verdict,
+    write_results,
 )
 
 NAME = "bench_latency"
 GOAL_TTFT_P50 = 0.150
 GOAL_TAIL_P50 = 0.200
+#: Session surface (issue 9): no polling granularity, so the goals are much tighter.
+SESSION_GOAL_TTFT_P50 = 0.030
+SESSION_GOAL_TAIL_P50 = 0.030
 GOAL_POLLS_PER_S = 5.0
 MIN_POLL_GAP = 0.200  # = 1 / GOAL_POLLS_PER_S
 CPS = 100.0
@@ -60,7 +89,34 @@ def run_one(args: argparse.Namespace, session: requests.Session, gw: str, cred: 
     return stream_chat(session, gw, cred, prompt, deadline_s=60.0)
 
 
-def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
+def goals(surface: str) -> tuple[float, float]:
+    """(added TTFT p50, added tail p50) goals of a surface, in seconds."""
+    if surface == "session":
+        return SESSION_GOAL_TTFT_P50, SESSION_GOAL_TAIL_P50
+    return GOAL_TTFT_P50, GOAL_TAIL_P50
+
+
+def tap_split(result: StreamResult, entry: dict[str, Any], stamps: dict[str, float] | None
+              ) -> dict[str, float | None]:
+    """Added TTFT / tail split where the tap saw the upstream frame reach the gateway."""
+    out: dict[str, float | None] = dict.fromkeys(
+        ("ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway"))
+    if not stamps:
+        return out
+    first, done = stamps.get("t_first_text"), stamps.get("t_done")
+    if first is not None and entry.get("t_first_content") is not None:
+        out["ttft_upstream_write"] = first - entry["t_first_content"]
+    if first is not None and result.t_first_content is not None:
+        out["ttft_gateway"] = result.t_first_content - first
+    if done is not None and entry.get("t_finish") is not None:
+        out["tail_upstream_write"] = done - entry["t_finish"]
+    if done is not None and result.t_done is not None:
+        out["tail_gateway"] = result.t_done - done
+    return out
+
+
+def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str,
+            stamps: dict[str, float] | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"phase": phase, "prompt": result.prompt, "ok": result.ok(),
                            "error": result.error, "status": result.status}
     if entry is None:
@@ -70,6 +126,7 @@ def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str) -> d
     t_send, t_first, t_finish = entry["t_send"], entry["t_first_content"], entry["t_finish"]
     polls = entry["polls"]
     row.update({
+        "surface": entry.get("surface"),
         "text_matches": result.text == entry["answer"],
         "answer_chars": len(entry["answer"]),
         "t_request": result.t_request, "t_send": t_send,
@@ -90,6 +147,7 @@ def measure(result: StreamResult, entry: dict[str, Any] | None, phase: str) -> d
         **poll_spacing(entry["poll_times"]),
         "content_frames": result.content_frames,
         **poll_breakdown(entry, result.t_first_content, result.t_done),
+        **tap_split(result, entry, stamps),
     })
     if not row["text_matches"]:
         row["ok"] = False
@@ -104,13 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--client", choices=("requests", "openai"), default="requests")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--surface", choices=SURFACES, default="matrix",
+                        help="upstream surface of the gateway (MINIMAX_SURFACE)")
+    parser.add_argument("--no-tap", action="store_true",
+                        help="session: reach the stream host directly, without the stamping relay")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.monotonic()
     results: list[tuple[str, StreamResult]] = []
     cpu: dict[str, Any] = {}
 
-    with Stack("latency") as stack:
+    with Stack("latency", surface=args.surface, tap=not args.no_tap) as stack:
         sim = stack.sim
         accounts = sim.add_accounts(max(1, args.concurrency))
         creds = [a["credential"] for a in accounts]
@@ -139,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             batch_results: list[StreamResult | None] = [None] * args.concurrency
             gate = threading.Barrier(args.concurrency, timeout=30)
 
-            def client(index: int) -> None:
+            # Defaults bind this batch's values: the threads are joined before the next batch anyway.
+            def client(index: int, gate: threading.Barrier = gate, batch_results: list = batch_results,
+                       batch: int = batch) -> None:
                 with requests.Session() as session:
                     gate.wait()
                     batch_results[index] = run_one(args, session, stack.gw_url, creds[index],
@@ -158,28 +222,39 @@ def main(argv: list[str] | None = None) -> int:
         sim.wait_idle(timeout=30)
         log = sim_log_by_prompt(sim)
         sim_stats = sim.stats()
+        tap = stack.tap
+        rows = [measure(result, match_entry(log, result.prompt), phase,
+                        tap.turn(result.prompt) if tap else None) for phase, result in results]
 
-    rows = [measure(result, match_entry(log, result.prompt), phase) for phase, result in results]
     phases = sorted({row["phase"] for row in rows}, key=lambda p: (p != "sequential", p))
     stats = {"all": _stats(rows)}
     for phase in phases:
         stats[phase] = _stats([row for row in rows if row["phase"] == phase])
     errors = [row for row in rows if not row["ok"]]
     wall = time.monotonic() - started
-    report = render(stats, phases, rows, errors, args, wall, cpu)
+    counters = {k: sim_stats.get(k) for k in SIM_COUNTERS}
+    if args.surface == "session":
+        report = render_session(stats, phases, rows, errors, args, wall, cpu, counters)
+    else:
+        report = render(stats, phases, rows, errors, args, wall, cpu)
     print(report)
-    name = result_name(NAME, client=None if args.client == "requests" else args.client)
+    name = result_name(NAME, client=None if args.client == "requests" else args.client,
+                       surface=None if args.surface == "matrix" else args.surface)
+    ttft_goal, tail_goal = goals(args.surface)
     path = write_results(name, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
-        "goals": {"added_ttft_p50_s": GOAL_TTFT_P50, "added_tail_p50_s": GOAL_TAIL_P50,
-                  "polls_per_s_per_stream": GOAL_POLLS_PER_S},
+        "goals": {"added_ttft_p50_s": ttft_goal, "added_tail_p50_s": tail_goal,
+                  **({"polls": 0} if args.surface == "session"
+                     else {"polls_per_s_per_stream": GOAL_POLLS_PER_S})},
         "stats": stats, "errors": len(errors), "cpu_percent": cpu,
-        "simulator_stats": {k: sim_stats.get(k) for k in ("requests", "rejections", "warnings",
-                                                          "polls", "sends", "stops", "deletes")},
-        "requests": rows, "markdown": report,
+        "simulator_stats": counters, "requests": rows, "markdown": report,
     })
     print(f"\nJSON: {path}")
     return 0
+
+
+SIM_COUNTERS = ("requests", "rejections", "warnings", "polls", "sends", "stops", "deletes",
+                "sessions_created", "stream_messages", "archives", "stream_drops")
 
 
 def gap_verdict(shortest: float | None) -> str:
@@ -191,9 +266,12 @@ def gap_verdict(shortest: float | None) -> str:
 def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("added_ttft", "added_tail", "polls_per_s", "poll_rate", "min_poll_gap", "max_polls_in_1s",
             "request_to_send", "client_ttft", "ttft_poll_wait", "ttft_delivery",
-            "tail_poll_wait", "tail_delivery", "max_poll_gap", "send_to_first_poll")
+            "tail_poll_wait", "tail_delivery", "max_poll_gap", "send_to_first_poll",
+            "ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway")
     return {key: summarize(row.get(key) for row in rows) for key in keys} | {
-        "requests": len(rows), "errors": sum(1 for row in rows if not row["ok"])}
+        "requests": len(rows), "errors": sum(1 for row in rows if not row["ok"]),
+        "polls_total": sum(row.get("polls") or 0 for row in rows),
+        "surfaces": sorted({str(row.get("surface")) for row in rows})}
 
 
 def render(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
@@ -257,6 +335,73 @@ def render(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
         f"CPU during the measured phase (% of one core): gateway worker "
         f"{num(cpu.get('gateway_worker'), 1)}, simulator {num(cpu.get('simulator'), 1)}, this client "
         f"{num(cpu.get('bench_client'), 1)}, other processes on the machine "
+        f"{num(cpu.get('other_processes'), 1)} (of 200 for 2 cores). Wall time {wall:.1f} s.",
+    ]
+    for row in errors[:10]:
+        lines.append(f"- {row['phase']} {row['prompt']}: {row['error']}")
+    return "\n".join(lines)
+
+
+def _p50_90_max(summary: dict[str, Any]) -> str:
+    return "/".join(ms(summary[k]) for k in ("p50", "p90", "max"))
+
+
+def render_session(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
+                   errors: list[dict[str, Any]], args: argparse.Namespace, wall: float,
+                   cpu: dict[str, Any], counters: dict[str, Any]) -> str:
+    """The session surface's report: added TTFT / tail against the 30 ms goals, zero polls."""
+    all_ = stats["all"]
+    ttft, tail = all_["added_ttft"], all_["added_tail"]
+    polls, counter = all_["polls_total"], counters.get("polls")
+    zero = polls == 0 and counter == 0 and all_["surfaces"] == ["session"]
+    split = [
+        ["TTFT: timeline → upstream wrote it (simulator's 50 ms tick)", "ttft_upstream_write"],
+        ["TTFT: upstream frame reached the gateway → client", "ttft_gateway"],
+        ["tail: t_finish → upstream wrote [DONE] (simulator's tick)", "tail_upstream_write"],
+        ["tail: upstream [DONE] reached the gateway → client [DONE]", "tail_gateway"],
+    ]
+    lines = [
+        f"## bench_latency (session surface) — {len(rows)} streamed requests "
+        f"({args.sequential} sequential + {args.batches}×{args.concurrency} concurrent), "
+        f"client: {args.client}, tap: {'off' if args.no_tap else 'on'}",
+        "",
+        table(
+            ["metric (all requests)", "n", "p50", "p90", "p99", "max", "goal", "result"],
+            [
+                ["added TTFT (ms)", ttft["n"], ms(ttft["p50"]), ms(ttft["p90"]), ms(ttft["p99"]),
+                 ms(ttft["max"]), "p50 ≤ 30 ms", verdict(ttft["p50"], SESSION_GOAL_TTFT_P50)],
+                ["added tail (ms)", tail["n"], ms(tail["p50"]), ms(tail["p90"]), ms(tail["p99"]),
+                 ms(tail["max"]), "p50 ≤ 30 ms", verdict(tail["p50"], SESSION_GOAL_TAIL_P50)],
+                ["upstream polls of these generations / simulator poll counter", len(rows),
+                 f"{polls} / {counter}", "", "", "", "0", "PASS" if zero else "FAIL"],
+            ] + [[label, all_[key]["n"], ms(all_[key]["p50"]), ms(all_[key]["p90"]),
+                  ms(all_[key]["p99"]), ms(all_[key]["max"]), "info", "–"] for label, key in split],
+        ),
+        "",
+        table(
+            ["phase", "requests", "errors", "TTFT p50/p90/max (ms)", "tail p50/p90/max (ms)",
+             "TTFT: upstream tick / gateway→client p50 (ms)",
+             "tail: upstream tick / gateway→client p50 (ms)", "request→upstream send p50 (ms)",
+             "polls"],
+            [[phase, stats[phase]["requests"], stats[phase]["errors"],
+              _p50_90_max(stats[phase]["added_ttft"]), _p50_90_max(stats[phase]["added_tail"]),
+              f"{ms(stats[phase]['ttft_upstream_write']['p50'])} / "
+              f"{ms(stats[phase]['ttft_gateway']['p50'])}",
+              f"{ms(stats[phase]['tail_upstream_write']['p50'])} / "
+              f"{ms(stats[phase]['tail_gateway']['p50'])}",
+              ms(stats[phase]["request_to_send"]["p50"]), stats[phase]["polls_total"],
+              ] for phase in phases],
+        ),
+        "",
+        f"Simulator counters: sends {counters.get('sends')}, stream messages "
+        f"{counters.get('stream_messages')}, sessions created {counters.get('sessions_created')}, "
+        f"polls {counter}, stream drops {counters.get('stream_drops')}. Surfaces seen in the "
+        f"log: {', '.join(all_['surfaces'])}.",
+        "",
+        f"Errors: {len(errors)} (text mismatches or failed streams). "
+        f"CPU during the measured phase (% of one core): gateway worker "
+        f"{num(cpu.get('gateway_worker'), 1)}, simulator {num(cpu.get('simulator'), 1)}, this client "
+        f"(with the tap) {num(cpu.get('bench_client'), 1)}, other processes on the machine "
         f"{num(cpu.get('other_processes'), 1)} (of 200 for 2 cores). Wall time {wall:.1f} s.",
     ]
     for row in errors[:10]:

@@ -1,7 +1,7 @@
 """Latency the gateway adds to a NON-stream request, at 1, 16 and 64 concurrent clients.
 
     python -m tests.bench.bench_nonstream [--levels 1,16,64] [--requests 30] [--warmup 3]
-                                          [--workers 1]
+                                          [--workers 1] [--surface matrix|session]
 
 The simulator answers instantly (``first_delay`` 0, 40 characters at 10^7 chars/s: the
 chat is finished when it is created), and every client has its own account (one
@@ -21,7 +21,8 @@ floor of gunicorn + Flask + this Python client on this machine.
 ``--workers N`` runs the gateway with ``GATEWAY_WORKERS=N`` gevent workers (the kernel
 spreads the clients' connections over them); the gateway CPU column is their sum.
 Results: a Markdown table on stdout and ``bench-results/bench_nonstream.json``
-(``bench_nonstream-workers-N.json`` for N > 1).
+(``bench_nonstream-workers-N.json`` for N > 1; ``-surface-session`` for the session
+surface, where a reply is one upstream SSE read and "last poll→client" has no meaning).
 """
 
 from __future__ import annotations
@@ -35,8 +36,21 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    chat_body, CpuMeter, environment, match_entry, ms, num, result_name, sim_log_by_prompt,
-    Stack, summarize, table, unique_prompt, verdict, write_results,
+    SURFACES,
+    CpuMeter,
+    Stack,
+    chat_body,
+    environment,
+    match_entry,
+    ms,
+    num,
+    result_name,
+    sim_log_by_prompt,
+    summarize,
+    table,
+    unique_prompt,
+    verdict,
+    write_results,
 )
 
 NAME = "bench_nonstream"
@@ -155,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client")
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn gevent workers of the gateway (GATEWAY_WORKERS)")
+    parser.add_argument("--surface", choices=SURFACES, default="matrix",
+                        help="upstream surface of the gateway (MINIMAX_SURFACE)")
     args = parser.parse_args(argv)
     levels = [int(part) for part in args.levels.split(",") if part.strip()]
     started = time.monotonic()
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     env = {"GATEWAY_WORKERS": str(args.workers)}
-    with Stack("nonstream", env) as stack:
+    with Stack("nonstream", env, surface=args.surface) as stack:
         stack.sim.set_default(INSTANT_ANSWER)
         creds = [a["credential"] for a in stack.sim.add_accounts(max(levels))]
         workers = stack.worker_pids(args.workers)
@@ -175,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     report = render(results, args, wall)
     print(report)
-    path = write_results(result_name(NAME, workers=None if args.workers == 1 else args.workers), {
+    name = result_name(NAME, workers=None if args.workers == 1 else args.workers,
+                       surface=None if args.surface == "matrix" else args.surface)
+    path = write_results(name, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
         "gateway_env": env, "worker_pids": workers,
         "goal": {"added_p99_at_64_s": GOAL_P99_AT_64}, "levels": results, "markdown": report,
@@ -201,7 +219,8 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
             "p99 ≤ 100 ms" if level["clients"] == 64 else "", goal,
         ])
     lines = [
-        f"## bench_nonstream — {args.workers} gateway worker{'s' if args.workers > 1 else ''}, "
+        f"## bench_nonstream — {args.surface} surface, "
+        f"{args.workers} gateway worker{'s' if args.workers > 1 else ''}, "
         f"instant upstream, {args.requests} measured requests per client "
         f"after {args.warmup} warm-up, one account per client",
         "",

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 
 import requests
 
+from tests.bench.tap import StreamTap
 from tests.servers import Process, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
 
@@ -31,6 +32,8 @@ MODEL = "MiniMax-M2"
 #: Safety bound on the frames one stream may deliver (a runaway stream ends the read).
 MAX_FRAMES_PER_STREAM = 200_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The upstream surfaces a benchmark can run the gateway on (MINIMAX_SURFACE).
+SURFACES = ("matrix", "session")
 
 
 # --- statistics -------------------------------------------------------------------------
@@ -215,21 +218,36 @@ def raise_fd_limit() -> None:
 class Stack:
     """A fresh simulator and a gunicorn gateway in front of it; both stopped on exit."""
 
-    def __init__(self, name: str, gateway_env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, gateway_env: dict[str, str] | None = None,
+                 surface: str = "matrix", tap: bool = False) -> None:
+        if surface not in SURFACES:
+            raise ValueError(f"surface must be one of {SURFACES}")
         self.name = name
-        self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", **(gateway_env or {})}
+        self.surface = surface
+        self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", "MINIMAX_SURFACE": surface,
+                            **(gateway_env or {})}
         self.sim_proc: Process | None = None
         self.gw_proc: Process | None = None
-        self.sim_url = self.gw_url = ""
+        self.sim_url = self.gw_url = self.stream_url = ""
         self.sim: SimulatorControl | None = None
+        #: With ``tap`` (session surface only) the gateway reaches the stream host through
+        #: a :class:`StreamTap`, which stamps when each upstream SSE frame arrived.
+        self.tap: StreamTap | None = None
+        self._want_tap = tap and surface == "session"
 
     def __enter__(self) -> Stack:
         raise_fd_limit()
         try:
             self.sim_proc, self.sim_url = start_simulator(f"bench-{self.name}-simulator")
             self.sim = SimulatorControl(self.sim_url)
+            self.stream_url = str(self.sim_proc.stream_url)
+            env = dict(self.gateway_env)
+            if self.surface == "session":
+                if self._want_tap:
+                    self.tap = StreamTap(self.stream_url)
+                env["MINIMAX_STREAM_BASE_URL"] = self.tap.url if self.tap else self.stream_url
             self.gw_proc, self.gw_url = start_gateway(
-                self.sim_url, f"bench-{self.name}-gateway", self.gateway_env
+                self.sim_url, f"bench-{self.name}-{self.surface}-gateway", env
             )
         except BaseException:
             self.close()
@@ -246,6 +264,8 @@ class Stack:
                     proc.stop()
                 except Exception as error:  # keep stopping the others
                     print(f"warning: could not stop {proc.log_path.name}: {error}")
+        if self.tap is not None:
+            self.tap.close()
         if self.sim is not None:
             self.sim.close()
 
@@ -445,7 +465,7 @@ def poll_spacing(poll_times: Sequence[float]) -> dict[str, float | int | None]:
     ``max_polls_in_1s``: the most polls inside any 1 s window (starting at a poll).
     """
     times = sorted(poll_times)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     span = times[-1] - times[0] if times else 0.0
     return {
         "poll_rate": (len(times) - 1) / span if len(times) > 1 and span > 0 else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ import pytest
 
 from gateway.chat.media import MediaResolver, sniff
 from gateway.chat.model import ChatRequest, MediaPart, Message
-from gateway.chat.settings import FetchSettings
+from gateway.config import Settings
 from gateway.errors import InvalidRequest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -47,7 +48,7 @@ def server() -> Iterator[str]:
 
 
 def fetch(url: str, **settings: object):
-    resolver = MediaResolver(FetchSettings(**settings))
+    resolver = MediaResolver(dataclasses.replace(Settings.from_env({}).fetch(), **settings))
     request = ChatRequest("m", (Message("user", (MediaPart("application/octet-stream", url=url),)),))
     return resolver.resolve(request)[0]
 

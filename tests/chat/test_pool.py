@@ -1,12 +1,15 @@
+"""The account pool on its default state (a private SQLite file); the shared-state
+backends across processes are tested in tests/state."""
+
 import threading
 import time
 
 import pytest
 
-from gateway.chat.pool import AccountLocks, AccountPool
+from gateway.chat.pool import AccountPool
 from gateway.errors import AccountsBusy
-from tests.upstream.test_credentials import LIVE, jwt
 from gateway.upstream.credentials import parse_one
+from tests.upstream.test_credentials import LIVE, jwt
 
 
 def creds(n: int):
@@ -43,23 +46,11 @@ def test_cooldown_keeps_an_account_out_until_it_ends() -> None:
     assert pool.acquire([a], 1).credential == a
 
 
-def test_an_account_locked_by_another_process_counts_as_busy(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    (a,) = creds(1)
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(0.6)",
-         str(tmp_path / f"{a.key}.lock")],
-        stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    pool = AccountPool(locks=AccountLocks(str(tmp_path)))
-    with pytest.raises(AccountsBusy):
-        pool.acquire([a], 0.2)
-    started = time.monotonic()
-    lease = pool.acquire([a], 3)  # granted once the other process lets go
-    assert 0.1 < time.monotonic() - started < 2
-    lease.release()
-    holder.wait(5)
+def test_a_release_wakes_a_local_waiter_without_waiting_for_a_poll() -> None:
+    pool = AccountPool()
+    a, b = creds(2)
+    lease = pool.acquire([a], 0)
+    assert pool.snapshot() == {"busy": 1, "cooling": 0, "dead": 0, "free": 0}
+    threading.Timer(0.2, lease.release).start()
+    assert pool.acquire([a, b], 1).credential == b  # a free one is taken at once
+    assert pool.acquire([a], 2).credential == a

@@ -69,7 +69,7 @@ class Timed:
 
     def longest_silence(self) -> float:
         times = [0.0] + [seconds for seconds, _ in self.arrivals]
-        return max(later - earlier for earlier, later in zip(times, times[1:]))
+        return max(later - earlier for earlier, later in zip(times, times[1:], strict=False))
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ def assert_error(response: requests.Response, status: int, name: str) -> dict:
 @pytest.mark.parametrize(("body", "field"), [
     ({}, "contents"),
     ({"contents": []}, "contents"),
-    ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, "contents.0.role"),
-    ({"contents": [{"parts": [{"unknown": 1}]}]}, "contents.0.parts"),
+    ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, "contents[0].role"),
+    ({"contents": [{"parts": [{"unknown": 1}]}]}, "contents[0].parts[0]"),
     ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": "lots"}}, "generationConfig.maxOutputTokens"),
 ])
 def test_invalid_arguments(gateway, sim, credential, body, field) -> None:
@@ -49,14 +49,14 @@ def test_authentication(gateway, accounts) -> None:
     assert_error(post(gateway, body, expired["credential"]), 401, "UNAUTHENTICATED")
 
 
-def test_sdk_raises_client_and_server_errors(gateway, sim, accounts) -> None:
+def test_sdk_raises_client_and_server_errors(gateway, sim, upstream, accounts) -> None:
     (empty,) = accounts(1, credits=0)
     with pytest.raises(errors.ClientError) as info:
         api = client(gateway, empty["credential"])
         api.models.generate_content(model="g", contents="x")
     assert info.value.code == 429 and info.value.status == "RESOURCE_EXHAUSTED"
     (live,) = accounts(1)
-    sim.fault("send_msg", "http_500")
+    sim.fault(upstream.send_fault, "http_500")
     with pytest.raises(errors.ServerError) as info:
         api = client(gateway, live["credential"])
         api.models.generate_content(model="g", contents="x")
@@ -69,11 +69,11 @@ def test_unknown_method_and_route(gateway, credential) -> None:
     assert_error(requests.get(gateway + "/v1beta/nothing", timeout=5), 404, "NOT_FOUND")
 
 
-def test_error_after_stream_began(gateway, sim, credential) -> None:
-    sim.script([{"length": 2000, "cps": 400}])
+def test_error_after_stream_began(gateway, sim, upstream, credential) -> None:
+    inject = upstream.fail_mid_answer(sim, {"length": 2000, "cps": 400})
     api = client(gateway, credential, "v1beta")
     with pytest.raises(errors.APIError):
         for index, _ in enumerate(api.models.generate_content_stream(model="g", contents="x")):
             if index == 1:
-                sim.fault("get_chat_detail", "http_500", count=20)
+                inject()
     assert sim.wait_idle(10)["chats_alive"] == 0

@@ -44,8 +44,8 @@ def test_malformed_json(gateway, credential) -> None:
         ({"model": "m"}, "messages"),
         ({"model": "m", "messages": []}, "messages"),
         ({"model": 5, "messages": ask()}, "model"),
-        ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
-        ({"model": "m", "messages": [{"role": "user", "content": 7}]}, "messages.0.content"),
+        ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user", "content": 7}]}, "messages[0].content"),
         ({"model": "m", "messages": ask(), "max_tokens": "ten"}, "max_tokens"),
         ({"model": "m", "messages": ask(), "n": 2}, "n"),
         ({"model": "m", "messages": ask(), "stop": [1]}, "stop"),
@@ -121,16 +121,16 @@ def test_busy_account_is_used_once_free(gateway, sim, accounts) -> None:
     ("http_500", 502, "upstream_error"),
     ("drop", 503, "upstream_unavailable"),
 ])
-def test_upstream_failures_on_send(gateway, sim, credential, kind, status, code) -> None:
-    sim.fault("send_msg", kind)
+def test_upstream_failures_on_send(gateway, sim, upstream, credential, kind, status, code) -> None:
+    sim.fault(upstream.send_fault, kind)
     response = post(gateway, {"model": "m", "messages": ask()}, credential)
     assert_openai_error(response, status, "server_error", code)
     assert credential.split("+")[1] not in response.text
 
 
-def test_upstream_hang_is_504(gateway_factory, sim, credential) -> None:
+def test_upstream_hang_is_504(gateway_factory, sim, upstream, credential) -> None:
     gateway = gateway_factory(MINIMAX_READ_TIMEOUT="1")
-    sim.fault("send_msg", "hang", seconds=2)
+    sim.fault(upstream.send_fault, "hang", seconds=2)
     assert_openai_error(post(gateway, {"model": "m", "messages": ask()}, credential), 504, "server_error", "upstream_timeout")
     # The hung send still creates its chat upstream once it wakes; the gateway never
     # learnt its id. Let it land here rather than in the next test's fresh state.
@@ -140,15 +140,17 @@ def test_upstream_hang_is_504(gateway_factory, sim, credential) -> None:
     assert sim.log(), "the hung send never completed in the simulator"
 
 
-def test_transient_poll_failures_are_retried(gateway, sim, credential) -> None:
+def test_transient_poll_failures_are_retried(gateway, sim, upstream, credential) -> None:
+    if upstream.surface == "session":
+        pytest.skip("the session surface has no polls; its stream failures are tested below")
     sim.script([{"text": "survived", "cps": 200}])
     sim.fault("get_chat_detail", "http_502", count=2)
     reply = client(gateway, credential).chat.completions.create(model="m", messages=ask())
     assert reply.choices[0].message.content == "survived"
 
 
-def test_failure_after_stream_began_is_an_error_frame(gateway, sim, credential) -> None:
-    sim.script([{"length": 2000, "cps": 400}])
+def test_failure_after_stream_began_is_an_error_frame(gateway, sim, upstream, credential) -> None:
+    inject = upstream.fail_mid_answer(sim, {"length": 2000, "cps": 400})
     response = requests.post(
         gateway + URL, headers={"Authorization": f"Bearer {credential}"},
         json={"model": "m", "messages": ask(), "stream": True}, stream=True, timeout=30,
@@ -159,17 +161,17 @@ def test_failure_after_stream_began_is_an_error_frame(gateway, sim, credential) 
         if line.startswith(b"data: {"):
             frames.append(json.loads(line[6:]))
             if len(frames) == 3:
-                sim.fault("get_chat_detail", "http_500", count=20)
+                inject()
     assert "error" in frames[-1] and frames[-1]["error"]["type"] == "server_error"
     assert all("error" not in f for f in frames[:-1])
     assert not any((f.get("choices") or [{}])[0].get("finish_reason") for f in frames[:-1])
     # ...and the SDK raises it rather than returning it as text.
-    sim.script([{"length": 2000, "cps": 400}])
+    inject = upstream.fail_mid_answer(sim, {"length": 2000, "cps": 400})
     stream = client(gateway, credential).chat.completions.create(model="m", messages=ask(), stream=True)
     with pytest.raises(openai.APIError):
         for index, _ in enumerate(stream):
             if index == 2:
-                sim.fault("get_chat_detail", "http_500", count=20)
+                inject()
     assert sim.wait_idle(10)["chats_alive"] == 0
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tests.simulator.app import create_simulator_app
-    from tests.simulator.state import SimSettings
+    from tests.simulator.settings import SimSettings
 
 __all__ = ["create_simulator_app", "SimSettings"]
 
@@ -21,6 +21,6 @@ def __getattr__(name: str) -> Any:
         from tests.simulator.app import create_simulator_app
         return create_simulator_app
     if name == "SimSettings":
-        from tests.simulator.state import SimSettings
+        from tests.simulator.settings import SimSettings
         return SimSettings
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,17 +1,28 @@
 """Flask app of the strict upstream simulator: protocol endpoints and /_sim/ control endpoints.
 
-Role: the HTTP face of the simulator. Every protocol request goes through one gate that
-checks it the way UPSTREAM.md pins it (parameter set and order, encoding, token, user id,
-clocks, x-signature, yy, body shape) and answers a violation exactly as documented there;
-only then are test faults applied and the endpoint handler run against `SimState`.
+Role: the HTTP face of the simulator (its API host; the session surface's routes and the
+stream host are added by `session_app`). Every signed request of either surface goes
+through one gate that checks it the way CAPTURES.md and UPSTREAM.md pin it (parameter
+set and order, axios encoding, tokens, user id, surfaces, clocks, x-signature, yy under
+the configured `yy_variant`, device id, body shape) and answers a violation exactly as
+documented there; only then are test faults applied and the handler run on `SimState`.
 
 Rejection answers (and the reason names counted in /_sim/stats):
-- 401, empty body: missing_param, missing_header, token_mismatch, bad_token_signature,
-  unknown_token, expired_token, wrong_user_id.
-- 400 invalid signature (base_resp 1000400): param_order (all 22 present but out of order,
-  duplicated or with extras: the order is signed), param_encoding (a value not encoded as
-  encodeURIComponent would), timestamp_skew, unix_skew, bad_signature, bad_yy.
-- 400 invalid params (base_resp INVALID_PARAMS_CODE): param_value, malformed_body.
+- 401, empty body: missing_param, missing_header, token_mismatch (header and query
+  tokens of different accounts), bad_token_signature, unknown_token, expired_token,
+  wrong_user_id (any call but user/info), surface_off (matrix chat calls of an account
+  whose matrix surface is off).
+- 400 invalid signature (base_resp 1000400): param_order (the 21 (+region) present but
+  out of order, duplicated or with extras: the order is signed), param_encoding (a value
+  not encoded as axios would), timestamp_skew, unix_skew, unix_not_timestamp (captured
+  rule: unix must be x-timestamp * 1000), bad_signature, bad_yy.
+- 400 invalid params (base_resp INVALID_PARAMS_CODE): param_value, malformed_body;
+  400 1406010011 invalid_model; 400 UNEXPECTED_ERROR 1406011050 bad_device_id (session
+  calls with a non-numeric device_id).
+- 200 text/html (the SPA page): surface_off (session calls of an account whose session
+  surface is off), session_wrong_prefix, session_unknown_path.
+- Warnings (counted, never rejected): region_on_matrix, body_not_compact_json,
+  content_type_not_json, missing_referer, missing_user_agent, message_key_order, ...
 - 200 with a business code: chat_not_found, chat_running, account_busy, no_credits,
   quota_exhausted, delete_running; callback_object_not_found, callback_size_mismatch
   (policy_callback); attachment_not_found, attachment_not_image (send_msg);
@@ -39,30 +50,80 @@ from typing import Any, Callable, Iterable, Iterator
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from tests.simulator.accounts import ACCOUNT_FLAGS, SURFACES, Account
+from tests.simulator.faults import DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Fault
 from tests.simulator.media import NotMp3, analyse_mp3, synthesize_mp3
 from tests.simulator.oss import (
-    OSS_PATH_PREFIX, XML_MIMETYPE, OssError, OssPut, body_error, content_md5, error_xml,
-    etag_of, new_request_id,
+    OSS_PATH_PREFIX,
+    XML_MIMETYPE,
+    OssError,
+    OssPut,
+    body_error,
+    content_md5,
+    error_xml,
+    etag_of,
+    new_request_id,
 )
 from tests.simulator.protocol import (
-    ENDPOINTS, INVALID_AUDIO_CODE, INVALID_AUDIO_MSG, INVALID_PARAMS_CODE,
-    INVALID_SIGNATURE_CODE, INVALID_SIGNATURE_MSG, NOT_ENOUGH_CREDITS_CODE,
-    NOT_ENOUGH_CREDITS_MSG, QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG, CHAT_RUNNING_CODE,
-    CHAT_RUNNING_MSG, REQUIRED_HEADERS, TTS_DONE, BadBody, EndpointSpec, PhoneMsgForm,
-    api_ok, asr_event, audio_event, badly_encoded_params, family_error, matrix_error,
-    matrix_ok, missing_params, param_value_problems, params_in_order, parse_chat_id_body,
-    parse_device_register_body, parse_json_object, parse_list_chat_body, parse_phone_msg_form,
-    parse_policy_callback_body, parse_raw_query, parse_robot_config_body, parse_send_msg_body,
-    is_ascii_digits, is_compact_json, same_digest, tts_query_problems, x_signature_ok,
-    yy_signature,
+    CHAT_RUNNING_CODE,
+    CHAT_RUNNING_MSG,
+    ENDPOINTS,
+    INVALID_AUDIO_CODE,
+    INVALID_AUDIO_MSG,
+    INVALID_PARAMS_CODE,
+    INVALID_SIGNATURE_CODE,
+    INVALID_SIGNATURE_MSG,
+    NOT_ENOUGH_CREDITS_CODE,
+    NOT_ENOUGH_CREDITS_MSG,
+    QUOTA_EXHAUSTED_CODE,
+    QUOTA_EXHAUSTED_MSG,
+    REGION_PARAM,
+    REQUIRED_HEADERS,
+    TTS_DONE,
+    BadBody,
+    EndpointSpec,
+    PhoneMsgForm,
+    Refusal,
+    api_ok,
+    asr_event,
+    audio_event,
+    badly_encoded_params,
+    family_error,
+    is_ascii_digits,
+    is_compact_json,
+    matrix_error,
+    matrix_ok,
+    missing_params,
+    param_value_problems,
+    params_in_order,
+    parse_chat_id_body,
+    parse_device_register_body,
+    parse_json_object,
+    parse_list_chat_body,
+    parse_phone_msg_form,
+    parse_policy_callback_body,
+    parse_raw_query,
+    parse_robot_config_body,
+    parse_send_msg_body,
+    tts_query_problems,
 )
+from tests.simulator.scripts import parse_answer
+from tests.simulator.session_protocol import InvalidModel
+from tests.simulator.session_shapes import (
+    BUSY_MSG_CODE,
+    BUSY_MSG_MSG,
+    INVALID_MODEL_CODE,
+    INVALID_MODEL_MSG,
+    SPA_HTML,
+    bad_device,
+)
+from tests.simulator.settings import CONFIG_KEYS, SimSettings
+from tests.simulator.signing import YY_CAPTURED, verify_signatures
 from tests.simulator.speech import TtsJob, TtsPlan
-from tests.simulator.state import (
-    ACCOUNT_FLAGS, DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Account, Fault,
-    Refusal, SimSettings, SimState, parse_answer,
-)
+from tests.simulator.state import SimState
 
 STATE_EXTENSION_KEY: str = "minimax_simulator"
+STREAM_EXTENSION_KEY: str = "minimax_simulator.stream_app"
 DROP_ENVIRON_KEY: str = "minimax_simulator.drop"
 JSON_MIMETYPE: str = "application/json; charset=utf-8"
 EVENT_STREAM_MIMETYPE: str = "text/event-stream; charset=utf-8"
@@ -104,8 +165,14 @@ def _invalid_params(detail: str) -> Response:
 
 def _html_error(kind: str) -> Response:
     status, title = _HTML_ERRORS[kind]
-    page = f"<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}</h1></center><hr><center>nginx</center></body></html>"
+    page = (f"<html><head><title>{status} {title}</title></head><body><center><h1>{status} "
+            f"{title}</h1></center><hr><center>nginx</center></body></html>")
     return Response(page, status=status, content_type="text/html")
+
+
+def _spa_page() -> Response:
+    """What the real site answers on a path it does not serve: its web app's HTML, 200."""
+    return Response(SPA_HTML, status=200, content_type="text/html; charset=utf-8")
 
 
 def _drop() -> Response:
@@ -157,32 +224,50 @@ class Call:
     query: dict[str, str]
     body: dict[str, Any]
     form: PhoneMsgForm | None = None  # multipart endpoints only
+    path_args: dict[str, str] | None = None  # session endpoints: {session_id}, {agent_id}
 
 
-def _check_query(spec: EndpointSpec, raw_query: str) -> dict[str, str]:
+def _check_query(state: SimState, spec: EndpointSpec, raw_query: str) -> dict[str, str]:
     params = parse_raw_query(raw_query)
-    if missing_params(params, spec.expected_params):
+    variant = state.yy_variant
+    if missing_params(params, spec):
         raise GateRejection("missing_param", _unauthorized())
-    if not params_in_order(params, spec.expected_params):
+    if not params_in_order(params, spec, variant):
         raise GateRejection("param_order", _invalid_signature())
-    if badly_encoded_params(params):
+    if badly_encoded_params(params, variant):
         raise GateRejection("param_encoding", _invalid_signature())
-    return {p.name: p.value for p in params}
+    query = {p.name: p.value for p in params}
+    if spec.family != "session" and REGION_PARAM in query and variant == YY_CAPTURED:
+        state.warn("region_on_matrix")  # tolerated, but the browser never sends it there
+    return query
 
 
-def _check_identity(state: SimState, query: dict[str, str], now: float) -> Account:
+def _check_identity(state: SimState, spec: EndpointSpec, query: dict[str, str],
+                    now: float) -> Account:
     headers = request.headers
     if any(not headers.get(name) for name in REQUIRED_HEADERS):
         raise GateRejection("missing_header", _unauthorized())
-    token = headers["token"]
-    if query["token"] != token:
-        raise GateRejection("token_mismatch", _unauthorized())
-    account, reason = state.authenticate(token, now)
+    account, reason = state.authenticate(headers["token"], now)
     if account is None:
         raise GateRejection(reason, _unauthorized())
-    if query["user_id"] != account.real_user_id:
+    if query["token"] != headers["token"]:
+        # Right after a renewal the browser sends the new JWT in the header only.
+        other, other_reason = state.authenticate(query["token"], now)
+        if other is not account:
+            expired = other is None and other_reason == "expired_token"
+            raise GateRejection("expired_token" if expired else "token_mismatch",
+                                _unauthorized())
+    if not spec.user_id_optional and query.get("user_id") != account.real_user_id:
         raise GateRejection("wrong_user_id", _unauthorized())
     return account
+
+
+def _check_surface(spec: EndpointSpec, account: Account) -> None:
+    """An account's surface switched off answers like a service that lacks it."""
+    if spec.family == "session" and not account.surface_on("session"):
+        raise GateRejection("surface_off", _spa_page())
+    if spec.path.startswith("/matrix/api/v1/chat/") and not account.surface_on("matrix"):
+        raise GateRejection("surface_off", _unauthorized())
 
 
 def _check_clocks(state: SimState, query: dict[str, str], now: float) -> None:
@@ -193,17 +278,31 @@ def _check_clocks(state: SimState, query: dict[str, str], now: float) -> None:
     unix = query["unix"]
     if not is_ascii_digits(unix) or abs(int(unix) / 1000 - now) > skew:
         raise GateRejection("unix_skew", _invalid_signature())
+    # The browser sends one clock reading: unix is x-timestamp in milliseconds.
+    if state.yy_variant == YY_CAPTURED and unix != stamp + "000":
+        raise GateRejection("unix_not_timestamp", _invalid_signature())
+
+
+def _origin(spec: EndpointSpec) -> str | None:
+    """On the stream host T is absolute: the URL as the client requested it."""
+    return f"{request.scheme}://{request.host}" if spec.host == "stream" else None
 
 
 def _check_signatures(state: SimState, spec: EndpointSpec, query: dict[str, str],
                       raw_query: str, body: bytes) -> None:
     headers = request.headers
-    if not x_signature_ok(state.signature_mode, headers["x-timestamp"], headers["token"],
-                          body, headers["x-signature"]):
-        raise GateRejection("bad_signature", _invalid_signature())
-    expected_yy = yy_signature(spec.path, raw_query, body, query["unix"])
-    if not same_digest(expected_yy, headers["yy"]):
-        raise GateRejection("bad_yy", _invalid_signature())
+    reason = verify_signatures(
+        variant=state.yy_variant, signature_mode=state.signature_mode, surface=spec.family,
+        path=request.path, raw_query=raw_query, body=body, timestamp=headers["x-timestamp"],
+        token=headers["token"], x_sig=headers["x-signature"], yy=headers["yy"],
+        unix_ms=query["unix"], origin=_origin(spec))
+    if reason is not None:
+        raise GateRejection(reason, _invalid_signature())
+
+
+def _check_device(spec: EndpointSpec, query: dict[str, str]) -> None:
+    if spec.family == "session" and not is_ascii_digits(query["device_id"]):
+        raise GateRejection("bad_device_id", _json(bad_device(), 400))
 
 
 def _phone_msg_form() -> PhoneMsgForm:
@@ -222,8 +321,13 @@ def _signed_body(spec: EndpointSpec, body: bytes) -> tuple[bytes, PhoneMsgForm |
     return form.signing_body(), form
 
 
+def _limit_problems(query: dict[str, str]) -> list[str]:
+    return [] if is_ascii_digits(query.get("limit", "1")) else ["limit not digits"]
+
+
 _QUERY_CHECKS: dict[str, Callable[[dict[str, str]], list[str]]] = {
     "msg_tts": tts_query_problems,
+    "session_agents": _limit_problems,
 }
 
 
@@ -238,6 +342,8 @@ def _parse_body(state: SimState, spec: EndpointSpec, body: bytes,
         if body:
             raise BadBody(f"{spec.method} {spec.path} takes no body")
         return {}
+    if spec.body_kind == "optional" and not body:
+        return {}
     parsed = parse_json_object(body)
     # Not rejections: the real service tolerates these, but the pinned client never does them.
     if not request.headers.get("Content-Type", "").startswith("application/json"):
@@ -249,7 +355,8 @@ def _parse_body(state: SimState, spec: EndpointSpec, body: bytes,
 
 def _note_client_quirks(state: SimState, account: Account, query: dict[str, str]) -> None:
     """Count (never reject) what the real service may tolerate but the pinned client avoids."""
-    for header in ("Origin", "Referer", "User-Agent"):
+    # No Origin: the captured browser sends it only on CORS preflights.
+    for header in ("Referer", "User-Agent"):
         if not request.headers.get(header):
             state.warn(f"missing_{header.lower().replace('-', '_')}")
     if not request.headers.get("Referer", "/").endswith("/"):
@@ -258,16 +365,18 @@ def _note_client_quirks(state: SimState, account: Account, query: dict[str, str]
         state.warn("unregistered_device_id")
 
 
-def _gate(state: SimState, spec: EndpointSpec) -> Call:
+def _gate(state: SimState, spec: EndpointSpec, path_args: dict[str, str] | None = None) -> Call:
     """Check one protocol request; raises GateRejection or BadBody on the first violation."""
     now = state.clock()
     raw_query = request.query_string.decode("latin-1")
-    query = _check_query(spec, raw_query)
-    account = _check_identity(state, query, now)
+    query = _check_query(state, spec, raw_query)
+    account = _check_identity(state, spec, query, now)
+    _check_surface(spec, account)
     _check_clocks(state, query, now)
     body = request.get_data(cache=True)
     signed, form = _signed_body(spec, body)
     _check_signatures(state, spec, query, raw_query, signed)
+    _check_device(spec, query)
     problems = param_value_problems(query)
     if spec.name in _QUERY_CHECKS:
         problems += _QUERY_CHECKS[spec.name](query)
@@ -275,7 +384,7 @@ def _gate(state: SimState, spec: EndpointSpec) -> Call:
         raise GateRejection("param_value", _invalid_params("; ".join(problems)))
     parsed = _parse_body(state, spec, body, form)
     _note_client_quirks(state, account, query)
-    return Call(spec, account, query, parsed, form)
+    return Call(spec, account, query, parsed, form, path_args)
 
 
 # --- Faults ------------------------------------------------------------------------------------
@@ -289,6 +398,7 @@ _SEMANTIC_FAULT_ERRORS: dict[str, tuple[int, str]] = {
     "no_credits": (NOT_ENOUGH_CREDITS_CODE, NOT_ENOUGH_CREDITS_MSG),
     "quota": (QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG),
     "busy": (CHAT_RUNNING_CODE, CHAT_RUNNING_MSG),
+    "busy_msg": (BUSY_MSG_CODE, BUSY_MSG_MSG),
 }
 
 
@@ -321,7 +431,10 @@ def _forced_by(fault: Fault | None, semantic: Callable[[str], Response]) -> Resp
 
 def _after_fault(fault: Fault | None, response: Response) -> Response:
     """A drop_after fault lets the call take effect, then loses the answer."""
-    return _drop() if fault is not None and fault.kind == "drop_after" else response
+    if fault is None or fault.kind != "drop_after":
+        return response
+    response.close()  # a lost turn stream ends its turn, as a dropped connection would
+    return _drop()
 
 
 # --- Protocol handlers ---------------------------------------------------------------------------
@@ -342,9 +455,19 @@ def _user_info(state: SimState, call: Call) -> dict[str, Any]:
     return api_ok({"userInfo": {"realUserID": view["real_user_id"], "name": view["name"]}})
 
 
+def _user_renewal(state: SimState, call: Call) -> dict[str, Any]:
+    return api_ok({"token": state.renew(call.account.real_user_id, state.clock())})
+
+
 def _membership(state: SimState, call: Call) -> dict[str, Any]:
     view = state.account_view(call.account.real_user_id)
-    return matrix_ok(plan_name="Free", plan_type=1, total_remains_credit=view["credits"])
+    # Migrated accounts (the default) keep their credits in op_credit_summary only.
+    migrated = view["migrated"]
+    amount = f"{view['credits']:.2f}" if migrated else "0.00"
+    return matrix_ok(plan_name="Free", plan_type=1,
+                     total_remains_credit=0 if migrated else view["credits"],
+                     is_migrated_to_op=migrated,
+                     op_credit_summary={"total_remaining_amount": amount})
 
 
 def _send_msg(state: SimState, call: Call) -> dict[str, Any]:
@@ -361,6 +484,8 @@ def _get_chat_detail(state: SimState, call: Call) -> dict[str, Any]:
         kind, seconds = poll_fault
         if kind == "drop_mid":
             raise _DropConnection()
+        if kind == "error_mid":
+            return matrix_error(QUOTA_EXHAUSTED_CODE, QUOTA_EXHAUSTED_MSG)
         _sleep(seconds)
     return matrix_ok(**state.chat_detail(user, chat_id, state.clock()))
 
@@ -453,6 +578,7 @@ def _event_stream(data: bytes) -> Response:
 HANDLERS: dict[str, Handler] = {
     "device_register": _device_register,
     "user_info": _user_info,
+    "user_renewal": _user_renewal,
     "membership": _membership,
     "send_msg": _send_msg,
     "get_chat_detail": _get_chat_detail,
@@ -467,8 +593,9 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _serve(state: SimState, spec: EndpointSpec, handler: Handler) -> Response:
-    call = _gate(state, spec)
+def _serve(state: SimState, spec: EndpointSpec, handler: Handler,
+           path_args: dict[str, str] | None = None) -> Response:
+    call = _gate(state, spec, path_args)
     fault = state.take_fault(spec.name)
     forced = _forced_by(fault, _signed_semantic_fault(spec))
     if forced is not None:
@@ -477,21 +604,30 @@ def _serve(state: SimState, spec: EndpointSpec, handler: Handler) -> Response:
     return _after_fault(fault, answer if isinstance(answer, Response) else _json(answer))
 
 
+def handle_protocol(state: SimState, spec: EndpointSpec, handler: Handler, counter_key: str,
+                    path_args: dict[str, str] | None = None) -> Response:
+    """Serve one signed call of either surface, answering each failure as documented."""
+    state.count_request(counter_key)
+    try:
+        return _serve(state, spec, handler, path_args)
+    except GateRejection as exc:
+        state.reject(exc.reason)
+        return exc.response
+    except InvalidModel as exc:
+        state.reject("invalid_model")
+        return _json(matrix_error(INVALID_MODEL_CODE, f"{INVALID_MODEL_MSG}: {exc}"), 400)
+    except BadBody as exc:
+        state.reject("malformed_body")
+        return _invalid_params(str(exc))
+    except Refusal as exc:
+        return _json(family_error(spec.family, exc.code, exc.msg), exc.status)
+    except _DropConnection:
+        return _drop()
+
+
 def _protocol_view(state: SimState, spec: EndpointSpec, handler: Handler) -> Callable[[], Response]:
     def view() -> Response:
-        state.count_request(spec.path)
-        try:
-            return _serve(state, spec, handler)
-        except GateRejection as exc:
-            state.reject(exc.reason)
-            return exc.response
-        except BadBody as exc:
-            state.reject("malformed_body")
-            return _invalid_params(str(exc))
-        except Refusal as exc:
-            return _json(family_error(spec.family, exc.code, exc.msg))
-        except _DropConnection:
-            return _drop()
+        return handle_protocol(state, spec, handler, spec.path)
 
     view.__name__ = f"protocol_{spec.name}"
     return view
@@ -600,17 +736,27 @@ def _register_protocol(app: Flask, state: SimState) -> None:
 #                          faults, counters, log, config; kept accounts get their creation
 #                          flags back (credits, busy, expired, quota_exhausted).
 #   POST  /_sim/accounts   {"count": 1, "credits": 1000, "expired": false, "busy": false,
-#                           "quota_exhausted": false, "jwt_user_id_differs": false,
-#                           "exp_seconds": 2592000 (negative: already expired)}
+#                           "quota_exhausted": false, "exp_seconds": 2592000 (negative:
+#                           already expired), "migrated": true, "surfaces": {"matrix": true,
+#                           "session": true}}  (jwt_user_id_differs is accepted and ignored:
+#                           the JWT's user.id always differs from realUserID)
 #                          -> {"accounts": [{"real_user_id", "jwt", "credential",
 #                              "device_id", "jwt_user_id", "name", "credits", ...}]}
 #   GET   /_sim/accounts   -> {"accounts": [...]}
-#   PATCH /_sim/accounts/<real_user_id>  {credits | busy | expired | quota_exhausted}
+#   PATCH /_sim/accounts/<real_user_id>  {credits | busy | expired | quota_exhausted |
+#                                         migrated | surfaces}
 #   POST  /_sim/script     {"answers": [answer, ...], "account": optional real_user_id}
 #   POST  /_sim/default    {"answer": answer}   used when both script queues are empty
 #   POST  /_sim/faults     {"endpoint", "kind", "count": 1, "seconds": null}
 #   GET   /_sim/faults     -> {"faults": [pending...]}
-#   POST  /_sim/config     {"signature_mode", "max_skew_seconds"}; GET /_sim/config
+#   POST  /_sim/config     {"signature_mode", "max_skew_seconds", "yy_variant",
+#                           "session_prefix", "heartbeat_seconds", "linger_seconds"}
+#                          GET /_sim/config
+#   GET   /_sim/info       -> {"api_url", "stream_url" (null until the server sets it),
+#                              "session_prefix"}
+#   GET   /_sim/sessions   -> {"sessions": [status view + account, turns, model_id]}
+#   GET   /_sim/uploads    -> {"uploads": [object_key, account, file_name, mime_type,
+#                              size_bytes, uploaded, sha256]}
 #   GET   /_sim/stats, GET /_sim/log
 #   GET   /_sim/files      -> {"files": [stored OSS objects: bucket, key, account, size,
 #                              sha256, content_type, sniffed_image, file_id, mime_type, ...]}
@@ -651,9 +797,16 @@ def _want(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default
     return value
 
 
+def _surfaces(value: Any) -> dict[str, bool]:
+    if (not isinstance(value, dict) or not set(value) <= set(SURFACES)
+            or not all(isinstance(flag, bool) for flag in value.values())):
+        raise ControlError(f"surfaces must map some of {SURFACES} to booleans")
+    return value
+
+
 def _account_options(body: dict[str, Any]) -> dict[str, Any]:
     _only_keys(body, ("count", "credits", "expired", "busy", "quota_exhausted",
-                      "jwt_user_id_differs", "exp_seconds"))
+                      "jwt_user_id_differs", "exp_seconds", "migrated", "surfaces"))
     count = _want(body, "count", int, 1)
     if not 1 <= count <= MAX_ACCOUNTS_PER_CALL:
         raise ControlError(f"count must be 1..{MAX_ACCOUNTS_PER_CALL}")
@@ -665,8 +818,10 @@ def _account_options(body: dict[str, Any]) -> dict[str, Any]:
         "expired": _want(body, "expired", bool, False),
         "busy": _want(body, "busy", bool, False),
         "quota_exhausted": _want(body, "quota_exhausted", bool, False),
-        "jwt_user_id_differs": _want(body, "jwt_user_id_differs", bool, False),
+        "jwt_user_id_differs": _want(body, "jwt_user_id_differs", bool, True),
         "exp_seconds": _want(body, "exp_seconds", (int, float), None),
+        "migrated": _want(body, "migrated", bool, True),
+        "surfaces": _surfaces(body.get("surfaces", {})),
     }
 
 
@@ -677,6 +832,8 @@ def _account_patch(body: dict[str, Any]) -> dict[str, Any]:
         if key == "credits":
             if type(value) is not int or value < 0:
                 raise ControlError("credits must be an integer >= 0")
+        elif key == "surfaces":
+            value = _surfaces(value)
         elif not isinstance(value, bool):
             raise ControlError(f"{key} must be a boolean")
         changes[key] = value
@@ -787,7 +944,7 @@ def _register_control(app: Flask, state: SimState) -> None:
     @route("/_sim/config", ["POST"])
     def configure() -> Response:
         body = _control_body()
-        _only_keys(body, ("signature_mode", "max_skew_seconds"))
+        _only_keys(body, CONFIG_KEYS)
         try:
             return _json(state.configure(body))
         except ValueError as exc:
@@ -804,6 +961,19 @@ def _register_control(app: Flask, state: SimState) -> None:
     @route("/_sim/log", ["GET"])
     def log() -> Response:
         return _json(state.log())
+
+    @route("/_sim/info", ["GET"])
+    def info() -> Response:
+        return _json({"api_url": f"{request.scheme}://{request.host}",
+                      "stream_url": state.stream_url, "session_prefix": state.session_prefix})
+
+    @route("/_sim/sessions", ["GET"])
+    def sessions() -> Response:
+        return _json({"sessions": state.sessions_listing()})
+
+    @route("/_sim/uploads", ["GET"])
+    def uploads() -> Response:
+        return _json({"uploads": state.upload_listing()})
 
     @route("/_sim/files", ["GET"])
     def files() -> Response:
@@ -827,16 +997,26 @@ def _register_control(app: Flask, state: SimState) -> None:
 # --- Factory ----------------------------------------------------------------------------------------
 
 def create_simulator_app(settings: SimSettings | None = None) -> Flask:
-    """A fresh simulator (its own state) as a Flask app; serve it with gevent.pywsgi."""
+    """A fresh simulator (its own state) as a Flask app: the API host. `stream_app(app)`
+    is its stream host (same state); serve each with gevent.pywsgi on its own port."""
+    from tests.simulator.session_app import create_stream_app, register_session_routes
+
     state = SimState(settings or SimSettings())
     app = Flask("minimax_simulator")
     app.extensions[STATE_EXTENSION_KEY] = state
     _register_protocol(app, state)
+    register_session_routes(app, state, "api")
     _register_control(app, state)
     app.wsgi_app = DropMiddleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.extensions[STREAM_EXTENSION_KEY] = create_stream_app(state)
     return app
 
 
 def simulator_state(app: Flask) -> SimState:
     """The state behind an app from create_simulator_app, for in-process tests."""
     return app.extensions[STATE_EXTENSION_KEY]
+
+
+def stream_app(app: Flask) -> Flask:
+    """The stream host app (message POST, /events) sharing `app`'s state."""
+    return app.extensions[STREAM_EXTENSION_KEY]

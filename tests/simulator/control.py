@@ -22,6 +22,7 @@ class SimulatorControl:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = requests.Session()
+        self._stream_url: str | None = None
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = self._session.request(method, f"{self.base_url}/_sim/{path}", json=body,
@@ -36,14 +37,17 @@ class SimulatorControl:
         self._call("POST", "reset", {"drop_accounts": drop_accounts})
 
     def add_accounts(self, count: int = 1, **opts: Any) -> list[dict[str, Any]]:
-        """opts: credits, expired, busy, quota_exhausted, jwt_user_id_differs, exp_seconds."""
+        """opts: credits, expired, busy, quota_exhausted, exp_seconds, migrated (default
+        True: credits only in op_credit_summary), surfaces ({"matrix": False} or
+        {"session": False} switches a surface off). Each account: real_user_id, jwt,
+        credential, device_id, jwt_user_id (always differs), agents, surfaces, ..."""
         return self._call("POST", "accounts", {"count": count, **opts})["accounts"]
 
     def accounts(self) -> list[dict[str, Any]]:
         return self._call("GET", "accounts")["accounts"]
 
     def patch_account(self, real_user_id: str, **opts: Any) -> dict[str, Any]:
-        """opts: credits, busy, expired, quota_exhausted."""
+        """opts: credits, busy, expired, quota_exhausted, migrated, surfaces."""
         return self._call("PATCH", f"accounts/{real_user_id}", opts)
 
     def script(self, answers: list[dict[str, Any]], account: str | None = None) -> int:
@@ -58,8 +62,12 @@ class SimulatorControl:
         self._call("POST", "default", {"answer": answer})
 
     def fault(self, endpoint: str, kind: str, count: int = 1, seconds: float | None = None) -> None:
-        """endpoint: a protocol endpoint name (send_msg, msg_tts, phone_msg, ...), "oss_put",
-        "media" (the TTS MP3 download) or "*"."""
+        """endpoint: a protocol endpoint name (send_msg, msg_tts, phone_msg, user_renewal,
+        ...), a session one (session_config, session_agents, session_create,
+        session_message, session_status, session_archive, session_delete, uploads_prepare,
+        session_events), "upload_post", "oss_put", "media" (the TTS MP3 download) or "*".
+        kind: http_500/502/503, hang, drop, drop_after, expired, no_credits, quota, busy,
+        busy_msg (another code whose status_msg still says 'chat is running')."""
         body: dict[str, Any] = {"endpoint": endpoint, "kind": kind, "count": count}
         if seconds is not None:
             body["seconds"] = seconds
@@ -69,13 +77,34 @@ class SimulatorControl:
         return self._call("GET", "faults")["faults"]
 
     def config(self, **opts: Any) -> dict[str, Any]:
-        """opts: signature_mode ("bundle" | "jwt" | "either"), max_skew_seconds."""
+        """opts: signature_mode ("bundle" | "jwt" | "either"), max_skew_seconds,
+        yy_variant ("captured" | "legacy"), session_prefix ("/archon/api/v1" |
+        "/minimax-cloud/api/v1"), heartbeat_seconds, linger_seconds. reset() restores them."""
         return self._call("POST", "config", opts)
+
+    @property
+    def stream_url(self) -> str:
+        """The stream host's base URL (session message POST and /events)."""
+        if self._stream_url is None:
+            self._stream_url = self._call("GET", "info")["stream_url"]
+        return self._stream_url
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Sessions not deleted: session_id, agent_name, title, status {type}, archived,
+        created_at, updated_at, account, turns, model_id."""
+        return self._call("GET", "sessions")["sessions"]
+
+    def uploads(self) -> list[dict[str, Any]]:
+        """Session-surface uploads: object_key, account, file_name, mime_type, size_bytes,
+        uploaded, sha256."""
+        return self._call("GET", "uploads")["uploads"]
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
 
     def log(self) -> list[dict[str, Any]]:
+        """One entry per generation of either surface ("surface": "matrix" | "session";
+        for sessions chat_id is the session id as a string, turn_id the message's)."""
         return self._call("GET", "log")
 
     def files(self) -> list[dict[str, Any]]:
@@ -98,7 +127,8 @@ class SimulatorControl:
         return self._call("GET", "asr_log")
 
     def wait_idle(self, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait until no chat is generating and none is left undeleted; returns stats."""
+        """Wait until nothing generates on either surface and no matrix chat is left
+        undeleted nor any session left unarchived/undeleted; returns stats."""
         deadline = time.monotonic() + timeout
         while True:
             stats = self.stats()

@@ -23,14 +23,37 @@ from typing import Any
 
 from tests.simulator.media import sniff_image
 from tests.simulator.oss import (
-    DATE_SKEW_SECONDS, OSS_BUCKET, SECURITY_TOKEN_HEADER, STS_LIFETIME_SECONDS, OssError,
-    OssPut, StsCredentials, key_in_dir, key_name_ok, mint_sts_credentials, object_key,
-    oss_signature, parse_authorization, parse_http_date, policy_dir, string_to_sign, too_large,
+    DATE_SKEW_SECONDS,
+    OSS_BUCKET,
+    SECURITY_TOKEN_HEADER,
+    STS_LIFETIME_SECONDS,
+    OssError,
+    OssPut,
+    StsCredentials,
+    key_in_dir,
+    key_name_ok,
+    mint_sts_credentials,
+    object_key,
+    oss_signature,
+    parse_authorization,
+    parse_http_date,
+    policy_dir,
+    string_to_sign,
+    too_large,
 )
 from tests.simulator.protocol import (
-    FILE_NOT_FOUND_CODE, FILE_NOT_FOUND_MSG, FILE_NOT_IMAGE_CODE, FILE_NOT_IMAGE_MSG,
-    FILE_TYPE_IMAGE, UPLOAD_NOT_FOUND_CODE, UPLOAD_NOT_FOUND_MSG, UPLOAD_SIZE_MISMATCH_CODE,
-    UPLOAD_SIZE_MISMATCH_MSG, Attachment, PolicyCallbackBody, Refusal,
+    FILE_NOT_FOUND_CODE,
+    FILE_NOT_FOUND_MSG,
+    FILE_NOT_IMAGE_CODE,
+    FILE_NOT_IMAGE_MSG,
+    FILE_TYPE_IMAGE,
+    UPLOAD_NOT_FOUND_CODE,
+    UPLOAD_NOT_FOUND_MSG,
+    UPLOAD_SIZE_MISMATCH_CODE,
+    UPLOAD_SIZE_MISMATCH_MSG,
+    Attachment,
+    PolicyCallbackBody,
+    Refusal,
 )
 
 

@@ -64,7 +64,7 @@ def split_for_tts(text: str) -> list[str]:
     """1 to 3 consecutive, near-equal parts whose concatenation is the text."""
     count = 1 + sum(1 for threshold in TTS_SEGMENT_MIN_CHARS if len(text) >= threshold)
     bounds = [round(index * len(text) / count) for index in range(count + 1)]
-    return [text[begin:end] for begin, end in zip(bounds, bounds[1:])]
+    return [text[begin:end] for begin, end in zip(bounds, bounds[1:], strict=False)]
 
 
 def _tone_hz(char: str) -> float:
@@ -89,7 +89,7 @@ def _speech_pcm(text: str, seconds: float) -> bytes:
     chars = text or " "
     edges = [round(index * total / len(chars)) for index in range(len(chars) + 1)]
     return b"".join(_tone(_tone_hz(char), end - begin)
-                    for char, begin, end in zip(chars, edges, edges[1:]) if end > begin)
+                    for char, begin, end in zip(chars, edges, edges[1:], strict=False) if end > begin)
 
 
 def synthesize_mp3(text: str, seconds: float) -> bytes:

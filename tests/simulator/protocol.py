@@ -1,8 +1,9 @@
 """Wire rules of the MiniMax Agent web protocol, re-implemented for the simulator.
 
-Role: the simulator's own, independent reading of /work/shared/UPSTREAM.md. It holds the
-pinned constants (parameter order, salt, status codes), the signing and token primitives,
-the reply envelopes and the request-body validators. It deliberately shares no code with
+Role: the simulator's own, independent reading of /work/shared/UPSTREAM.md as corrected by
+/work/shared/CAPTURES.md. It holds the pinned constants (parameter order, status codes),
+the query-layout rules, the token primitives, the reply envelopes and the matrix/api
+request-body validators; the signing rules themselves live in `signing`. It deliberately shares no code with
 the `gateway` package: a signing bug in the gateway must show up as a rejection here, not
 be reproduced on both sides.
 
@@ -19,20 +20,35 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote_plus
+
+from tests.simulator.signing import (  # noqa: F401  (re-exported for older importers)
+    BUNDLE_SALT,
+    SURFACE_SESSION,
+    YY_LEGACY,
+    YY_SUFFIX,
+    axios_encode,
+    encode_uri_component,
+    md5_hex,
+    same_digest,
+    x_signature,
+    x_signature_ok,
+)
 
 # --- Pinned protocol constants -------------------------------------------------------
 
-BUNDLE_SALT: str = "I*7Cf%WZ#S&%1RlZJ&C2"
-YY_SUFFIX: str = "ooui"
-
+# The 21 parameters every signed call carries (CAPTURES.md); session-prefix calls add
+# `region` last (22).
 STANDARD_PARAMS: tuple[str, ...] = (
     "device_platform", "biz_id", "app_id", "version_code", "unix", "timezone_offset",
     "sys_language", "lang", "uuid", "device_id", "os_name", "browser_name",
     "device_memory", "cpu_core_num", "browser_language", "browser_platform", "user_id",
-    "screen_width", "screen_height", "token", "client", "region",
+    "screen_width", "screen_height", "token", "client",
 )
+REGION_PARAM: str = "region"
+USER_ID_PARAM: str = "user_id"
 
 # Only the values that identify the web app are pinned; locale, OS and screen values
 # describe the browser and may legitimately be configured differently by the gateway.
@@ -44,16 +60,13 @@ FIXED_PARAM_VALUES: dict[str, str] = {
 }
 DIGIT_PARAMS: tuple[str, ...] = (
     "version_code", "unix", "device_memory", "cpu_core_num", "screen_width",
-    "screen_height", "device_id", "user_id",
+    "screen_height", "device_id",
 )
 SIGNED_INT_PARAMS: tuple[str, ...] = ("timezone_offset",)
 
 REQUIRED_HEADERS: tuple[str, ...] = ("token", "x-timestamp", "x-signature", "yy")
 
 SIGNATURE_MODES: tuple[str, ...] = ("bundle", "jwt", "either")
-
-# encodeURIComponent leaves exactly these (plus ASCII letters and digits) unescaped.
-_URI_COMPONENT_SAFE: str = "-_.!~*'()"
 
 # --- Status codes ----------------------------------------------------------------------
 
@@ -122,20 +135,46 @@ class EndpointSpec:
 
     name: str  # short key used by faults and handlers
     method: str
-    path: str
-    family: str  # "api" (/v1/api, statusInfo envelope) or "matrix" (base_resp envelope)
-    body_kind: str = "json"  # "json", "none" or "multipart" (signs a digest of the form)
+    path: str  # session endpoints: a pattern after the prefix, e.g. "/session/{session_id}"
+    family: str  # "api" (statusInfo envelope), "matrix" or "session" (base_resp envelope)
+    # "json", "none", "optional" (no body or a JSON object) or "multipart" (signs a digest)
+    body_kind: str = "json"
     prefix_params: tuple[str, ...] = ()  # e.g. msg_tts puts msgID, timbre first
+    optional_prefix: tuple[str, ...] = ()  # after prefix_params, each may be left out
+    user_id_optional: bool = False  # user/info: any user_id, even none
+    host: str = "api"  # "api" or "stream" (session message and events)
 
     @property
-    def expected_params(self) -> tuple[str, ...]:
-        return self.prefix_params + STANDARD_PARAMS
+    def surface(self) -> str:
+        return self.family
+
+    def required_params(self) -> tuple[str, ...]:
+        standard = tuple(name for name in STANDARD_PARAMS
+                         if not (self.user_id_optional and name == USER_ID_PARAM))
+        region = (REGION_PARAM,) if self.family == SURFACE_SESSION else ()
+        return self.prefix_params + standard + region
+
+    def allowed_layouts(self, variant: str) -> frozenset[tuple[str, ...]]:
+        """Every parameter order this endpoint accepts: the order is signed."""
+        optional = [(name,) for name in self.optional_prefix]
+        prefixes = [self.prefix_params + sum(choice, ()) for choice in
+                    product(*[((), option) for option in optional])]
+        standards = [STANDARD_PARAMS]
+        if self.user_id_optional:
+            standards.append(tuple(n for n in STANDARD_PARAMS if n != USER_ID_PARAM))
+        # region: required on session calls; an optional trailing extra elsewhere (the
+        # gate counts it as a warning under the captured rule, legacy sent it everywhere).
+        suffixes = [(REGION_PARAM,)] if self.family == SURFACE_SESSION else [(), (REGION_PARAM,)]
+        return frozenset(p + s + r for p in prefixes for s in standards for r in suffixes)
 
 
 ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec("device_register", "POST", "/v1/api/user/device/register", "api"),
-    EndpointSpec("user_info", "GET", "/v1/api/user/info", "api", body_kind="none"),
-    EndpointSpec("membership", "POST", "/matrix/api/v1/commerce/get_membership_info", "matrix"),
+    EndpointSpec("user_info", "GET", "/v1/api/user/info", "api", body_kind="none",
+                 user_id_optional=True),
+    EndpointSpec("user_renewal", "POST", "/v1/api/user/renewal", "api", body_kind="optional"),
+    EndpointSpec("membership", "POST", "/matrix/api/v1/commerce/get_membership_info", "matrix",
+                 body_kind="optional"),
     EndpointSpec("send_msg", "POST", "/matrix/api/v1/chat/send_msg", "matrix"),
     EndpointSpec("get_chat_detail", "POST", "/matrix/api/v1/chat/get_chat_detail", "matrix"),
     EndpointSpec("stop_run_agent", "POST", "/matrix/api/v1/chat/stop_run_agent", "matrix"),
@@ -153,59 +192,6 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
 ENDPOINT_NAMES: tuple[str, ...] = tuple(spec.name for spec in ENDPOINTS)
 
 
-# --- Hashing and encoding ----------------------------------------------------------------
-
-# Fast path: a signed query string is already percent-encoded, so encoding it again only
-# touches these few characters; str.replace does that at C speed. urllib's quote walks
-# the bytes in Python and used to dominate the per-request cost (yy encodes ~700 chars).
-_QUERY_ESCAPES: tuple[tuple[str, str], ...] = (
-    ("%", "%25"), ("&", "%26"), ("=", "%3D"), ("/", "%2F"), ("?", "%3F"),
-)
-_OUTSIDE_FAST_PATH = re.compile(r"[^A-Za-z0-9\-_.!~*'()%&=/?]")
-
-
-def encode_uri_component(value: str) -> str:
-    """JavaScript encodeURIComponent: UTF-8 percent-encoding, JS's unreserved set kept."""
-    if _OUTSIDE_FAST_PATH.search(value):
-        return quote(value, safe=_URI_COMPONENT_SAFE)
-    for char, escape in _QUERY_ESCAPES:
-        if char in value:
-            value = value.replace(char, escape)
-    return value
-
-
-def md5_hex(data: bytes | str) -> str:
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    return hashlib.md5(raw).hexdigest()
-
-
-def x_signature(timestamp: str, salt: str, body: bytes) -> str:
-    """md5_hex(str(seconds) + SALT + body), computed over the exact body bytes."""
-    return md5_hex(timestamp.encode("utf-8") + salt.encode("utf-8") + body)
-
-
-def same_digest(expected: str, given: str) -> bool:
-    # compare_digest raises on non-ASCII str; a header with such bytes is simply wrong.
-    return given.isascii() and hmac.compare_digest(expected, given)
-
-
-def x_signature_ok(mode: str, timestamp: str, token: str, body: bytes, given: str) -> bool:
-    """Accept the salt(s) the configured mode allows: the bundle salt, the JWT, or either."""
-    if mode in ("bundle", "either") and same_digest(
-            x_signature(timestamp, BUNDLE_SALT, body), given):
-        return True
-    if mode in ("jwt", "either") and same_digest(x_signature(timestamp, token, body), given):
-        return True
-    return False
-
-
-def yy_signature(path: str, raw_query: str, body: bytes, unix_ms: str) -> str:
-    """md5_hex(encodeURIComponent(path?query) + "_" + body + md5_hex(unix_ms) + "ooui")."""
-    head = encode_uri_component(path + "?" + raw_query) + "_"
-    tail = md5_hex(unix_ms) + YY_SUFFIX
-    return md5_hex(head.encode("utf-8") + body + tail.encode("utf-8"))
-
-
 # --- Query string ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -215,33 +201,38 @@ class QueryParam:
     value: str  # decoded
 
 
+def _decode(raw: str) -> str:
+    # Most values carry no escapes; skipping unquote for them halves the parse cost.
+    return unquote_plus(raw) if ("%" in raw or "+" in raw) else raw
+
+
 def parse_raw_query(raw_query: str) -> list[QueryParam]:
-    """Split the wire query string in order; no '+'-as-space (JS never sends that)."""
+    """Split the wire query string in order; '+' is a space (axios form-encodes)."""
     params: list[QueryParam] = []
     if not raw_query:
         return params
     for part in raw_query.split("&"):
         name, _, raw_value = part.partition("=")
-        # Most values carry no escapes; skipping unquote for them halves the parse cost.
-        value = unquote(raw_value) if "%" in raw_value else raw_value
-        params.append(QueryParam(unquote(name) if "%" in name else name, raw_value, value))
+        params.append(QueryParam(_decode(name), raw_value, _decode(raw_value)))
     return params
 
 
-def missing_params(params: list[QueryParam], expected: tuple[str, ...]) -> list[str]:
-    """Expected names absent or empty: the caller answers 401 for these."""
+def missing_params(params: list[QueryParam], spec: EndpointSpec) -> list[str]:
+    """Required names absent or empty: the caller answers 401 for these."""
     present = {p.name for p in params if p.value != ""}
-    return [name for name in expected if name not in present]
+    return [name for name in spec.required_params() if name not in present]
 
 
-def params_in_order(params: list[QueryParam], expected: tuple[str, ...]) -> bool:
-    """Exactly the expected names, each once, in the signed order, nothing extra."""
-    return tuple(p.name for p in params) == expected
+def params_in_order(params: list[QueryParam], spec: EndpointSpec, variant: str) -> bool:
+    """Exactly an accepted layout: each name once, in the signed order, nothing extra."""
+    return tuple(p.name for p in params) in spec.allowed_layouts(variant)
 
 
-def badly_encoded_params(params: list[QueryParam]) -> list[str]:
-    """Values not encoded the way encodeURIComponent would have encoded them."""
-    return [p.name for p in params if encode_uri_component(p.value) != p.raw]
+def badly_encoded_params(params: list[QueryParam], variant: str) -> list[str]:
+    """Values not encoded the way axios encodes them (legacy: encodeURIComponent too)."""
+    legacy = variant == YY_LEGACY
+    return [p.name for p in params if axios_encode(p.value) != p.raw
+            and not (legacy and encode_uri_component(p.value) == p.raw)]
 
 
 def param_value_problems(values: dict[str, str]) -> list[str]:
@@ -337,11 +328,11 @@ def family_error(family: str, code: int, msg: str) -> dict[str, Any]:
 # --- Request bodies ---------------------------------------------------------------------------
 
 class Refusal(Exception):
-    """A business-level refusal: HTTP 200 with this status code in the envelope."""
+    """A business-level refusal: this status code in the envelope (HTTP 200 unless `status`)."""
 
-    def __init__(self, code: int, msg: str, reason: str) -> None:
+    def __init__(self, code: int, msg: str, reason: str, status: int = 200) -> None:
         super().__init__(msg)
-        self.code, self.msg, self.reason = code, msg, reason
+        self.code, self.msg, self.reason, self.status = code, msg, reason, status
 
 
 class BadBody(ValueError):

@@ -20,7 +20,11 @@ from typing import Any
 
 from tests.simulator.media import AudioInfo, split_for_tts, tts_seconds
 from tests.simulator.protocol import (
-    ASR_NOTHING_RECOGNISED_CODE, INVALID_AUDIO_CODE, OK_CODE, TTS_DONE, TTS_IN_PROGRESS,
+    ASR_NOTHING_RECOGNISED_CODE,
+    INVALID_AUDIO_CODE,
+    OK_CODE,
+    TTS_DONE,
+    TTS_IN_PROGRESS,
 )
 
 TTS_READY_SECONDS: float = 0.3

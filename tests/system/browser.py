@@ -52,6 +52,7 @@ class Chromium:
     def __init__(self, binary: Path, profile: Path, log_path: Path) -> None:
         self.profile = profile
         self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [str(binary), *FLAGS, f"--user-data-dir={profile}", "about:blank"],

@@ -1,5 +1,6 @@
 """The homepage (``GET /``) as a newcomer sees it: rendered by headless Chromium (from
-the Debian package, installed on first use) from a real gunicorn gateway.
+the Debian package, installed on first use) from a real gunicorn gateway, in English
+and in Chinese (most browser tests run once per language).
 
 What is checked: no console errors or failed loads (and the detector itself is shown to
 catch one); no request leaves the server's own origin and no src/href points anywhere
@@ -8,12 +9,16 @@ server's own address, and the Python and curl ones, copied exactly as the copy b
 copies them, really work against the server; the copy buttons put the block on the
 clipboard (with and without the asynchronous clipboard API); the endpoint list is
 exactly the app's registered routes; text is readable (WCAG contrast) in light and dark
-schemes, and nothing overflows a phone-width screen. Screenshots are kept under
+schemes, and nothing overflows a phone-width screen. The languages: each page is in
+its own language only (headings, steps and endpoint lines), the examples are the same
+in both, the switch leads to the same place in the other language, and
+``Accept-Language`` picks the page when ``?lang=`` does not. Screenshots are kept under
 ``test-artifacts/`` (homepage.png, homepage-dark.png, homepage-mobile.png,
-homepage-mobile-dark.png) for a human look.
+homepage-mobile-dark.png, and the same with ``-zh`` for Chinese) for a human look; a
+Chinese font (fonts-wqy-microhei) is installed for them when possible.
 
-``HEAD /``, the JSON variant for API clients and the Host-derived address are checked
-over plain HTTP.
+``HEAD /``, the JSON variant for API clients, the Host-derived address and the language
+negotiation (``?lang=``, ``Accept-Language``, ``Vary``) are checked over plain HTTP.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import requests
 
 from gateway import create_app
 from gateway.config import Settings
+from gateway.i18n import LANGS, Lang, text
 from tests.deploy.debian import require
 from tests.servers import ARTIFACTS
 from tests.system.browser import Chromium, Page
@@ -42,6 +48,13 @@ from tests.system.browser import Chromium, Page
 pytestmark = pytest.mark.timeout(900)
 
 CHROMIUM = "/usr/bin/chromium"
+#: A small Chinese font, so the Chinese screenshots show characters rather than boxes.
+CJK_FONT = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "fonts-wqy-microhei")
+#: Where each language's page is reached: English is the default.
+PAGE_PATHS: dict[Lang, str] = {"en": "/", "zh": "/?lang=zh"}
+#: The html lang attribute of each language's page.
+HTML_LANGS: dict[Lang, str] = {"en": "en", "zh": "zh-CN"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
 #: The only absolute URL the page may link to besides its own server.
 ALLOWED_LINK = "https://agent.minimaxi.com"
 KEY_PLACEHOLDER = "REALUSERID+JWT"
@@ -124,8 +137,18 @@ def chromium_binary() -> Path:
     return require(CHROMIUM, "chromium")
 
 
+@pytest.fixture(scope="session")
+def cjk_font() -> bool:
+    """Installs the Chinese font when possible; the tests pass without it (boxes only)."""
+    try:
+        require(*CJK_FONT)
+    except pytest.skip.Exception:
+        return False
+    return True
+
+
 @pytest.fixture(scope="module")
-def browser(chromium_binary: Path) -> Iterator[Chromium]:
+def browser(chromium_binary: Path, cjk_font: bool) -> Iterator[Chromium]:
     with tempfile.TemporaryDirectory(prefix="homepage-chromium-") as tmp:
         chromium = Chromium(chromium_binary, Path(tmp) / "profile", ARTIFACTS / "chromium.log")
         try:
@@ -148,11 +171,21 @@ def page(browser: Chromium) -> Iterator[Page]:
         tab.close()
 
 
+@pytest.fixture(params=LANGS)
+def lang(request: pytest.FixtureRequest) -> Lang:
+    return request.param
+
+
 @pytest.fixture
-def homepage(page: Page, base: str) -> Page:
+def homepage(page: Page, base: str, lang: Lang) -> Page:
     page.viewport(1280, 2000)
-    page.goto(base + "/")
+    page.goto(base + PAGE_PATHS[lang])
     return page
+
+
+def artifact(name: str, lang: Lang) -> Path:
+    """homepage-dark.png in English, homepage-dark-zh.png in Chinese."""
+    return ARTIFACTS / (f"{name}.png" if lang == "en" else f"{name}-{lang}.png")
 
 
 @pytest.fixture(scope="module")
@@ -183,15 +216,16 @@ def test_error_detector_catches_a_page_error(page: Page) -> None:
     assert any("missingFunction" in error for error in page.errors())
 
 
-def test_homepage_loads_cleanly_and_offline(homepage: Page, base: str) -> None:
+def test_homepage_loads_cleanly_and_offline(homepage: Page, base: str, lang: Lang) -> None:
     assert homepage.evaluate("document.title") == "MiniMax Free API"
+    assert homepage.evaluate("document.documentElement.lang") == HTML_LANGS[lang]
     assert homepage.errors() == []
     foreign = [url for url in homepage.requested_urls() if not url.startswith((base + "/", "data:"))]
     assert foreign == [], "the page loaded something from elsewhere"
-    homepage.screenshot(ARTIFACTS / "homepage.png")
+    homepage.screenshot(artifact("homepage", lang))
 
 
-def test_no_external_links_or_assets(homepage: Page, base: str) -> None:
+def test_no_external_links_or_assets(homepage: Page, base: str, lang: Lang) -> None:
     links = homepage.evaluate(LINKS_SCRIPT)
     assert links, "expected at least the agent.minimaxi.com link"
     for link in links:
@@ -202,7 +236,7 @@ def test_no_external_links_or_assets(homepage: Page, base: str) -> None:
     assert homepage.evaluate("document.querySelectorAll('script[src], link[rel=stylesheet]').length") == 0
     styles = homepage.evaluate("[...document.querySelectorAll('style')].map((s) => s.textContent).join('')")
     assert "@import" not in styles and "url(" not in styles
-    source = requests.get(base + "/", timeout=10).text
+    source = requests.get(base + PAGE_PATHS[lang], timeout=10).text
     for url in set(re.findall(r"https?://[^\s\"'<>)]+", source)):
         assert url.startswith((base, ALLOWED_LINK)), f"absolute URL {url} in the page source"
 
@@ -247,28 +281,30 @@ def _wait_for_label(page: Page, selector: str, label: str) -> None:
         time.sleep(0.05)
 
 
-def test_copy_buttons_fill_the_clipboard(homepage: Page, base: str) -> None:
+def test_copy_buttons_fill_the_clipboard(homepage: Page, base: str, lang: Lang) -> None:
     homepage.send("Browser.grantPermissions", origin=base,
                   permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
     homepage.send("Emulation.setFocusEmulationEnabled", enabled=True)
     texts = blocks(homepage)
+    copied = text("page.copied", lang)
     homepage.click('button[data-copy="openai"]')
-    _wait_for_label(homepage, 'button[data-copy="openai"]', "Copied")
+    _wait_for_label(homepage, 'button[data-copy="openai"]', copied)
     assert homepage.evaluate("navigator.clipboard.readText()") == texts["openai"]
     # Plain http on a non-local host has no clipboard API: the fallback must copy too.
     homepage.evaluate("Object.defineProperty(navigator, 'clipboard', {value: undefined, configurable: true})")
     homepage.click('button[data-copy="curl"]')
-    _wait_for_label(homepage, 'button[data-copy="curl"]', "Copied")
+    _wait_for_label(homepage, 'button[data-copy="curl"]', copied)
     homepage.evaluate("delete navigator.clipboard")
     assert homepage.evaluate("navigator.clipboard.readText()") == texts["curl"]
     assert homepage.errors() == []
 
 
-def test_endpoint_list_is_the_registered_routes(homepage: Page, registered_rules: dict[str, set[str]]) -> None:
+def test_endpoint_list_is_the_registered_routes(homepage: Page, lang: Lang,
+                                               registered_rules: dict[str, set[str]]) -> None:
     rows = homepage.evaluate(
         "[...document.querySelectorAll('#endpoint-list tbody tr')].map((tr) => ({rule: tr.dataset.rule,"
         " methods: [...tr.querySelectorAll('.method')].map((m) => m.textContent),"
-        " path: tr.querySelector('td.path').textContent}))"
+        " path: tr.querySelector('td.path').textContent, help: tr.querySelector('td.help').textContent}))"
     )
     shown = {row["rule"]: set(row["methods"]) for row in rows}
     assert shown == registered_rules
@@ -278,28 +314,102 @@ def test_endpoint_list_is_the_registered_routes(homepage: Page, registered_rules
         literal = re.sub(r"<[^>]+>", "\0", row["rule"]).split("\0")
         assert all(part in row["path"] for part in literal), row
         assert "<" not in row["path"], row
+        # Every route is explained, in the page's language.
+        assert row["help"].strip(), row
+        assert bool(HAN.search(row["help"])) == (lang == "zh"), row
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_readable_in_both_color_schemes(homepage: Page, scheme: str) -> None:
+def test_readable_in_both_color_schemes(homepage: Page, lang: Lang, scheme: str) -> None:
     homepage.color_scheme(scheme)
     body = homepage.evaluate("getComputedStyle(document.body).backgroundColor")
     channels = [int(v) for v in re.findall(r"\d+", body)[:3]]
     assert (sum(channels) / 3 > 200) if scheme == "light" else (sum(channels) / 3 < 60), body
     assert homepage.evaluate(CONTRAST_SCRIPT) == []
     if scheme == "dark":
-        homepage.screenshot(ARTIFACTS / "homepage-dark.png")
+        homepage.screenshot(artifact("homepage-dark", lang))
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_fits_a_phone_screen(page: Page, base: str, scheme: str) -> None:
+@pytest.mark.parametrize("lang", LANGS)
+def test_fits_a_phone_screen(page: Page, base: str, lang: Lang, scheme: str) -> None:
     page.viewport(390, 844, mobile=True)
     page.color_scheme(scheme)
-    page.goto(base + "/")
+    page.goto(base + PAGE_PATHS[lang])
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways: {width}"
     assert page.evaluate(CONTRAST_SCRIPT) == []
-    page.screenshot(ARTIFACTS / ("homepage-mobile.png" if scheme == "light" else "homepage-mobile-dark.png"))
+    page.screenshot(artifact("homepage-mobile" if scheme == "light" else "homepage-mobile-dark", lang))
+
+
+# --- the two languages ---------------------------------------------------------------
+
+#: Visible text of the page outside the language switch, by kind of element.
+TEXTS_SCRIPT = """(() => {
+  const texts = (selector) => [...document.querySelectorAll(selector)]
+    .filter((el) => !el.closest("#lang-switch, pre"))
+    .map((el) => el.innerText.trim()).filter(Boolean);
+  return {headings: texts("h1, h2, h3, th"), prose: texts("p, li, td.help, button"),
+          labels: [...document.querySelectorAll("[aria-label]")].map((el) => el.getAttribute("aria-label")),
+          all: (() => { const body = document.body.cloneNode(true);
+                        body.querySelectorAll("#lang-switch, script").forEach((el) => el.remove());
+                        return [body.textContent]; })()};
+})()"""
+
+
+def test_each_page_is_in_its_own_language(homepage: Page, lang: Lang) -> None:
+    found = homepage.evaluate(TEXTS_SCRIPT)
+    if lang == "en":
+        chinese = [t for t in found["all"] + found["labels"] if HAN.search(t)]
+        assert chinese == [], "Chinese on the English page"
+        return
+    # Names (the h1, example titles such as "OpenAI SDK (Python)") stay as they are;
+    # every sentence and section heading is Chinese.
+    h2 = homepage.evaluate("[...document.querySelectorAll('h2')].map((el) => el.innerText)")
+    untranslated = [t for t in h2 + found["prose"] + found["labels"] if not HAN.search(t)]
+    assert untranslated == [], "English left on the Chinese page"
+
+
+def test_examples_are_the_same_in_both_languages(page: Page, base: str) -> None:
+    found = {}
+    for lang in LANGS:
+        page.goto(base + PAGE_PATHS[lang])
+        found[lang] = blocks(page)
+    assert found["en"] == found["zh"]
+
+
+def _html_lang(page: Page) -> str:
+    return page.evaluate("document.documentElement.lang")
+
+
+def _follow(page: Page, selector: str) -> None:
+    page.events.clear()
+    page.click(selector)
+    page.wait_event("Page.loadEventFired")
+
+
+def test_the_switch_leads_to_the_same_place_in_the_other_language(page: Page, base: str) -> None:
+    page.viewport(1280, 900)
+    page.goto(base + "/?utm=keep#endpoints")
+    assert _html_lang(page) == "en"
+    _follow(page, 'a[data-switch-lang="zh"]')
+    assert _html_lang(page) == "zh-CN"
+    where = page.evaluate("[location.pathname, location.search, location.hash]")
+    assert where == ["/", "?utm=keep&lang=zh", "#endpoints"]
+    assert page.evaluate("document.querySelector('a[aria-current]').dataset.switchLang") == "zh"
+    _follow(page, 'a[data-switch-lang="en"]')
+    assert _html_lang(page) == "en"
+    assert page.evaluate("location.search") == "?utm=keep&lang=en"
+    assert page.errors() == []
+
+
+def test_the_browsers_language_chooses_the_page(page: Page, base: str) -> None:
+    page.send("Network.setExtraHTTPHeaders", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
+    page.goto(base + "/")
+    assert _html_lang(page) == "zh-CN"
+    page.goto(base + "/?lang=en")  # the switch's choice beats the browser's
+    assert _html_lang(page) == "en"
+    assert page.errors() == []
 
 
 # --- plain HTTP ----------------------------------------------------------------------
@@ -324,6 +434,22 @@ def test_json_for_clients_that_prefer_it(base: str, accept: str, registered_rule
 def test_html_for_browsers_and_ties(base: str, accept: str | None) -> None:
     response = requests.get(base + "/", headers={"Accept": accept}, timeout=10)
     assert response.headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(("query", "accept_language", "content_language"), [
+    ("", None, "en"),
+    ("", "zh-CN,zh;q=0.9", "zh-CN"),
+    ("", "en-US,en;q=0.9,zh;q=0.8", "en"),
+    ("?lang=zh", None, "zh-CN"),
+    ("?lang=en", "zh-CN", "en"),
+    ("?lang=xx", "zh", "zh-CN"),
+])
+def test_language_negotiation(base: str, query: str, accept_language: str | None, content_language: str) -> None:
+    response = requests.get(base + "/" + query, headers={"Accept-Language": accept_language}, timeout=10)
+    assert response.headers["Content-Language"] == content_language
+    assert f'<html lang="{content_language}">' in response.text
+    vary = {part.strip() for part in response.headers["Vary"].split(",")}
+    assert {"Accept", "Accept-Language"} <= vary
 
 
 def test_examples_follow_the_address_the_client_used(base: str) -> None:

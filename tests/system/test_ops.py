@@ -22,22 +22,24 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
-COUNTED = (
-    ("gateway_requests_total", {"route": "/v1/chat/completions", "status": "200"}),
-    ("gateway_upstream_calls_total", {"endpoint": "send_msg"}),
-    ("gateway_time_to_first_token_seconds_count", {}),
-    ("gateway_queue_wait_seconds_count", {}),
-)
+def counted(send_metric: str) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Samples that grow by one per answered request (sending a turn is named per surface)."""
+    return (
+        ("gateway_requests_total", {"route": "/v1/chat/completions", "status": "200"}),
+        ("gateway_upstream_calls_total", {"endpoint": send_metric}),
+        ("gateway_time_to_first_token_seconds_count", {}),
+        ("gateway_queue_wait_seconds_count", {}),
+    )
 
 
-def counts(gateway: str) -> list[float]:
+def counts(gateway: str, send_metric: str) -> list[float]:
     text = requests.get(gateway + "/metrics", timeout=5, headers={"Connection": "close"}).text
-    return [sample(text, name, **labels) for name, labels in COUNTED]
+    return [sample(text, name, **labels) for name, labels in counted(send_metric)]
 
 
-def test_metrics_add_up_over_two_workers(gateway_factory, sim, accounts) -> None:
+def test_metrics_add_up_over_two_workers(gateway_factory, sim, upstream, accounts) -> None:
     gateway = gateway_factory(GATEWAY_WORKERS="2")
-    before = counts(gateway)  # the gateway may have served other tests already
+    before = counts(gateway, upstream.send_metric)  # the gateway may have served other tests already
     pool = ",".join(a["credential"] for a in accounts(2))
     api = client(gateway, pool)
     for i in range(6):
@@ -49,18 +51,19 @@ def test_metrics_add_up_over_two_workers(gateway_factory, sim, accounts) -> None
         response = requests.get(gateway + "/metrics", timeout=5, headers={"Connection": "close"})
         text = response.text
         assert response.headers["Content-Type"].startswith("text/plain")
-        now = [sample(text, name, **labels) for name, labels in COUNTED]
-        assert [b - a for a, b in zip(before, now)] == [6, 6, 6, 6]
+        now = [sample(text, name, **labels) for name, labels in counted(upstream.send_metric)]
+        assert [b - a for a, b in zip(before, now, strict=True)] == [6, 6, 6, 6]
         assert sample(text, "gateway_open_streams") == 0
         assert sample(text, "gateway_accounts", state="busy") == 0
     text = requests.get(gateway + "/metrics", timeout=5).text
-    errors_before = sample(text, "gateway_upstream_errors_total", endpoint="send_msg", kind="UpstreamServerError")
+    send = upstream.send_metric
+    errors_before = sample(text, "gateway_upstream_errors_total", endpoint=send, kind="UpstreamServerError")
     failed_before = sample(text, "gateway_requests_total", route="/v1/chat/completions", status="502")
-    sim.fault("send_msg", "http_500")
+    sim.fault(upstream.send_fault, "http_500")
     requests.post(gateway + "/v1/chat/completions", headers={"Authorization": f"Bearer {pool}"},
                   json={"model": "m", "messages": [{"role": "user", "content": "x"}]}, timeout=10)
     text = requests.get(gateway + "/metrics", timeout=5).text
-    assert sample(text, "gateway_upstream_errors_total", endpoint="send_msg", kind="UpstreamServerError") == errors_before + 1
+    assert sample(text, "gateway_upstream_errors_total", endpoint=send, kind="UpstreamServerError") == errors_before + 1
     assert sample(text, "gateway_requests_total", route="/v1/chat/completions", status="502") == failed_before + 1
 
 

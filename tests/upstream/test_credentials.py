@@ -5,7 +5,7 @@ import time
 import pytest
 
 from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
-from gateway.upstream.credentials import parse_one, parse_pool
+from gateway.upstream.credentials import parse_one, parse_pool, token_expiry
 
 
 def jwt(payload: dict) -> str:
@@ -24,10 +24,15 @@ def test_explicit_real_user_id_stays_a_string_beyond_2_53() -> None:
     assert cred.explicit_user_id and cred.device_hint == "42"
 
 
-def test_bare_jwt_falls_back_to_user_id() -> None:
+def test_bare_jwt_never_takes_the_jwt_user_id_as_real_user_id() -> None:
     cred = parse_one(jwt(LIVE))
-    assert cred.real_user_id == "123456789012345678"
+    assert cred.real_user_id is None and cred.jwt_user_id == "123456789012345678"
     assert not cred.explicit_user_id
+
+
+def test_token_expiry_reads_exp() -> None:
+    assert token_expiry(jwt(LIVE)) == LIVE["exp"]
+    assert token_expiry("not-a-jwt") is None
 
 
 def test_repr_never_shows_the_token() -> None:
