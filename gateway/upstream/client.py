@@ -133,12 +133,6 @@ class UpstreamClient:
         account.token, account.expires_at = token, token_expiry(token)
         return True
 
-    def real_user_id(self, cred: Credential) -> str | None:
-        return self._account(cred).real_user_id
-
-    def token_expires_at(self, cred: Credential) -> float | None:
-        return self._account(cred).expires_at
-
     def put_object(self, url: str, headers: dict[str, str], body: IO[bytes]) -> None:
         """Upload to object storage (already signed by the caller); streams ``body``."""
         status, payload = self._exchange_url("PUT", url, headers, body)

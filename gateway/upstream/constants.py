@@ -149,8 +149,6 @@ SESSION_THINKING_VARIANT: Final = "thinking"
 SESSION_MODELS: Final = ("MiniMax-M3", "MiniMax-M2.7", "MiniMax-M2.7-highspeed")
 #: [assumed] a stream that ends (EOF) before any end-of-turn marker is an error, not an end.
 SESSION_EOF_ENDS_TURN: Final = False
-#: [assumed] closing the message stream stops a running turn (no stop call is captured).
-SESSION_STOP_BY_CLOSE: Final = True
 #: [assumed] uploads/prepare's ``purpose`` for chat attachments.
 SESSION_UPLOAD_PURPOSE: Final = 1
 

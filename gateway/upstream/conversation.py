@@ -137,3 +137,6 @@ class Driver(Protocol):
 
     def probe(self, cred: Credential) -> None:
         """The cheapest call that tells whether this surface works for the account."""
+
+    def forget(self, cred: Credential) -> None:
+        """Drop what was learned about the account (e.g. after a wrong-path answer)."""

@@ -104,6 +104,9 @@ class MatrixDriver:
     def probe(self, cred: Credential) -> None:
         self.client.call(cred, "POST", C.PATH_LIST, {"page_size": 1})
 
+    def forget(self, cred: Credential) -> None:
+        """Matrix keeps nothing per account beyond what the client holds."""
+
 
 class MatrixTurn:
     """A matrix turn, observed by polling."""

@@ -238,8 +238,8 @@ class SessionTurn:
             self._stack.close()
 
     def stop(self) -> None:
-        # [assumed] closing the stream is how a running turn is stopped (SESSION_STOP_BY_CLOSE);
-        # no stop call is captured, so the status is read until the turn is seen idle.
+        # [assumed] closing the stream is how a running turn is stopped: no stop call is
+        # captured, so the status is read until the turn is seen idle.
         self._stack.close()
         if not (self.finished or self._stopped):
             self._stopped = True

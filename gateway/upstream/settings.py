@@ -1,8 +1,9 @@
 """Typed settings of the upstream package, built by :mod:`gateway.config` (which alone
-holds the defaults)."""
+holds the defaults). The derived values are worked out once, not on every signed call."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ class UpstreamSettings:
     matrix_model_option: bool
     poll: PollSettings
 
-    @property
+    @functools.cached_property
     def stream_url(self) -> str:
         """The stream host: given, else the API host with ``agent.`` → ``agent-stream.``."""
         if self.stream_base_url:
@@ -51,7 +52,7 @@ class UpstreamSettings:
             host = "agent-stream." + host[len("agent."):]
         return f"{parts.scheme}://{host}"
 
-    @property
+    @functools.cached_property
     def region_lang(self) -> tuple[str, str]:
         """``(region, lang)``: the override, else what the site in use expects."""
         if self.locale is not None:

@@ -99,13 +99,12 @@ class Surfaces:
         raise UpstreamError(f"MiniMax's {surface} surface refused this account although its token "
                             "is valid (see MINIMAX_SURFACE).")
 
-    def forget(self, cred: Credential) -> str | None:
+    def forget(self, cred: Credential) -> None:
+        """Drop the account's choice and what its drivers learned, so it is probed anew."""
         with self._lock:
-            chosen = self._chosen.pop(cred.key, None)
-        forget = getattr(self.drivers.get(chosen[0]) if chosen else None, "forget", None)
-        if forget is not None:
-            forget(cred)
-        return chosen[0] if chosen else None
+            self._chosen.pop(cred.key, None)
+        for driver in self.drivers.values():
+            driver.forget(cred)
 
     def choices(self) -> dict[str, str]:
         """Each probed account (by its non-reversible key) → its surface."""

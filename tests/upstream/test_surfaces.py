@@ -15,7 +15,10 @@ CRED = Credential(real_user_id="1", jwt="a.b.c")
 
 class FakeDriver:
     def __init__(self, name: str, failures: list[Exception | None]) -> None:
-        self.name, self.failures, self.probes = name, failures, 0
+        self.name, self.failures, self.probes, self.forgotten = name, failures, 0, 0
+
+    def forget(self, cred: Credential) -> None:
+        self.forgotten += 1
 
     def probe(self, cred: Credential) -> None:
         self.probes += 1
@@ -93,6 +96,7 @@ def test_a_refusal_re_probes_and_moves_on() -> None:
     assert chooser.driver_for(CRED).name == "session"
     chooser.after_refusal(CRED, "session", may_retry=True)
     assert chooser.driver_for(CRED).name == "matrix"
+    assert world["drivers"]["session"].forgotten == 1  # its opening sequence runs again next time
 
 
 def test_a_refusal_on_the_surface_probed_again_is_not_an_account_death() -> None:
