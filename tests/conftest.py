@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.servers import ARTIFACTS, ROOT, Process, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
+from tests.state.redis_server import redis_server
 
 #: Every gateway process started in this session, for the log checks.
 GATEWAYS: list[Process] = []
@@ -147,6 +149,22 @@ def accounts(sim: SimulatorControl) -> Callable[..., list[dict]]:
 @pytest.fixture
 def credential(accounts: Callable[..., list[dict]]) -> str:
     return accounts(1)[0]["credential"]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server (Debian's, installed when missing) on a free loopback port."""
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> str:
+    """The Redis server, emptied for this test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.close()
+    return redis_url
 
 
 CLI_PACKAGE = ROOT / "tests" / "cli"

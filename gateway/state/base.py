@@ -41,6 +41,8 @@ class AccountView:
 
     leased: bool
     cooldown_left: float  # 0 when not cooling down
+    #: Who holds the lease (None when not leased).
+    holder: str | None = None
 
 
 class SharedState(Protocol):
@@ -81,9 +83,15 @@ class SharedState(Protocol):
     def delete(self, key: str) -> None:
         ...
 
-    def hit(self, key: str, window: float) -> int:
+    def hit(self, key: str, window: float, keep: float = 0.0) -> int:
         """Count one event under ``key`` in the current fixed window of ``window`` s;
-        returns the window's count so far (this event included)."""
+        returns the window's count so far (this event included). The window's count stays
+        readable by :meth:`counts` for at least ``keep`` s (and one window)."""
+        ...
+
+    def counts(self, key: str, window: float, windows: int = 1) -> list[int]:
+        """The counts of the last ``windows`` fixed windows under ``key``, oldest first,
+        the current one last (0 for a window without events or no longer kept)."""
         ...
 
     def add_record(self, kind: str, name: str, value: str) -> None:

@@ -131,11 +131,15 @@ class RedisState:
     def accounts(self, accounts: Sequence[str]) -> dict[str, AccountView]:
         pipe = self._redis.pipeline(transaction=False)
         for account in accounts:
-            pipe.exists(self._key("lease:", account))
+            pipe.get(self._key("lease:", account))
             pipe.pttl(self._key("cool:", account))
         answers = pipe.execute()
-        return {account: AccountView(bool(answers[2 * i]), max(0, int(answers[2 * i + 1])) / 1000)
-                for i, account in enumerate(accounts)}
+        views = {}
+        for i, account in enumerate(accounts):
+            holder = answers[2 * i]
+            views[account] = AccountView(holder is not None, max(0, int(answers[2 * i + 1])) / 1000,
+                                         None if holder is None else str(holder))
+        return views
 
     def get(self, key: str) -> str | None:
         value = self._redis.get(self._key("kv:", key))
@@ -147,15 +151,19 @@ class RedisState:
     def delete(self, key: str) -> None:
         self._redis.delete(self._key("kv:", key))
 
-    def hit(self, key: str, window: float) -> int:
+    def hit(self, key: str, window: float, keep: float = 0.0) -> int:
         # The window is counted on this host's clock: hosts agree to well under a window.
-        start = math.floor(time.time() / window) * window
-        name = self._key("hit:", f"{key}:{start!r}")
+        name = self._counter(key, math.floor(time.time() / window) * window)
         pipe = self._redis.pipeline(transaction=True)
         pipe.incr(name)
-        pipe.pexpire(name, _ms(window * 2))
+        pipe.pexpire(name, _ms(window * 2 + keep))
         count, _ = pipe.execute()
         return int(count)
+
+    def counts(self, key: str, window: float, windows: int = 1) -> list[int]:
+        current = math.floor(time.time() / window)
+        names = [self._counter(key, (current - back) * window) for back in range(windows - 1, -1, -1)]
+        return [int(value or 0) for value in cast(list[Any], self._redis.mget(names))]
 
     def add_record(self, kind: str, name: str, value: str) -> None:
         self._redis.hset(self._key("rec:", kind), name, value)
@@ -169,6 +177,9 @@ class RedisState:
 
     def close(self) -> None:
         self._redis.close()
+
+    def _counter(self, key: str, start: float) -> str:
+        return self._key("hit:", f"{key}:{float(start)!r}")
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}{name}"

@@ -67,6 +67,20 @@ FROM accounts a WHERE a.account IN ({marks})
 """
 
 
+def _window_start(now: float, window: float) -> float:
+    return float(math.floor(now / window) * window)
+
+
+def _window_starts(now: float, window: float, windows: int) -> list[float]:
+    """The starts of the last ``windows`` windows, oldest first."""
+    current = math.floor(now / window)
+    return [float((current - back) * window) for back in range(windows - 1, -1, -1)]
+
+
+def _counter(key: str, start: float) -> str:
+    return f"{key}@{start!r}"
+
+
 class SQLiteState:
     """:class:`~gateway.state.base.SharedState` in one SQLite file."""
 
@@ -161,10 +175,11 @@ class SQLiteState:
         marks = ",".join("?" * len(accounts))
         with self._lock:
             rows = self._connection().execute(
-                f"SELECT account, lease_until, cooldown_until FROM accounts WHERE account IN ({marks})",
+                f"SELECT account, holder, lease_until, cooldown_until FROM accounts WHERE account IN ({marks})",
                 list(accounts)).fetchall()
-        for account, lease_until, cooldown_until in rows:
-            views[account] = AccountView(lease_until > now, max(0.0, cooldown_until - now))
+        for account, holder, lease_until, cooldown_until in rows:
+            leased = lease_until > now
+            views[account] = AccountView(leased, max(0.0, cooldown_until - now), holder if leased else None)
         return views
 
     # --- values, counters, records --------------------------------------------------
@@ -187,16 +202,27 @@ class SQLiteState:
         with self._lock, self._write() as db:
             db.execute("DELETE FROM kv WHERE key = ?", (key,))
 
-    def hit(self, key: str, window: float) -> int:
+    def hit(self, key: str, window: float, keep: float = 0.0) -> int:
         now = time.time()
-        start = math.floor(now / window) * window
+        start = _window_start(now, window)
         with self._lock, self._write() as db:
             db.execute("DELETE FROM counters WHERE expires <= ?", (now,))
             (count,) = db.execute(
                 "INSERT INTO counters (key, count, expires) VALUES (?, 1, ?) "
                 "ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
-                (f"{key}@{start!r}", start + window)).fetchone()
+                (_counter(key, start), start + window + keep)).fetchone()
         return int(count)
+
+    def counts(self, key: str, window: float, windows: int = 1) -> list[int]:
+        now = time.time()
+        starts = _window_starts(now, window, windows)
+        names = [_counter(key, start) for start in starts]
+        marks = ",".join("?" * len(names))
+        with self._lock:
+            rows = self._connection().execute(
+                f"SELECT key, count FROM counters WHERE expires > ? AND key IN ({marks})", [now, *names]).fetchall()
+        found = {str(name): int(count) for name, count in rows}
+        return [found.get(name, 0) for name in names]
 
     def add_record(self, kind: str, name: str, value: str) -> None:
         with self._lock, self._write() as db:

@@ -1,29 +1,11 @@
-"""Fixtures: each shared-state backend against a real server (SQLite file, redis-server)."""
+"""Fixtures: each shared-state backend against a real server (SQLite file, redis-server;
+the Redis fixtures are the session's, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-
-from tests.state.redis_server import redis_server
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture
-def clean_redis(redis_url: str) -> str:
-    """The Redis server, emptied for this test."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushall()
-    client.close()
-    return redis_url
 
 
 @pytest.fixture(params=["sqlite", "redis"])

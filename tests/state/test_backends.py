@@ -210,3 +210,26 @@ def test_values_counters_and_records(state: SharedState) -> None:
     state.remove_record("chats", "c1")
     assert state.records("chats") == {"c2": "account-b"}
     assert state.records("none") == {}
+
+
+def test_counts_read_past_windows_kept_long_enough(state: SharedState) -> None:
+    window = 0.5
+    state.hit("series", window, keep=5)
+    state.hit("series", window, keep=5)
+    time.sleep(window * 1.1)
+    state.hit("series", window, keep=5)
+    past = state.counts("series", window, 4)
+    assert len(past) == 4 and sum(past) == 3 and past[-1] in (1, 0)
+    assert state.counts("nothing", window, 3) == [0, 0, 0]
+    state.hit("short", window)  # kept one window only
+    time.sleep(window * 2.5)
+    assert sum(state.counts("short", window, 5)) == 0
+
+
+def test_account_view_names_the_holder(state: SharedState) -> None:
+    (a,) = creds(1)
+    assert state.try_lease(uuid.uuid4().hex, [a.key], "holder-1", 5).account == a.key
+    assert state.accounts([a.key])[a.key].holder == "holder-1"
+    state.release(a.key, "holder-1")
+    view = state.accounts([a.key])[a.key]
+    assert (view.leased, view.holder) == (False, None)
