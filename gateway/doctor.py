@@ -34,7 +34,7 @@ from gateway.errors import (
 from gateway.i18n import DEFAULT_LANG, Lang
 from gateway.upstream import constants as C
 from gateway.upstream import pacing
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.client import UpstreamClient, credits_of
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one
 from gateway.upstream.session import SessionDriver
@@ -253,20 +253,6 @@ def read_answer(turn: Turn) -> str:
     finally:
         turn.stop()
     raise UpstreamTimeout("the answer did not finish in time")
-
-
-def credits_of(data: dict[str, Any]) -> float | None:
-    """Credits left: ``op_credit_summary.total_remaining_amount`` when present (migrated
-    accounts, where the old field reads 0), else ``total_remains_credit``."""
-    summary = data.get("op_credit_summary")
-    amount = summary.get("total_remaining_amount") if isinstance(summary, dict) else None
-    if isinstance(amount, (str, int, float)) and not isinstance(amount, bool):
-        try:
-            return float(amount)
-        except ValueError:
-            pass
-    old = data.get("total_remains_credit")
-    return float(old) if isinstance(old, (int, float)) and not isinstance(old, bool) else None
 
 
 def _stage(stages: list[Stage], name: str, step: Callable[[], Any],

@@ -13,14 +13,18 @@ about OpenAI, Anthropic or Gemini.
     ├── AuthenticationFailed          401 authentication
     │   ├── MissingCredentials        401
     │   ├── ExpiredCredentials        401
-    │   └── UpstreamUnauthorized      401  (upstream refused the credential)
+    │   ├── UpstreamUnauthorized      401  (upstream refused the credential)
+    │   ├── MissingApiKey             401  (client keys are configured; none was sent)
+    │   ├── InvalidApiKey             401  (wrong or revoked client key)
+    │   └── AdminKeyRequired          401  (the admin pages and API)
     ├── PermissionDenied              403 permission
     ├── NotFound                      404 not_found
     │   └── ModelNotFound             404 model_not_found
     ├── MethodNotAllowed              405 invalid_request
     ├── PayloadTooLarge               413 too_large
     ├── RateLimited                   429 rate_limit   (+ Retry-After)
-    │   └── AccountsBusy              429  (every account of the request stayed busy)
+    │   ├── AccountsBusy              429  (every account of the request stayed busy)
+    │   └── KeyLimited                429  (a client key's requests-per-minute or concurrency)
     ├── QuotaExhausted                429 quota
     │   └── NoCredits                 429
     ├── UpstreamError                 502 upstream
@@ -29,8 +33,10 @@ about OpenAI, Anthropic or Gemini.
     │   ├── UpstreamRejectedSignature 502
     │   ├── UpstreamBadAnswer         502
     │   │   └── UpstreamWrongPath     502  (404, or the site's HTML page: wrong surface/prefix)
-    │   └── NoSurface                 502  (neither upstream surface works for the account)
+    │   ├── NoSurface                 502  (neither upstream surface works for the account)
+    │   └── AccountRefused            502  (a surface refuses a token that is still valid)
     ├── UpstreamUnavailable           503 unavailable
+    │   └── NoWorkingAccount          503  (every server-side account is refused by MiniMax)
     └── UpstreamTimeout               504 timeout
 
 Beside the tree, :class:`ConfigError` (a ``ValueError``) reports an invalid setting at
@@ -100,6 +106,19 @@ class UpstreamUnauthorized(AuthenticationFailed):
     )
 
 
+class MissingApiKey(AuthenticationFailed):
+    message = ("This gateway requires one of its API keys: send 'Authorization: Bearer <key>' "
+               "(or x-api-key, x-goog-api-key, ?key=).")
+
+
+class InvalidApiKey(AuthenticationFailed):
+    message = "The API key is not valid (unknown or revoked)."
+
+
+class AdminKeyRequired(AuthenticationFailed):
+    message = "The admin key is required (Authorization: Bearer <GATEWAY_ADMIN_KEY> or X-Admin-Key)."
+
+
 class PermissionDenied(GatewayError):
     status = 403
     kind = "permission"
@@ -140,6 +159,10 @@ class AccountsBusy(RateLimited):
         "Every MiniMax account of this credential is busy with another generation; "
         "retry later or add accounts to the pool."
     )
+
+
+class KeyLimited(RateLimited):
+    message = "This API key is over its limit; retry after the time given in Retry-After."
 
 
 class QuotaExhausted(GatewayError):
@@ -191,10 +214,19 @@ class NoSurface(UpstreamError):
     message = "Neither MiniMax chat surface (session or matrix) accepted this account."
 
 
+class AccountRefused(UpstreamError):
+    message = "MiniMax refused this account's chat calls although its token is valid (see MINIMAX_SURFACE)."
+
+
 class UpstreamUnavailable(GatewayError):
     status = 503
     kind = "unavailable"
     message = "MiniMax could not be reached or dropped the connection."
+
+
+class NoWorkingAccount(UpstreamUnavailable):
+    message = ("None of this gateway's MiniMax accounts is accepted by MiniMax now; "
+               "the operator must check them (see /admin).")
 
 
 class UpstreamTimeout(GatewayError):

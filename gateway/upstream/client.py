@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -49,9 +49,19 @@ log = logging.getLogger(__name__)
 
 #: Told of every call: its path, and the error class name when it failed.
 Observer = Callable[[str, "str | None"], None]
+class TokenStore(Protocol):
+    """Where renewed tokens outlive the process (the shared state): by account key."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, value: str, ttl: float | None = None) -> None: ...
+
+
 #: Seconds between two renewal attempts of one account after a failed one.
 RENEW_RETRY_SECONDS = 300.0
 API, STREAM = "api", "stream"
+#: Where a renewed token is kept in the token store, before the account key.
+TOKEN_KEY = "token:"
 
 
 @dataclass
@@ -75,8 +85,10 @@ class UpstreamClient:
         settings: UpstreamSettings,
         session: requests.Session | None = None,
         observer: Observer | None = None,
+        tokens: TokenStore | None = None,
     ) -> None:
         self.settings = settings
+        self._tokens = tokens
         self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or _new_session(settings.pool_size)
         self._accounts: dict[str, _Account] = {}
@@ -90,6 +102,10 @@ class UpstreamClient:
 
     def membership(self, cred: Credential) -> dict[str, Any]:
         return self.call(cred, "POST", C.PATH_MEMBERSHIP)
+
+    def credits(self, cred: Credential) -> float | None:
+        """The account's credits left (None when the answer names none)."""
+        return credits_of(self.membership(cred))
 
     def register_device(self, cred: Credential) -> dict[str, Any]:
         """Register (again) and cache this account's device id."""
@@ -131,6 +147,7 @@ class UpstreamClient:
         if not isinstance(token, str) or token.count(".") != 2:
             raise UpstreamBadAnswer("MiniMax's token renewal returned no token.")
         account.token, account.expires_at = token, token_expiry(token)
+        self._keep_token(cred, account)
         return True
 
     def put_object(self, url: str, headers: dict[str, str], body: IO[bytes]) -> None:
@@ -197,6 +214,8 @@ class UpstreamClient:
     def _prepare(self, cred: Credential, account: _Account) -> None:
         if account.real_user_id is None:
             self.learn_identity(cred)
+        if _renewal_due(account, self.settings.renew_before):
+            self._renewed(cred, account)  # another worker or host may have renewed it already
         if _renewal_due(account, self.settings.renew_before):
             try:
                 self.renew(cred)
@@ -327,9 +346,32 @@ class UpstreamClient:
     def _account(self, cred: Credential) -> _Account:
         account = self._accounts.get(cred.key)
         if account is None:
+            fresh = self._renewed(cred, _new_account(cred))
             with self._lock:
-                account = self._accounts.setdefault(cred.key, _new_account(cred))
+                account = self._accounts.setdefault(cred.key, fresh)
         return account
+
+    def _renewed(self, cred: Credential, account: _Account) -> _Account:
+        """The account with the newest token another worker or host renewed, if any."""
+        if self._tokens is None:
+            return account
+        try:
+            stored = self._tokens.get(TOKEN_KEY + cred.key)
+        except Exception:  # the state is down: the pasted token still works until exp
+            log.warning("could not read the renewed token of account %s", cred.key)
+            return account
+        expires = token_expiry(stored) if stored else None
+        if stored and expires is not None and expires > (account.expires_at or 0) and expires > time.time():
+            account.token, account.expires_at = stored, expires
+        return account
+
+    def _keep_token(self, cred: Credential, account: _Account) -> None:
+        if self._tokens is None or account.expires_at is None:
+            return
+        try:
+            self._tokens.put(TOKEN_KEY + cred.key, account.token, max(1.0, account.expires_at - time.time()))
+        except Exception:
+            log.warning("could not keep the renewed token of account %s", cred.key)
 
     def _account_lock(self, cred: Credential) -> threading.Lock:
         # One lock per account so concurrent first requests prepare it once.
@@ -477,3 +519,17 @@ def error_for(code: int, message: str, status: int) -> GatewayError:
     if status >= 500:
         return UpstreamServerError(f"MiniMax answered error {code} (HTTP {status}): {message}")
     return UpstreamError(f"MiniMax answered error {code} (HTTP {status}): {message}")
+
+
+def credits_of(data: dict[str, Any]) -> float | None:
+    """Credits left: ``op_credit_summary.total_remaining_amount`` when present (migrated
+    accounts, where the old field reads 0), else ``total_remains_credit``."""
+    summary = data.get("op_credit_summary")
+    amount = summary.get("total_remaining_amount") if isinstance(summary, dict) else None
+    if isinstance(amount, (str, int, float)) and not isinstance(amount, bool):
+        try:
+            return float(amount)
+        except ValueError:
+            pass
+    old = data.get("total_remains_credit")
+    return float(old) if isinstance(old, (int, float)) and not isinstance(old, bool) else None

@@ -47,6 +47,11 @@ class Credential:
         """A stable, non-reversible id for logs, metrics and caches."""
         return hashlib.sha256(self.jwt.encode()).hexdigest()[:12]
 
+    def login(self) -> str:
+        """The credential as it was pasted (``REALUSERID+JWT`` or the JWT): secret; only
+        for the shared state, never for a log or a message."""
+        return f"{self.real_user_id}{USER_ID_SEPARATOR}{self.jwt}" if self.real_user_id else self.jwt
+
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
 

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from gateway.errors import (
+    AccountRefused,
     GatewayError,
     NoSurface,
     UpstreamBadAnswer,
-    UpstreamError,
     UpstreamUnauthorized,
 )
 from gateway.upstream import constants as C
@@ -87,7 +87,7 @@ class Surfaces:
 
         Returns when the account now uses another surface and the call may be tried
         again there. Raises :class:`UpstreamUnauthorized` when the token itself is dead
-        (the one case that retires an account), else an :class:`UpstreamError`: a
+        (the one case that retires an account), else :class:`AccountRefused`: a
         surface refusing a valid token is not the account's death.
         """
         if not self.client.identity_alive(cred):
@@ -96,8 +96,8 @@ class Surfaces:
             self.forget(cred)
             if self._remember(cred, self.probe(cred)) != surface:
                 return
-        raise UpstreamError(f"MiniMax's {surface} surface refused this account although its token "
-                            "is valid (see MINIMAX_SURFACE).")
+        raise AccountRefused(f"MiniMax's {surface} surface refused this account although its token "
+                             "is valid (see MINIMAX_SURFACE).")
 
     def forget(self, cred: Credential) -> None:
         """Drop the account's choice and what its drivers learned, so it is probed anew."""
