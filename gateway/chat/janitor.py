@@ -12,7 +12,7 @@ import _thread
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gateway.errors import AuthenticationFailed, GatewayError
 from gateway.upstream import pacing
@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 class Janitor:
     """Discards conversations in background threads (greenlets under gevent)."""
 
-    def __init__(self, delays: Sequence[float] = pacing.CLEANUP_DELAYS) -> None:
+    def __init__(
+        self,
+        delays: Sequence[float] = pacing.CLEANUP_DELAYS,
+        on_gone: Callable[[Conversation], None] = lambda conversation: None,
+    ) -> None:
         self._delays = tuple(delays)
+        #: Told of each conversation that is deleted, or that no one can delete.
+        self._on_gone = on_gone
         self._pending = 0
         # Condition's default RLock: with a plain Lock, gevent's ownership check in
         # notify_all() yields while holding it, and closing streams queue up behind it.
@@ -56,7 +62,12 @@ class Janitor:
             pacing.retry(lambda: driver.discard(credential, conversation), self._delays,
                          retry_on=(GatewayError,), give_up_on=(AuthenticationFailed,),
                          what=f"clean-up of {conversation.surface} {conversation.id}")
-        except GatewayError as error:
+            self._on_gone(conversation)
+        except AuthenticationFailed:
+            log.warning("could not clean up upstream %s %s: account %s is refused", conversation.surface,
+                        conversation.id, credential.key)
+            self._on_gone(conversation)  # the sweep could not delete it either
+        except GatewayError as error:  # left to the sweep
             log.warning("could not clean up upstream %s %s of account %s (%s)", conversation.surface,
                         conversation.id, credential.key, type(error).__name__)
         finally:

@@ -39,6 +39,29 @@ log = logging.getLogger("gateway.pool")
 POLL_SECONDS = 0.05
 #: Leases are renewed this many times per time-to-live.
 RENEWALS_PER_TTL = 4
+#: Seconds at least between two recounts of the accounts for the metrics gauge.
+GAUGE_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The accounts one request may use, and on whose behalf it asks."""
+
+    credentials: tuple[Credential, ...]
+    #: Begins every lease holder of the request (a client key's id), so the shared state
+    #: tells whose generation holds an account; empty for personal use.
+    tag: str = ""
+    #: The operator's accounts (dead ones are skipped) rather than the caller's own.
+    server: bool = False
+
+
+def as_accounts(accounts: Accounts | Sequence[Credential]) -> Accounts:
+    return accounts if isinstance(accounts, Accounts) else Accounts(tuple(accounts))
+
+
+def holder_id(tag: str = "") -> str:
+    """A fresh lease holder id, ``<tag>.<random>`` when tagged."""
+    return f"{tag}.{uuid.uuid4().hex}" if tag else uuid.uuid4().hex
 
 
 @dataclass
@@ -49,21 +72,20 @@ class AccountState:
 
 
 class Lease:
-    """One account held for one generation; release exactly once."""
+    """One account (or one of a client key's concurrency slots) held; release exactly once."""
 
-    def __init__(self, pool: AccountPool, state: AccountState, holder: str) -> None:
+    def __init__(self, pool: AccountPool, key: str, holder: str, state: AccountState | None = None) -> None:
         self._pool = pool
         self._state = state
+        self.key = key
         self.holder = holder
         self.released = False
 
     @property
     def credential(self) -> Credential:
+        if self._state is None:
+            raise TypeError("a slot lease holds no account")
         return self._state.credential
-
-    @property
-    def key(self) -> str:
-        return self._state.credential.key
 
     def release(self, cooldown: float = 0.0, dead: bool = False) -> None:
         if not self.released:
@@ -117,6 +139,37 @@ class Renewer:
             log.warning("lost the lease of account %s while generating (held too long without renewal?)", key)
 
 
+class Gauge:
+    """Recounts the accounts for the metrics gauge in the background, at most every
+    ``GAUGE_SECONDS``: counting reads every known account's state, which on the acquire
+    path would cost each lease a round trip per account (quadratic in the pool size)."""
+
+    def __init__(self, count: Callable[[], dict[str, int]], report: Callable[[dict[str, int]], None]) -> None:
+        self._count = count
+        self._report = report
+        self._dirty = threading.Event()
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def changed(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first change in this process (or a forked child)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="account-gauge", daemon=True).start()
+        self._dirty.set()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self._report(self._count())
+            except Exception:
+                log.warning("could not count the accounts", exc_info=True)
+            time.sleep(GAUGE_SECONDS)
+
+
 class AccountPool:
     """Leases accounts to generations; one generation per account at a time."""
 
@@ -131,28 +184,28 @@ class AccountPool:
         self._states: dict[str, AccountState] = {}
         self._changed = threading.Condition()
         self._retry_after = retry_after
-        self._on_change = on_change
         self._lease_ttl = lease_ttl
         self._renewer = Renewer(self._state, lease_ttl)
+        self._gauge = Gauge(lambda: self._counts(mine_only=True), on_change)
 
     @property
     def state(self) -> SharedState:
         return self._state
 
-    def acquire(self, credentials: Sequence[Credential], timeout: float) -> Lease:
+    def acquire(self, credentials: Sequence[Credential], timeout: float, tag: str = "") -> Lease:
         """Lease a free account among ``credentials``, waiting at most ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._changed:
             states = {cred.key: self._state_of(cred) for cred in credentials}
         keys = list(states)
-        ticket, holder = uuid.uuid4().hex, uuid.uuid4().hex
+        ticket, holder = uuid.uuid4().hex, holder_id(tag)
         granted = False
         try:
             while True:
                 attempt = self._state.try_lease(ticket, keys, holder, self._lease_ttl)
                 if attempt.account is not None:
                     granted = True
-                    lease = Lease(self, states[attempt.account], holder)
+                    lease = Lease(self, attempt.account, holder, states[attempt.account])
                     self._renewer.add(lease)
                     self._notify_change()
                     return lease
@@ -166,6 +219,23 @@ class AccountPool:
         finally:
             if not granted:  # timed out, or interrupted (e.g. the client went away)
                 self._withdraw(ticket, keys)
+
+    def try_slot(self, slots: Sequence[str], tag: str) -> Lease | None:
+        """One free slot among ``slots`` (names in the state's account space, renewed like
+        account leases), or None at once when every one is taken."""
+        ticket, holder = uuid.uuid4().hex, holder_id(tag)
+        attempt = self._state.try_lease(ticket, list(slots), holder, self._lease_ttl)
+        if attempt.account is None:
+            self._withdraw(ticket, list(slots))
+            return None
+        lease = Lease(self, attempt.account, holder)
+        self._renewer.add(lease)
+        return lease
+
+    def known(self) -> list[Credential]:
+        """Every account this process has leased or tried to."""
+        with self._changed:
+            return [state.credential for state in self._states.values()]
 
     def snapshot(self) -> dict[str, int]:
         """Counts of the accounts this process has seen, by state, for health (busy: leased
@@ -199,13 +269,15 @@ class AccountPool:
         except Exception:  # the ticket expires on its own
             log.warning("could not leave the account queue", exc_info=True)
 
-    def _release(self, lease: Lease, state: AccountState, cooldown: float, dead: bool) -> None:
+    def _release(self, lease: Lease, state: AccountState | None, cooldown: float, dead: bool) -> None:
         self._renewer.remove(lease)
         try:
             self._state.release(lease.key, lease.holder, cooldown)
         except Exception:  # the lease expires on its own
             log.warning("could not release account %s; it is free when its lease expires", lease.key,
                         exc_info=True)
+        if state is None:  # a slot: no account changed
+            return
         state.dead = dead
         with self._changed:
             self._changed.notify_all()
@@ -213,7 +285,4 @@ class AccountPool:
 
     def _notify_change(self) -> None:
         # The metrics gauge adds up the workers' counts: each counts as busy only its own leases.
-        try:
-            self._on_change(self._counts(mine_only=True))
-        except Exception:
-            log.warning("could not count the accounts", exc_info=True)
+        self._gauge.changed()

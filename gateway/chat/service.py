@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 
 from gateway.chat import tools, transforms
+from gateway.chat.health import AccountHealth, Activity
 from gateway.chat.janitor import Janitor
+from gateway.chat.ledger import ChatLedger
 from gateway.chat.media import Blob, MediaResolver, close_all
 from gateway.chat.model import (
     AgentStep,
@@ -31,16 +33,18 @@ from gateway.chat.model import (
     collect,
     last_user_text,
 )
-from gateway.chat.pool import AccountPool, Lease
+from gateway.chat.pool import AccountPool, Accounts, Lease, as_accounts
 from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
 from gateway.chat.settings import ChatSettings
 from gateway.chat.tokens import estimate_tokens
 from gateway.chat.uploads import UploadCache
 from gateway.errors import (
     AccountInUse,
+    AccountRefused,
     AccountsBusy,
     AuthenticationFailed,
     GatewayError,
+    NoWorkingAccount,
     QuotaExhausted,
     UpstreamTimeout,
     UpstreamUnauthorized,
@@ -75,7 +79,11 @@ Disconnected = Callable[[], bool]
 
 
 class ChatService:
-    """Runs neutral chat requests on the upstream."""
+    """Runs neutral chat requests on the upstream.
+
+    Account health, the record of created conversations and the activity counts live in
+    the pool's shared state, like the leases.
+    """
 
     def __init__(
         self,
@@ -92,7 +100,10 @@ class ChatService:
         self.janitor = janitor
         self.settings = settings
         self.media = media
-        self.uploads = UploadCache()
+        self.uploads = UploadCache(pool.state)
+        self.health = AccountHealth(pool.state)
+        self.ledger = ChatLedger(pool.state)
+        self.activity = Activity(pool.state)
 
     def upstream_model(self, requested: str) -> str:
         """The upstream model for any requested name (unknown names get the default)."""
@@ -112,7 +123,7 @@ class ChatService:
     def open(
         self,
         request: ChatRequest,
-        credentials: Sequence[Credential],
+        accounts: Accounts | Sequence[Credential],
         disconnected: Disconnected = lambda: False,
     ) -> Generation:
         """Start a generation; raises :class:`GatewayError` before anything is streamed."""
@@ -120,66 +131,112 @@ class ChatService:
         prompt = self.prompt_for(request)
         blobs = self.media.resolve(request)  # fetched once, uploaded per account
         try:
-            lease, driver, turn = self._send(request, prompt, blobs, credentials)
+            lease, driver, turn = self._send(request, prompt, blobs, as_accounts(accounts))
         finally:
             close_all(blobs)
         return Generation(self, request, lease, driver, turn, estimate_tokens(prompt),
                           disconnected, opened_at)
 
     def start_turn(self, cred: Credential, text: str, model: str, blobs: Sequence[Blob] = (),
-                   web_search: bool = False) -> tuple[Driver, Turn]:
+                   web_search: bool = False, holder: str = "") -> tuple[Driver, Turn]:
         """Open a conversation on the account's surface and send its first turn.
 
-        A refusal that may mean the surface changed makes the surface be probed again
-        and the turn be sent once more on the new one. The conversation is handed to the
-        janitor when the send fails after it was opened.
+        A refusal makes the account suspect and its token be checked; one that may mean
+        the surface changed makes the surface be probed again and the turn be sent once
+        more on the new one. The conversation is recorded for the sweep as soon as its id
+        is known (under the lease ``holder``), and handed to the janitor when the send
+        fails after it was opened.
         """
         for attempt in (1, 2):
             driver = self.surfaces.driver_for(cred)
             try:
-                return driver, self._open_and_send(driver, cred, text, model, blobs, web_search)
-            except REFUSED:
+                return driver, self._open_and_send(driver, cred, text, model, blobs, web_search, holder)
+            except REFUSED as error:
+                self.health.suspect(cred.key, error)
                 self.surfaces.after_refusal(cred, driver.name, may_retry=attempt == 1)
         raise AssertionError("unreachable: the second refusal raises")
 
     def _open_and_send(self, driver: Driver, cred: Credential, text: str, model: str,
-                       blobs: Sequence[Blob], web_search: bool) -> Turn:
+                       blobs: Sequence[Blob], web_search: bool, holder: str) -> Turn:
         attachments = tuple(self.uploads.attach(driver, cred, blob) for blob in blobs)
         conversation = driver.open(cred, model)
+        self.ledger.opened(cred, conversation, holder)
         try:
-            return driver.send(cred, conversation, TurnInput(text, model, attachments, web_search))
+            turn = driver.send(cred, conversation, TurnInput(text, model, attachments, web_search))
         except BaseException:
             self.discard(driver, cred, conversation)
             raise
+        if turn.conversation.id != conversation.id:  # matrix: the chat id comes with the send
+            self.ledger.opened(cred, turn.conversation, holder)
+        return turn
 
     def discard(self, driver: Driver, cred: Credential, conversation: Conversation) -> None:
         if conversation.id is not None:
+            self.ledger.closed(conversation)
             self.janitor.discard(driver, cred, conversation)
 
+    def lease(self, accounts: Accounts, timeout: float) -> Lease:
+        """A free account of the request's (a server pool's dead accounts are skipped)."""
+        return self.pool.acquire(self._usable(accounts), timeout, accounts.tag)
+
+    def _usable(self, accounts: Accounts) -> list[Credential]:
+        candidates = list(accounts.credentials)
+        if not candidates:
+            raise NoWorkingAccount("This gateway has no MiniMax accounts configured (GATEWAY_ACCOUNTS_FILE).")
+        if accounts.server:
+            dead = self.health.dead_among([cred.key for cred in candidates])
+            candidates = [cred for cred in candidates if cred.key not in dead]
+        if not candidates:
+            raise NoWorkingAccount()
+        return candidates
+
     def _send(
-        self, request: ChatRequest, prompt: str, blobs: list[Blob], credentials: Sequence[Credential]
+        self, request: ChatRequest, prompt: str, blobs: list[Blob], accounts: Accounts
     ) -> tuple[Lease, Driver, Turn]:
         """Send on a free account; move on when one is busy, refused or out of credits."""
         deadline = time.monotonic() + self.settings.queue_timeout
-        candidates = list(credentials)
+        candidates = self._usable(accounts)
         model = self.upstream_model(request.model)
         while True:
             waited = time.monotonic()
-            lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()))
+            lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()), accounts.tag)
             metrics().queue_wait.observe(time.monotonic() - waited)
+            cred = lease.credential
             try:
-                driver, turn = self.start_turn(lease.credential, prompt, model, blobs, request.web_search)
+                driver, turn = self.start_turn(cred, prompt, model, blobs, request.web_search, lease.holder)
                 return lease, driver, turn
-            except AccountInUse:
+            except AccountInUse:  # busy is not failure: the account only cools down
                 lease.release(cooldown=self.settings.busy_cooldown)
-            except (AuthenticationFailed, QuotaExhausted) as error:
+            except (AuthenticationFailed, QuotaExhausted, AccountRefused) as error:
+                # This account cannot answer; another one of the request's may.
+                self._account_failed(cred, error)
                 lease.release(dead=isinstance(error, AuthenticationFailed))
-                candidates.remove(lease.credential)
+                candidates.remove(cred)
                 if not candidates:
                     raise
+            except GatewayError as error:
+                self._account_failed(cred, error)
+                lease.release()
+                raise
             except BaseException:
                 lease.release()
                 raise
+
+    def _account_failed(self, cred: Credential, error: GatewayError) -> None:
+        if isinstance(error, AuthenticationFailed):
+            self.health.dead(cred.key, error)  # the identity check confirmed the refusal
+        elif isinstance(error, AccountRefused):
+            self.health.suspect(cred.key, error)  # refused, yet the token is valid
+        else:
+            self.health.failed(cred.key, error)
+
+    def answered(self, cred: Credential, surface: str) -> None:
+        self.health.ok(cred.key, surface)
+        self.health.answered(cred.key)
+
+    def stream_failed(self, cred: Credential, error: GatewayError) -> None:
+        self.health.failed(cred.key, error)
+        self.activity.error()
 
 
 class Generation:
@@ -223,10 +280,19 @@ class Generation:
         shaped = transforms.json_only(limited) if _json_mode(self.request) else limited
         metrics().open_streams.inc()
         try:
-            yield from transforms.count_usage(shaped, self.input_tokens)
+            yield from self._observed(transforms.count_usage(shaped, self.input_tokens))
         finally:
             metrics().open_streams.dec()
             self.close()
+
+    def _observed(self, events: Iterator[Event]) -> Iterator[Event]:
+        """The events, told to the account's health as they end the answer."""
+        for event in events:
+            if isinstance(event, Finish):
+                self._service.answered(self.lease.credential, self.conversation.surface)
+            elif isinstance(event, StreamError):
+                self._service.stream_failed(self.lease.credential, event.error)
+            yield event
 
     def result(self) -> ChatResult:
         """The whole answer (for non-stream replies); raises the error of a failed stream."""
@@ -244,8 +310,9 @@ class Generation:
         try:
             self.turn.stop()
         finally:
-            self.lease.release()
+            # Marked closed before the lease goes, so the sweep leaves it to the janitor.
             self._service.discard(self.driver, self.lease.credential, self.conversation)
+            self.lease.release()
 
     def _follow_up(self, text: str) -> Iterator[Event]:
         """Another turn in the same upstream conversation (a corrective retry), as raw events."""

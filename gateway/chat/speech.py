@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import audio
+from gateway.chat.pool import Accounts, as_accounts
 from gateway.chat.service import ChatService
 from gateway.errors import UpstreamBadAnswer, UpstreamTimeout
 from gateway.upstream import audio as upstream_audio
@@ -57,7 +58,7 @@ class SpeechService:
         self.chat = chat
 
     def speech(self, text: str, voice: str, response_format: str, speed: float,
-               credentials: Sequence[Credential]) -> bytes:
+               credentials: Accounts | Sequence[Credential]) -> bytes:
         """``text`` spoken in ``voice``, as one file in ``response_format`` at ``speed``.
 
         One MP3 clip at normal speed is returned as the upstream made it; anything else
@@ -68,17 +69,17 @@ class SpeechService:
             return clips[0]
         return audio.encode(audio.change_speed(audio.decode(clips), speed), response_format)
 
-    def speak(self, text: str, voice: str, credentials: Sequence[Credential]) -> list[bytes]:
+    def speak(self, text: str, voice: str, credentials: Accounts | Sequence[Credential]) -> list[bytes]:
         """The MP3 clips speaking ``text`` in ``voice``, in order."""
         client = self.chat.client
-        lease = self.chat.pool.acquire(credentials, self.chat.settings.queue_timeout)
+        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout)
         cred = lease.credential
         spoken: tuple[Driver, Conversation] | None = None
         try:
             upstream_audio.set_voice(client, cred, voice)
             clips = []
             for piece in split_text(text):
-                spoken, msg_id = self._repeat(cred, piece, spoken)
+                spoken, msg_id = self._repeat(cred, piece, spoken, lease.holder)
                 urls = upstream_audio.speech_urls(client, cred, msg_id, voice)
                 clips += [client.download(url) for url in urls]
             return clips
@@ -87,21 +88,21 @@ class SpeechService:
             if spoken is not None:
                 self.chat.discard(spoken[0], cred, spoken[1])
 
-    def _repeat(self, cred: Credential, piece: str, spoken: tuple[Driver, Conversation] | None
-                ) -> tuple[tuple[Driver, Conversation], int]:
+    def _repeat(self, cred: Credential, piece: str, spoken: tuple[Driver, Conversation] | None,
+                holder: str) -> tuple[tuple[Driver, Conversation], int]:
         """Have the agent answer with ``piece``: the conversation and the answer's id."""
         prompt = upstream_audio.REPEAT_PROMPT.format(text=piece)
         model = self.chat.settings.models[0]
         if spoken is None:
-            driver, turn = self.chat.start_turn(cred, prompt, model)
+            driver, turn = self.chat.start_turn(cred, prompt, model, holder=holder)
         else:
             driver, turn = spoken[0], spoken[0].send(cred, spoken[1], TurnInput(prompt, model))
         return (driver, turn.conversation), _answer_id(turn)
 
-    def transcribe(self, clip: bytes, credentials: Sequence[Credential]) -> Transcript:
+    def transcribe(self, clip: bytes, credentials: Accounts | Sequence[Credential]) -> Transcript:
         pcm = audio.decode([clip])
         mp3 = audio.encode(pcm, "mp3")
-        lease = self.chat.pool.acquire(credentials, self.chat.settings.queue_timeout)
+        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout)
         try:
             text = upstream_audio.transcribe(self.chat.client, lease.credential, mp3)
         finally:

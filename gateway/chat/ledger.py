@@ -1,0 +1,160 @@
+"""The record of every upstream conversation the gateway created, and the orphan sweep.
+
+A conversation is recorded (in the shared state) as soon as its id is known, before any
+of its answer is streamed, with the lease holder of the generation that made it. When
+the generation ends, the record is marked *closed* (handed to the janitor), and the
+janitor removes it once the conversation is deleted. A record whose generation's lease
+is gone while it is still open, or that stayed closed longer than :data:`CLOSED_GRACE`
+(the janitor of a worker that died), names an orphan: :func:`sweep` deletes it. Only
+recorded conversations are ever deleted: nothing is swept by listing the user's chats.
+
+Each record keeps the account's login (it is needed to delete the conversation from any
+worker or host); the shared state is the operator's, like the renewed tokens it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+
+from gateway.errors import (
+    AccountInUse,
+    AuthenticationFailed,
+    GatewayError,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.state import SharedState
+from gateway.upstream.conversation import Conversation, Driver
+from gateway.upstream.credentials import Credential, parse_one
+
+log = logging.getLogger(__name__)
+
+KIND = "chats"
+#: Seconds a closed record may wait for its janitor before the sweep takes it over.
+CLOSED_GRACE = 120.0
+#: A record this old is dropped even when its conversation could not be deleted.
+MAX_AGE = 86400.0
+#: Failures after which the sweep tries again next time (the conversation may still be
+#: answering, or the upstream may be down); any other failure drops the record.
+TRANSIENT: tuple[type[GatewayError], ...] = (AccountInUse, UpstreamServerError, UpstreamTimeout,
+                                             UpstreamUnavailable)
+
+
+@dataclass(frozen=True, repr=False)
+class ChatRecord:
+    surface: str
+    id: str
+    account: str
+    holder: str
+    login: str
+    at: float
+    closed: bool = False
+
+    @property
+    def name(self) -> str:
+        return _name(self.surface, self.id)
+
+    def conversation(self) -> Conversation:
+        return Conversation(self.surface, self.id)
+
+    def __repr__(self) -> str:
+        return f"ChatRecord({self.surface} {self.id}, account={self.account}, closed={self.closed})"
+
+
+class ChatLedger:
+    """Records of the conversations the gateway created, in the shared state."""
+
+    def __init__(self, state: SharedState, clock: Callable[[], float] = time.time) -> None:
+        self._state = state
+        self._clock = clock
+        self._open: dict[str, ChatRecord] = {}  # this process's open records, by name
+        self._lock = threading.Lock()
+
+    def opened(self, cred: Credential, conversation: Conversation, holder: str) -> None:
+        if conversation.id is not None:
+            record = ChatRecord(conversation.surface, conversation.id, cred.key, holder, cred.login(), self._clock())
+            with self._lock:
+                self._open[record.name] = record
+            self._safely(lambda: self._state.add_record(KIND, record.name, json.dumps(asdict(record))))
+
+    def closed(self, conversation: Conversation) -> None:
+        """The generation is over; the janitor deletes the conversation now."""
+        if conversation.id is None:
+            return
+        with self._lock:
+            record = self._open.pop(_name(conversation.surface, conversation.id), None)
+        if record is not None:
+            done = replace(record, closed=True, at=self._clock())
+            self._safely(lambda: self._state.add_record(KIND, done.name, json.dumps(asdict(done))))
+
+    def removed(self, conversation: Conversation) -> None:
+        if conversation.id is not None:
+            name = _name(conversation.surface, conversation.id)
+            self._safely(lambda: self._state.remove_record(KIND, name))
+
+    def records(self) -> list[ChatRecord]:
+        return [record for raw in self._state.records(KIND).values() if (record := _parse(raw)) is not None]
+
+    def orphans(self) -> list[ChatRecord]:
+        """Records whose generation is gone and whose janitor did not finish."""
+        records = self.records()
+        views = self._state.accounts(sorted({record.account for record in records}))
+        now = self._clock()
+        return [record for record in records
+                if (now - record.at > CLOSED_GRACE if record.closed
+                    else views[record.account].holder != record.holder)]
+
+    @staticmethod
+    def _safely(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception:  # the sweep is a safety net: never fail a request over it
+            log.warning("could not update the chat records", exc_info=True)
+
+
+def sweep(ledger: ChatLedger, drivers: Mapping[str, Driver], clock: Callable[[], float] = time.time) -> int:
+    """Delete every orphan the ledger names; returns how many were deleted."""
+    deleted = 0
+    for record in ledger.orphans():
+        if _sweep_one(ledger, drivers, record, clock()):
+            deleted += 1
+    return deleted
+
+
+def _sweep_one(ledger: ChatLedger, drivers: Mapping[str, Driver], record: ChatRecord, now: float) -> bool:
+    driver = drivers.get(record.surface)
+    try:
+        if driver is None:
+            raise GatewayError(f"unknown surface {record.surface}")
+        driver.discard(parse_one(record.login), record.conversation())
+    except TRANSIENT as error:
+        if now - record.at < MAX_AGE:
+            log.info("sweep: %r not deleted yet (%s); trying again later", record, type(error).__name__)
+            return False
+        log.warning("sweep: giving up on %r after a day (%s)", record, type(error).__name__)
+        ledger.removed(record.conversation())
+        return False
+    except (AuthenticationFailed, GatewayError) as error:
+        log.warning("sweep: %r cannot be deleted (%s); dropping its record", record, type(error).__name__)
+        ledger.removed(record.conversation())
+        return False
+    ledger.removed(record.conversation())
+    log.info("sweep: deleted orphaned %r", record)
+    return True
+
+
+def _name(surface: str, conversation_id: str) -> str:
+    return f"{surface}:{conversation_id}"
+
+
+def _parse(raw: str) -> ChatRecord | None:
+    try:
+        return ChatRecord(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None
