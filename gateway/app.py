@@ -1,7 +1,8 @@
 """The application factory: settings in, a Flask app with every blueprint out.
 
-The upstream client, the account pool, the janitor and the chat service are built once
-per process here and stored in ``app.extensions``; views reach them through
+The shared state, the upstream client, the account pool, the janitor, the chat service
+and the accounts service (client keys, server-side accounts, their upkeep) are built
+once per process here and stored in ``app.extensions``; views reach them through
 :mod:`gateway.http`. Every request gets a request id (``X-Request-Id``, accepted or made,
 echoed back and put on every log line), an access log line without query string, and
 metrics. ``X-Forwarded-*`` headers are believed only from ``GATEWAY_TRUSTED_PROXIES``.
@@ -25,6 +26,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
+from gateway.accounts import AccountsService
+from gateway.accounts.keys import KeyRing, parse_keys
+from gateway.accounts.maintenance import Maintenance
+from gateway.accounts.roster import parse_roster
+from gateway.accounts.watch import Listing, setting_entries
 from gateway.chat.janitor import Janitor
 from gateway.chat.media import MediaResolver
 from gateway.chat.pool import AccountPool
@@ -42,6 +48,7 @@ from gateway.errors import (
 from gateway.state import open_state
 from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.credentials import Credential
 from gateway.upstream.surfaces import build_surfaces
 
 log = logging.getLogger("gateway.access")
@@ -55,6 +62,8 @@ HTTP_ERRORS: dict[int, type[GatewayError]] = {
 #: Seconds a stopping worker waits for pending chat deletions.
 SHUTDOWN_DRAIN_SECONDS = 5.0
 REQUEST_ID_HEADER = "X-Request-Id"
+#: The blueprints whose requests the admin page's chart counts.
+API_BLUEPRINTS = (openai.bp.name, anthropic.bp.name, gemini.bp.name)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -66,7 +75,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     provider = cast(DefaultJSONProvider, app.json)
     provider.sort_keys, provider.ensure_ascii = False, False
     _build_services(app, settings)
-    for blueprint in (system.bp, system.ops_bp, openai.bp, anthropic.bp, gemini.bp):
+    for blueprint in (system.bp, system.ops_bp, system.admin_bp, openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     _register_request_hooks(app)
@@ -82,19 +91,44 @@ def _build_services(app: Flask, settings: Settings) -> None:
         probe.note(path, error_kind)
 
     upstream = settings.upstream()
-    client = UpstreamClient(upstream, observer=observe)
+    state = open_state(settings.state)
+    client = UpstreamClient(upstream, observer=observe, tokens=state)  # renewed tokens are shared
     surfaces = build_surfaces(client, upstream, metrics.set_surface)
-    janitor = Janitor()
+    pool = AccountPool(state, on_change=metrics.set_accounts)
+    janitor = Janitor(on_gone=lambda conversation: chat.ledger.removed(conversation))
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
-    pool = AccountPool(open_state(settings.state), on_change=metrics.set_accounts)
     chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
+    accounts = _accounts_service(settings, chat)
+    Maintenance(chat, lambda: _upkept(accounts, pool), settings.sweep_interval, settings.credits_interval).start()
     app.extensions.update({
         "gateway.settings": settings,
+        "gateway.state": state,
+        "gateway.accounts": accounts,
         "gateway.chat": chat,
         "gateway.speech": SpeechService(chat),
         "gateway.doctor": Doctor(client, build_surfaces(client, upstream), settings.models[0]),
         "gateway.upstream_probe": probe,
     })
+
+
+def _accounts_service(settings: Settings, chat: ChatService) -> AccountsService:
+    keys: Listing[KeyRing] = Listing(parse_keys, setting_entries("GATEWAY_API_KEYS", settings.api_keys),
+                                     settings.api_keys_file)
+    roster: Listing[tuple[Credential, ...]] = Listing(
+        parse_roster, setting_entries("MINIMAX_CREDENTIALS", settings.server_credentials), settings.accounts_file)
+    service = AccountsService(keys, roster, chat)
+    if roster.current() and not keys.current():
+        logging.getLogger("gateway").warning(
+            "server-side accounts are configured but no client keys (GATEWAY_API_KEYS): they stay unused")
+    return service
+
+
+def _upkept(accounts: AccountsService, pool: AccountPool) -> list[Credential]:
+    """The accounts whose health and credits this process keeps up: the server's, and the
+    callers' own it has seen."""
+    known = {cred.key: cred for cred in pool.known()}
+    known.update((cred.key, cred) for cred in accounts.server_accounts())
+    return list(known.values())
 
 
 class TrustedProxies:
@@ -147,6 +181,8 @@ def _register_request_hooks(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
         metrics.metrics().requests.labels(dialect, route, str(response.status_code)).inc()
         metrics.metrics().latency.labels(dialect, route).observe(elapsed)
+        if request.blueprint in API_BLUEPRINTS:
+            app.extensions["gateway.chat"].activity.request(failed=response.status_code >= 400)
         # The path only: query strings may carry keys (?key=...).
         log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed * 1000,
                  extra={"method": request.method, "path": request.path, "status": response.status_code,

@@ -24,11 +24,13 @@ from gateway.upstream.settings import PollSettings, UpstreamSettings
 from gateway.upstream.signing import SigningVariant
 
 LOG_FORMATS = ("plain", "json")
+MIN_ADMIN_KEY_CHARS = 16
 SWITCH = ("on", "off")
 
 
-def _setting(env: str, default: Any, help: str) -> Any:
-    return field(default=default, metadata={"env": env, "help": help})
+def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
+    # Secrets stay out of the repr (and so out of any log or traceback that shows it).
+    return field(default=default, repr=not secret, metadata={"env": env, "help": help})
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,31 @@ class Settings:
         "GATEWAY_STATE", "",
         "Shared state (account leases, cooldowns, queue): `sqlite:///path/state.db` for the workers of one "
         "host, `redis://host:6379/0` for several hosts; deploy/gunicorn.conf.py makes a SQLite file when unset.",
+    )
+    accounts_file: str = _setting(
+        "GATEWAY_ACCOUNTS_FILE", "",
+        "File of server-side MiniMax credentials, one per line (`#` comments); read again when it changes.",
+    )
+    server_credentials: str = _setting(
+        "MINIMAX_CREDENTIALS", "", "Server-side MiniMax credentials, joined by `,` (beside the accounts file).",
+        secret=True,
+    )
+    api_keys_file: str = _setting(
+        "GATEWAY_API_KEYS_FILE", "",
+        "File of client API keys, one per line: `KEY [name=..] [rpm=N] [concurrency=N]` (or `sha256:HEX`).",
+    )
+    api_keys: str = _setting(
+        "GATEWAY_API_KEYS", "", "Client API keys as in the keys file, joined by `,`. With keys, "
+        "requests must carry one and use the server-side accounts.", secret=True,
+    )
+    admin_key: str = _setting(
+        "GATEWAY_ADMIN_KEY", "", "Key of `/admin` and `/admin/accounts`; unset: both are off (404).", secret=True
+    )
+    sweep_interval: float = _setting(
+        "GATEWAY_SWEEP_INTERVAL", 60.0, "Seconds between two sweeps of orphaned upstream chats (and re-probes)."
+    )
+    credits_interval: float = _setting(
+        "GATEWAY_CREDITS_INTERVAL", 600.0, "Seconds between two readings of an account's credits."
     )
     metrics_dir: str = _setting(
         "PROMETHEUS_MULTIPROC_DIR", "", "Where workers share metrics; deploy/gunicorn.conf.py makes one when unset."
@@ -189,6 +216,8 @@ class Settings:
         if self.stream_base_url and not self.stream_base_url.startswith(("http://", "https://")):
             raise ConfigError("MINIMAX_STREAM_BASE_URL must start with http:// or https://")
         check_state_url(self.state)
+        if self.admin_key and len(self.admin_key) < MIN_ADMIN_KEY_CHARS:
+            raise ConfigError(f"GATEWAY_ADMIN_KEY must have at least {MIN_ADMIN_KEY_CHARS} characters")
         self.locale()
         self.voice_overrides()
 

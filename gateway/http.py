@@ -1,8 +1,9 @@
 """Flask-side helpers shared by every dialect's views.
 
 Reading the JSON body, validating it with a marshmallow schema (errors name the field),
-finding the caller's MiniMax credentials, noticing a client that went away, and building
-streaming responses that no proxy buffers.
+authenticating the caller (a client key, or their own MiniMax credential: see
+:mod:`gateway.accounts`), noticing a client that went away, and building streaming
+responses that no proxy buffers.
 """
 
 from __future__ import annotations
@@ -10,22 +11,23 @@ from __future__ import annotations
 import math
 import select
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, after_this_request, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
+from gateway.accounts import AccountsService, Caller
+from gateway.chat.pool import Accounts
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
-from gateway.errors import GatewayError, InvalidRequest, MissingCredentials
-from gateway.upstream.credentials import Credential, parse_pool
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.validation import first_error
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-#: The accounts a request may use, as parsed from its credential header.
-Credentials = list[Credential]
+#: The accounts a request may use.
+Credentials = Accounts
 
 
 def service() -> ChatService:
@@ -36,6 +38,11 @@ def service() -> ChatService:
 def speech() -> SpeechService:
     speaker: SpeechService = current_app.extensions["gateway.speech"]
     return speaker
+
+
+def accounts() -> AccountsService:
+    service: AccountsService = current_app.extensions["gateway.accounts"]
+    return service
 
 
 def settings() -> Settings:
@@ -72,11 +79,34 @@ def bearer_token() -> str | None:
 
 
 def credentials(*candidates: str | None) -> Credentials:
-    """Parse the first credential text given; 401 when there is none."""
-    for text in candidates:
-        if text and text.strip():
-            return parse_pool(text)
-    raise MissingCredentials()
+    """The accounts of the caller whose key (or credential) is the first text given;
+    401 when there is none or it is not accepted, 429 past the key's limits.
+
+    Authenticated once per request: a key's concurrency slot is held until the response
+    is closed (a stream: when it ends).
+    """
+    caller: Caller | None = g.get("caller")
+    if caller is None:
+        caller = g.caller = accounts().caller(candidates)
+        _release_when_done(caller)
+    return caller.accounts
+
+
+def key_checked() -> None:
+    """For routes that use no account (model lists): with client keys configured, the
+    request must still carry a valid one, wherever its dialect puts it."""
+    if accounts().keyed:
+        credentials(bearer_token(), request.headers.get("x-api-key"), request.headers.get("x-goog-api-key"),
+                    request.args.get("key"))
+
+
+def _release_when_done(caller: Caller) -> None:
+    g.setdefault("closers", []).append(caller.done)  # a stream runs it when it ends (see stream())
+
+    @after_this_request
+    def hold_until_closed(response: Response) -> Response:
+        response.call_on_close(caller.done)  # any other response (idempotent when both run)
+        return response
 
 
 def disconnect_probe() -> Callable[[], bool]:
@@ -114,8 +144,34 @@ def stream(
     on_close: Callable[[], None],
     mimetype: str = "text/event-stream",
 ) -> Response:
-    """A streamed response; ``on_close`` runs when the server is done with it, however
-    the stream ended (finished, failed, or the client went away)."""
-    response = Response(frames, mimetype=mimetype, headers=STREAM_HEADERS, direct_passthrough=True)
-    response.call_on_close(on_close)
-    return response
+    """A streamed response; ``on_close`` (then whatever the request holds until its
+    response ends) runs when the server is done with it, however the stream ended
+    (finished, failed, or the client went away)."""
+    body = ClosingFrames(frames, [on_close, *g.get("closers", [])])
+    return Response(body, mimetype=mimetype, headers=STREAM_HEADERS, direct_passthrough=True)
+
+
+class ClosingFrames:
+    """A response body that runs its closers when the WSGI server closes it.
+
+    With ``direct_passthrough`` the server is handed this object itself (werkzeug's
+    ``call_on_close`` hooks never run then), and every WSGI server calls ``close()``
+    on the body it was given, even one it never started to iterate.
+    """
+
+    def __init__(self, frames: Iterable[bytes], closers: list[Callable[[], None]]) -> None:
+        self._frames = frames
+        self._closers = closers
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._frames)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+        finally:
+            closers, self._closers = self._closers, []
+            for closer in closers:
+                closer()

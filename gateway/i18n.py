@@ -1,10 +1,10 @@
 """The message catalogue: every sentence a person reads, in English and in Chinese.
 
 Role: one typed table (:data:`MESSAGES`, key → :class:`Message` holding both languages)
-that the homepage, the credential doctor and ``/token/check`` take their text from, so
-no sentence is written twice in code and neither language can lack one (a test checks
-that every key has both, with the same ``{placeholders}``). No Babel or gettext: the
-project speaks exactly two languages and the table is small.
+that the homepage, the admin page, the credential doctor and ``/token/check`` take their
+text from, so no sentence is written twice in code and neither language can lack one (a
+test checks that every key has both, with the same ``{placeholders}``). No Babel or
+gettext: the project speaks exactly two languages and the table is small.
 
 Choosing the language:
 
@@ -272,8 +272,83 @@ _PAGE: dict[str, Message] = {
     ),
 }
 
+# --- the admin page (plain text: the template escapes it) ---------------------------------
+
+_ADMIN: dict[str, Message] = {
+    "admin.title": Message("Admin", "管理后台"),
+    "admin.language": Message("Language", "语言"),
+    "admin.login.title": Message("Admin login", "管理后台登录"),
+    "admin.login.intro": Message(
+        "Enter the admin key (GATEWAY_ADMIN_KEY) to see this gateway's accounts, client keys and traffic.",
+        "输入管理密钥（GATEWAY_ADMIN_KEY），查看本网关的账号、客户端 key 和流量。",
+    ),
+    "admin.login.key": Message("Admin key", "管理密钥"),
+    "admin.login.submit": Message("Log in", "登录"),
+    "admin.login.refused": Message("That is not the admin key.", "管理密钥不对。"),
+    "admin.logout": Message("Log out", "退出登录"),
+    "admin.refresh": Message("Refresh", "刷新"),
+    "admin.generated": Message("Data as of {time}", "数据时间：{time}"),
+    "admin.mode": Message("Mode", "模式"),
+    "admin.mode.keys": Message(
+        "client keys: callers present one of this gateway's keys and use its server-side accounts",
+        "客户端 key 模式：调用方出示本网关的 key，使用服务端的账号",
+    ),
+    "admin.mode.personal": Message(
+        "personal: callers bring their own MiniMax credential",
+        "个人模式：调用方自带 MiniMax 凭证",
+    ),
+    "admin.accounts.title": Message("Accounts", "账号"),
+    "admin.accounts.empty": Message("No accounts seen yet.", "还没有见过任何账号。"),
+    "admin.accounts.account": Message("Account", "账号"),
+    "admin.accounts.state": Message("State", "状态"),
+    "admin.accounts.in_flight": Message("In flight", "进行中"),
+    "admin.accounts.last_error": Message("Last error", "最近错误"),
+    "admin.accounts.credits": Message("Credits", "积分"),
+    "admin.accounts.answers_today": Message("Answers today", "今日回答"),
+    "admin.accounts.surface": Message("Surface", "接口"),
+    "admin.state.free": Message("free", "空闲"),
+    "admin.state.busy": Message("busy", "忙碌"),
+    "admin.state.cooling": Message("cooling", "冷却中"),
+    "admin.state.suspect": Message("suspect", "可疑"),
+    "admin.state.dead": Message("dead", "失效"),
+    "admin.source.server": Message("server", "服务端"),
+    "admin.source.client": Message("client", "客户端"),
+    "admin.keys.title": Message("Client keys", "客户端 key"),
+    "admin.keys.empty": Message("No client keys are configured.", "没有配置客户端 key。"),
+    "admin.keys.name": Message("Name", "名称"),
+    "admin.keys.id": Message("ID", "编号"),
+    "admin.keys.rpm": Message("Requests/min limit", "每分钟请求上限"),
+    "admin.keys.concurrency": Message("Concurrency limit", "并发上限"),
+    "admin.keys.requests_today": Message("Requests today", "今日请求"),
+    "admin.keys.requests_last_minute": Message("Last minute", "最近一分钟"),
+    "admin.keys.in_flight": Message("In flight", "进行中"),
+    "admin.keys.last_used": Message("Last used", "最近使用"),
+    "admin.unlimited": Message("unlimited", "不限"),
+    "admin.never": Message("never", "从未"),
+    "admin.unknown": Message("unknown", "未知"),
+    "admin.chart.title": Message("Requests per minute, last hour", "最近一小时每分钟请求数"),
+    # Counts after a colon: no English plural to get wrong for 1.
+    "admin.chart.summary": Message(
+        "Last hour: requests: {requests}, errors: {errors}, busiest minute: {peak}.",
+        "最近一小时：请求 {requests} 个，错误 {errors} 个，最忙的一分钟 {peak} 个。",
+    ),
+    "admin.chart.empty": Message("No requests in the last hour.", "最近一小时没有请求。"),
+    "admin.chart.requests": Message("Requests", "请求"),
+    "admin.chart.errors": Message("Errors", "错误"),
+    "admin.chart.axis": Message("per minute", "每分钟"),
+    "admin.chart.now": Message("now", "现在"),
+    "admin.chart.minute": Message(
+        "{time}: requests: {requests}, errors: {errors}", "{time}：请求 {requests} 个，错误 {errors} 个"
+    ),
+    "admin.ago.now": Message("just now", "刚刚"),
+    "admin.ago.seconds": Message("{n} s ago", "{n} 秒前"),
+    "admin.ago.minutes": Message("{n} min ago", "{n} 分钟前"),
+    "admin.ago.hours": Message("{n} h ago", "{n} 小时前"),
+    "admin.ago.days": Message("{n} d ago", "{n} 天前"),
+}
+
 #: Every message, by key.
-MESSAGES: dict[str, Message] = {**_DOCTOR_STAGES, **_DOCTOR_CAUSES, **_DOCTOR_REPORT, **_PAGE}
+MESSAGES: dict[str, Message] = {**_DOCTOR_STAGES, **_DOCTOR_CAUSES, **_DOCTOR_REPORT, **_PAGE, **_ADMIN}
 
 #: The Chinese line of each endpoint on the homepage, by Flask endpoint name.
 ENDPOINT_HELP_ZH: dict[str, str] = {
@@ -285,6 +360,10 @@ ENDPOINT_HELP_ZH: dict[str, str] = {
     "ops.metrics_text": "Prometheus 指标。",
     "ops.readyz": "配置已加载、且上游最近有过应答时即为就绪。",
     "ops.token_check": "凭证诊断服务：{\"token\": CRED} → 各步骤结果、积分、是否可用。",
+    "admin.page": "管理后台页面：账号、客户端 key、最近一小时的请求（需管理密钥或登录）。",
+    "admin.accounts": "管理后台的数据（JSON）：账号、客户端 key、每分钟请求数（需管理密钥）。",
+    "admin.login": "管理后台的登录表单：提交管理密钥，换取会话 cookie。",
+    "admin.logout": "退出管理后台的登录（清除会话 cookie）。",
     "openai.chat_completions": "OpenAI Chat Completions，流式、非流式均可。",
     "openai.speech": "OpenAI 文字转语音。",
     "openai.transcriptions": "OpenAI 语音转文字。",

@@ -4,8 +4,9 @@ The layering contract is checked statically: every module under a package is par
 `ast` and each import it names (plain, from-, relative, inside functions or under
 TYPE_CHECKING, and importlib.import_module of a constant string) is matched against the
 rules below. Dependencies flow one way: upstream knows nothing of HTTP serving, chat or
-the dialects; chat knows no web framework and no dialect; dialects never import each
-other; the simulator stands alone, so it can never agree with the gateway by sharing code.
+the dialects; chat knows no web framework, no dialect and not the accounts service above
+it; the accounts service knows no web framework, dialect or serving module; dialects
+never import each other; the simulator stands alone, so it can never agree with the gateway by sharing code.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WEB_FRAMEWORKS: tuple[str, ...] = ("flask", "werkzeug")
 DIALECTS: tuple[str, ...] = ("gateway.openai", "gateway.anthropic", "gateway.gemini")
 SERVING: tuple[str, ...] = ("gateway.system", "gateway.http", "gateway.app")
+ACCOUNTS = "gateway.accounts"
 
 
 def test_reading_settings_imports_no_http_stack() -> None:
@@ -39,8 +41,9 @@ def test_upstream_package_imports_no_web_framework() -> None:
 
 
 LOAD_RULES: dict[str, tuple[str, ...]] = {
-    "gateway.upstream": (*WEB_FRAMEWORKS, "gateway.chat", *DIALECTS, *SERVING),
-    "gateway.chat": (*WEB_FRAMEWORKS, *DIALECTS),
+    "gateway.upstream": (*WEB_FRAMEWORKS, "gateway.chat", ACCOUNTS, *DIALECTS, *SERVING),
+    "gateway.chat": (*WEB_FRAMEWORKS, ACCOUNTS, *DIALECTS),
+    ACCOUNTS: (*WEB_FRAMEWORKS, *DIALECTS, *SERVING),
 }
 
 
@@ -121,14 +124,19 @@ def violations(package: Path, forbidden: tuple[str, ...], root: Path = ROOT) -> 
 # --- The contract ------------------------------------------------------------------------------
 
 def test_upstream_imports_no_serving_chat_or_dialect() -> None:
-    forbidden = (*WEB_FRAMEWORKS, "gateway.chat", *DIALECTS, *SERVING)
+    forbidden = (*WEB_FRAMEWORKS, "gateway.chat", ACCOUNTS, *DIALECTS, *SERVING)
     found = violations(ROOT / "gateway" / "upstream", forbidden)
     assert not found, "upstream must not import:\n" + "\n".join(found)
 
 
 def test_chat_imports_no_web_framework_or_dialect() -> None:
-    found = violations(ROOT / "gateway" / "chat", (*WEB_FRAMEWORKS, *DIALECTS))
+    found = violations(ROOT / "gateway" / "chat", (*WEB_FRAMEWORKS, ACCOUNTS, *DIALECTS))
     assert not found, "chat must not import:\n" + "\n".join(found)
+
+
+def test_accounts_imports_no_web_framework_dialect_or_serving() -> None:
+    found = violations(ROOT / "gateway" / "accounts", (*WEB_FRAMEWORKS, *DIALECTS, *SERVING))
+    assert not found, "accounts must not import:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

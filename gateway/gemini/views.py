@@ -60,10 +60,12 @@ def _count_tokens(model: str, _streamed: bool) -> Response:
 @bp.get("/v1beta/models")
 def list_models() -> Response:
     """Gemini model list."""
+    http.key_checked()
     return jsonify(translate.model_list(http.service().settings.models))
 
 
 @bp.get("/v1beta/models/<path:model>")
 def get_model(model: str) -> Response:
     """Gemini model info."""
+    http.key_checked()
     return jsonify(translate.model_info(model, http.service().settings.models))

@@ -158,10 +158,12 @@ def healthz() -> Response:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """Advertised models, in the caller's dialect."""
+    http.key_checked()
     return jsonify(dialects.of(request).model_list(http.service().settings.models))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str) -> Response:
     """One model, in the caller's dialect."""
+    http.key_checked()
     return jsonify(dialects.of(request).model_info(model_id, http.service().settings.models))

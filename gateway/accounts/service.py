@@ -1,0 +1,204 @@
+"""Who may use which accounts: client keys in, the accounts of a request out; and the
+overview the admin page shows.
+
+With no client keys configured, the key a caller sends *is* their MiniMax credential
+(personal use). With keys, a request must carry one of them: it is served from the
+server-side accounts, counted against the key's requests-per-minute (fixed one-minute
+windows in the shared state, so every worker and host counts together) and holds one of
+the key's concurrency slots (leases in the shared state, renewed like account leases)
+until its response ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.accounts.keys import ApiKey, KeyRing
+from gateway.accounts.watch import Listing
+from gateway.chat.health import DAY, DEAD, SUSPECT, Health
+from gateway.chat.pool import Accounts, Lease
+from gateway.chat.service import ChatService
+from gateway.errors import (
+    InvalidApiKey,
+    KeyLimited,
+    MissingApiKey,
+    MissingCredentials,
+)
+from gateway.state import AccountView
+from gateway.upstream.credentials import Credential, mask, parse_pool
+
+log = logging.getLogger(__name__)
+
+MINUTE = 60.0
+RPM_KEY, DAY_KEY, USED_KEY, SLOT_KEY = "rpm:", "keyday:", "keyused:", "slot:"
+#: The kind of the records naming the client accounts seen (personal mode), for the overview.
+SEEN_KIND = "accounts"
+#: Seconds a caller over its concurrency limit is told to wait.
+CONCURRENCY_RETRY_AFTER = 1.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: the accounts it may use, its key, its concurrency slot."""
+
+    accounts: Accounts
+    key: ApiKey | None = None
+    #: Held until the response ends (call :meth:`done`).
+    slot: Lease | None = None
+
+    def done(self) -> None:
+        if self.slot is not None:
+            self.slot.release()
+
+
+class AccountsService:
+    """Authenticates callers and picks their accounts."""
+
+    def __init__(
+        self,
+        keys: Listing[KeyRing],
+        roster: Listing[tuple[Credential, ...]],
+        chat: ChatService,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._roster = roster
+        self._chat = chat
+        self._state = chat.pool.state
+        self._clock = clock
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def keyed(self) -> bool:
+        return bool(self._keys.current())
+
+    def server_accounts(self) -> tuple[Credential, ...]:
+        return self._roster.current()
+
+    def caller(self, candidates: Sequence[str | None]) -> Caller:
+        """The caller of a request, from the key texts its dialect found (first given wins)."""
+        presented = next((text.strip() for text in candidates if text and text.strip()), "")
+        ring = self._keys.current()
+        if not ring:
+            return self._personal(presented)
+        if not presented:
+            raise MissingApiKey()
+        key = ring.match(presented)
+        if key is None:
+            raise InvalidApiKey()
+        return self._keyed(key)
+
+    def _personal(self, presented: str) -> Caller:
+        if not presented:
+            raise MissingCredentials()
+        credentials = tuple(parse_pool(presented))
+        self._note_seen(credentials)
+        return Caller(Accounts(credentials))
+
+    def _keyed(self, key: ApiKey) -> Caller:
+        self._count(key)
+        slot = self._slot(key)
+        return Caller(Accounts(self._roster.current(), tag=key.id, server=True), key, slot)
+
+    def _count(self, key: ApiKey) -> None:
+        now = self._clock()
+        try:
+            in_minute = self._state.hit(RPM_KEY + key.id, MINUTE)
+            self._state.hit(DAY_KEY + key.id, DAY)
+            self._state.put(USED_KEY + key.id, repr(now), DAY)
+        except Exception:  # limits need the state; a state outage must not lock everyone out
+            log.warning("could not count a request of key %s", key.name, exc_info=True)
+            return
+        if key.rpm is not None and in_minute > key.rpm:
+            raise KeyLimited(f"This API key allows {key.rpm} requests per minute.",
+                             retry_after=max(1.0, math.ceil(MINUTE - now % MINUTE)))
+
+    def _slot(self, key: ApiKey) -> Lease | None:
+        if key.concurrency is None:
+            return None
+        slots = [f"{SLOT_KEY}{key.id}#{number}" for number in range(key.concurrency)]
+        slot = self._chat.pool.try_slot(slots, key.id)
+        if slot is None:
+            raise KeyLimited(f"This API key allows {key.concurrency} requests at once.",
+                             retry_after=CONCURRENCY_RETRY_AFTER)
+        return slot
+
+    def _note_seen(self, credentials: Sequence[Credential]) -> None:
+        with self._lock:
+            new = [cred for cred in credentials if cred.key not in self._seen]
+            self._seen.update(cred.key for cred in new)
+        for cred in new:
+            try:
+                self._state.add_record(SEEN_KIND, cred.key, json.dumps({"account": _label(cred)}))
+            except Exception:
+                log.warning("could not note account %s", cred.key)
+
+    # -- the admin overview ----------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        accounts = self._accounts_shown()
+        views = self._state.accounts(list(accounts))
+        return {
+            "generated_at": self._clock(),
+            "mode": "keys" if self.keyed else "personal",
+            "accounts": [self._account_row(key, label, source, views[key])
+                         for key, (label, source) in accounts.items()],
+            "keys": [self._key_row(key, views) for key in self._keys.current().keys],
+            "series": self._chat.activity.series(),
+        }
+
+    def _accounts_shown(self) -> dict[str, tuple[str, str]]:
+        """Account key → (masked label, source): the server's, then clients' seen."""
+        shown = {cred.key: (_label(cred), "server") for cred in self._roster.current()}
+        for key, raw in self._state.records(SEEN_KIND).items():
+            if key not in shown:
+                shown[key] = (_seen_label(raw, key), "client")
+        return shown
+
+    def _account_row(self, key: str, label: str, source: str, view: AccountView) -> dict[str, Any]:
+        health = self._chat.health.of(key)
+        return {
+            "account": label, "key": key, "source": source, "state": _state_of(view, health),
+            "in_flight": 1 if view.leased else 0,
+            "last_error": health.last_error, "last_error_at": health.last_error_at,
+            "credits": health.credits, "credits_at": health.credits_at,
+            "answers_today": self._chat.health.answers_today(key), "surface": health.surface,
+        }
+
+    def _key_row(self, key: ApiKey, views: dict[str, AccountView]) -> dict[str, Any]:
+        used = self._state.get(USED_KEY + key.id)
+        return {
+            "name": key.name, "id": key.id, "rpm": key.rpm, "concurrency": key.concurrency,
+            "requests_today": self._state.counts(DAY_KEY + key.id, DAY)[-1],
+            "requests_last_minute": self._state.counts(RPM_KEY + key.id, MINUTE)[-1],
+            "in_flight": sum(1 for view in views.values()
+                             if view.holder is not None and view.holder.startswith(key.id + ".")),
+            "last_used": float(used) if used else None,
+        }
+
+
+def _state_of(view: AccountView, health: Health) -> str:
+    if view.leased:
+        return "busy"
+    if health.state in (DEAD, SUSPECT):
+        return health.state
+    return "cooling" if view.cooldown_left > 0 else "free"
+
+
+def _label(cred: Credential) -> str:
+    return mask(cred.real_user_id or cred.jwt_user_id or cred.key)
+
+
+def _seen_label(raw: str, key: str) -> str:
+    try:
+        label = json.loads(raw).get("account")
+    except (ValueError, AttributeError):
+        label = None
+    return label if isinstance(label, str) else key
