@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.accounts.keys import parse_keys
+from gateway.accounts.roster import parse_roster
 from gateway.config import Settings, env_table
 from tests.deploy.debian import require
 from tests.servers import ARTIFACTS, ROOT, free_port
@@ -250,3 +252,24 @@ def test_healthcheck_fails_when_nothing_listens(image_dir: Path) -> None:
     env = {**os.environ, "GATEWAY_BIND": f"127.0.0.1:{free_port()}"}
     done = subprocess.run(command, cwd=image_dir, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
+
+
+# --- Example accounts and keys files ---------------------------------------------------
+
+EXAMPLES = ROOT / "deploy" / "examples"
+
+
+def example_entries(name: str) -> tuple[str, list[str]]:
+    """The example file with its sample lines (``# `` then an entry) uncommented."""
+    lines = (EXAMPLES / name).read_text().splitlines()
+    samples = [line[2:] for line in lines if re.match(r"^# (sk-|sha256:|\d+\+eyJ|eyJ)", line)]
+    assert samples, f"{name} shows no sample entry"
+    return name, samples
+
+
+def test_example_files_parse_once_uncommented() -> None:
+    keys = parse_keys([example_entries("api-keys.txt")])
+    assert [(key.name, key.rpm, key.concurrency) for key in keys.keys] == [("laptop", 60, 2), ("ci", 30, None)]
+    assert len(parse_roster([example_entries("accounts.txt")])) == 2
+    # As shipped, every line is a comment: the files configure nothing until edited.
+    assert not parse_keys([("api-keys.txt", (EXAMPLES / "api-keys.txt").read_text().splitlines())])
