@@ -19,6 +19,7 @@ import pytest
 import requests
 from google.genai import errors as genai_errors
 
+from gateway.accounts.watch import CHECK_SECONDS
 from tests.conftest import GATEWAYS, MINTED
 from tests.gemini.test_generate import client as gemini_client
 from tests.servers import Process, start_gateway
@@ -36,6 +37,7 @@ KEYS = (ALPHA, LIMITED, SINGLE, REVOKED, ADMIN)
 class Keyed:
     url: str
     keys_file: Path
+    accounts_file: Path
     proc: Process
     accounts: list[dict]
     seen: list[requests.Response] = field(default_factory=list)
@@ -57,11 +59,24 @@ def keyed(simulator_url: str, surface_env: dict[str, str], tmp_path_factory: pyt
                          f"{SINGLE} name=single concurrency=1\n{REVOKED} name=leaving\n")
     accounts_file.write_text("# the pool\n" + "".join(f"{a['credential']}\n" for a in made))
     env = {**surface_env, "GATEWAY_WORKERS": "2", "GATEWAY_API_KEYS_FILE": str(keys_file),
-           "GATEWAY_ACCOUNTS_FILE": str(accounts_file), "GATEWAY_ADMIN_KEY": ADMIN}
+           "GATEWAY_ACCOUNTS_FILE": str(accounts_file), "GATEWAY_ADMIN_KEY": ADMIN,
+           # Each test brings new accounts (fresh_accounts): read their credits soon.
+           "GATEWAY_SWEEP_INTERVAL": "2"}
     proc, url = start_gateway(simulator_url, f"gateway-{surface_env['MINIMAX_SURFACE']}-keyed", env)
     GATEWAYS.append(proc)
-    yield Keyed(url, keys_file, proc, made)
+    yield Keyed(url, keys_file, accounts_file, proc, made)
     proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accounts(keyed: Keyed, simulator_url: str) -> None:
+    """New server-side accounts for each test: the simulator's reset forgets what an
+    account did (its session configuration among it), which a gateway that served the
+    account in an earlier test would not repeat."""
+    keyed.accounts = SimulatorControl(simulator_url).add_accounts(2)
+    MINTED.extend(keyed.accounts)
+    keyed.accounts_file.write_text("# the pool\n" + "".join(f"{a['credential']}\n" for a in keyed.accounts))
+    time.sleep(CHECK_SECONDS + 0.1)  # each worker looks at the file at most once a second
 
 
 def chat(dialect: str, key: str | None, query_key: bool = False) -> tuple[str, dict, dict]:

@@ -17,6 +17,7 @@ import pytest
 
 from gateway.state import open_state
 from gateway.upstream.credentials import parse_one
+from tests.bench.common import child_pids
 from tests.conftest import GATEWAYS
 from tests.servers import Process, start_gateway
 
@@ -24,19 +25,6 @@ pytestmark = pytest.mark.timeout(300)
 
 #: What the issue promises: the account within 10 s, the chat within 90 s.
 FREE_WITHIN, SWEPT_WITHIN = 10.0, 90.0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def socket_inodes(pid: int) -> set[str]:
@@ -61,7 +49,7 @@ def serving_worker(master: int, server_port: int, client_port: int) -> int:
         if (local, remote) == wanted:
             inode = fields[9]
     assert inode is not None, "the connection is not in /proc/net/tcp"
-    (worker,) = [pid for pid in children(master) if inode in socket_inodes(pid)]
+    (worker,) = [pid for pid in child_pids(master) if inode in socket_inodes(pid)]
     return worker
 
 
