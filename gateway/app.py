@@ -75,7 +75,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     provider = cast(DefaultJSONProvider, app.json)
     provider.sort_keys, provider.ensure_ascii = False, False
     _build_services(app, settings)
-    for blueprint in (system.bp, system.ops_bp, system.admin_bp, openai.bp, anthropic.bp, gemini.bp):
+    for blueprint in (system.bp, system.ops_bp, system.openapi_bp, system.admin_bp, openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     _register_request_hooks(app)

@@ -257,6 +257,10 @@ _PAGE: dict[str, Message] = {
     ),
     "page.list_separator": Message(", ", "、"),
     "page.endpoints.title": Message("Endpoints", "接口"),
+    "page.endpoints.openapi": Message(
+        "Machine-readable: the OpenAPI 3.1 document at",
+        "机器可读的接口描述：OpenAPI 3.1 文档见",
+    ),
     "page.endpoints.intro": Message(
         "Read from this server's routes. Routes that answer GET also answer HEAD.",
         "直接读取自本服务的路由表。支持 GET 的路由也都支持 HEAD。",
@@ -358,6 +362,7 @@ ENDPOINT_HELP_ZH: dict[str, str] = {
     "system.list_models": "对外提供的模型列表，按调用方的 API 格式返回。",
     "system.get_model": "单个模型的信息，按调用方的 API 格式返回。",
     "ops.metrics_text": "Prometheus 指标。",
+    "openapi.openapi_json": "OpenAPI 3.1 文档：每个公开端点的请求体、响应与错误格式。",
     "ops.readyz": "配置已加载、且上游最近有过应答时即为就绪。",
     "ops.token_check": "凭证诊断服务：{\"token\": CRED} → 各步骤结果、积分、是否可用。",
     "admin.page": "管理后台页面：账号、客户端 key、最近一小时的请求（需管理密钥或登录）。",
