@@ -52,7 +52,12 @@ def settings() -> Settings:
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 saying what is wrong with it."""
-    data: Any = request.get_json(silent=True, force=True)
+    try:
+        data: Any = request.get_json(silent=True, force=True)
+    except RecursionError:
+        # silent=True only catches decode errors; JSON nested thousands deep overflows the
+        # parser's stack instead, and that is the client's fault, not a 500.
+        raise InvalidRequest("The request body is nested too deeply.") from None
     if data is None:
         raise InvalidRequest("The request body is not valid JSON.")
     if not isinstance(data, dict):

@@ -18,6 +18,9 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from gateway.chat import data_urls
 from gateway.chat.data_urls import Inline
 
+#: Largest token count a request may ask for: beyond a 32-bit int no model has a use for
+#: it, and an unbounded int only invites arithmetic on absurd numbers downstream.
+MAX_TOKENS_LIMIT = 2**31 - 1
 #: The key marshmallow files errors about a whole object under.
 _SCHEMA_KEY = "_schema"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gateway.validation import Base64Bytes, JsonObject, Lenient, Tagged, TextOrList
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, Lenient, Tagged, TextOrList
 
 ROLES = ("user", "assistant", "system")
 
@@ -136,7 +136,7 @@ class OutputConfigSchema(Lenient):
 
 class MessagesSchema(Lenient):
     model = fields.Str(required=True, validate=validate.Length(min=1))
-    max_tokens = fields.Int(required=True, strict=True, validate=validate.Range(min=1))
+    max_tokens = fields.Int(required=True, strict=True, validate=validate.Range(min=1, max=MAX_TOKENS_LIMIT))
     messages = fields.List(fields.Nested(MessageSchema), required=True, validate=validate.Length(min=1))
     system = blocks(allow_none=True)
     stop_sequences = fields.List(fields.Str(), allow_none=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from gateway.validation import Base64Bytes, JsonObject, Lenient
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, Lenient
 
 #: Fields whose values are the caller's own data: their keys are never renamed.
 OPAQUE_FIELDS = frozenset({
@@ -143,7 +143,7 @@ class ThinkingConfigSchema(Lenient):
 
 class GenerationConfigSchema(Lenient):
     stopSequences = fields.List(fields.Str(), allow_none=True)
-    maxOutputTokens = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1))
+    maxOutputTokens = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_TOKENS_LIMIT))
     responseMimeType = fields.Str(allow_none=True)
     responseSchema = fields.Dict(allow_none=True)
     responseJsonSchema = fields.Dict(allow_none=True)

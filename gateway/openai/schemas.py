@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate
 
-from gateway.validation import Base64Bytes, InlineData, Lenient, Link, Tagged, TextOrList
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, InlineData, Lenient, Link, Tagged, TextOrList
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_CHOICE_MODES = ("none", "auto", "required")
@@ -174,9 +174,9 @@ class ChatCompletionSchema(Lenient):
     )
     stream = fields.Bool(load_default=False, allow_none=True)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
-    max_tokens = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1))
+    max_tokens = fields.Int(strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_TOKENS_LIMIT))
     max_completion_tokens = fields.Int(
-        strict=True, allow_none=True, validate=validate.Range(min=1)
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_TOKENS_LIMIT)
     )
     stop = StopField(load_default=(), allow_none=True)
     n = fields.Int(
