@@ -8,6 +8,7 @@ responses that no proxy buffers.
 
 from __future__ import annotations
 
+import json
 import math
 import select
 import socket
@@ -50,6 +51,19 @@ def settings() -> Settings:
     return configured
 
 
+def _encodable(data: Any, raw: bytes) -> bool:
+    """Whether the parsed body holds no lone surrogate, which Python decodes from a
+    ``\\ud800``-style escape into a str no UTF-8 encoder (ours, upstream's) accepts.
+    Only bodies with such an escape at all are encoded again to find out."""
+    if b"\\ud" not in raw and b"\\uD" not in raw:
+        return True
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 saying what is wrong with it."""
     try:
@@ -60,6 +74,9 @@ def json_body() -> dict[str, Any]:
         raise InvalidRequest("The request body is nested too deeply.") from None
     if data is None:
         raise InvalidRequest("The request body is not valid JSON.")
+    if not _encodable(data, request.get_data(cache=True)):
+        raise InvalidRequest("The request body holds a lone surrogate (\\ud800-\\udfff escape): "
+                             "text must be valid Unicode.")
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     body: dict[str, Any] = data

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jsonschema
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from gateway.chat import data_urls
@@ -84,6 +85,22 @@ class JsonObject(fields.Field[dict[str, Any]]):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
         return value if isinstance(value, dict) else {}
+
+
+class JsonSchema(fields.Field[dict[str, Any]]):
+    """A tool's parameters: an object that is a valid JSON Schema (of the draft its
+    ``$schema`` names, 2020-12 otherwise). A broken schema is the client's mistake; sent
+    on, the model would be told to fill it and the answer could never be checked."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError("Not a valid mapping type.")
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as error:
+            where = "/".join(str(p) for p in error.absolute_path) or "the schema"
+            raise ValidationError(f"Not a valid JSON Schema at {where}: {error.message}") from None
+        return value
 
 
 class TextOrList(fields.Field[Any]):

@@ -63,3 +63,67 @@ def test_body_over_the_limit_is_413_at_once(gateway_factory, credential: str) ->
     assert time.monotonic() - started < 5
     assert credential not in answer
     assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
+
+
+def chat_body(content: object, **extra: object) -> bytes:
+    import json
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": content}], **extra}).encode()
+
+
+def test_lone_surrogate_is_refused(gateway: str, credential: str) -> None:
+    body = b'{"model":"m","messages":[{"role":"user","content":"a\\ud800b"}]}'
+    response = post(gateway, credential, body)
+    assert_refused(gateway, response, credential)
+    assert "surrogate" in response.json()["error"]["message"]
+
+
+def test_nul_in_text_is_answered(gateway: str, credential: str, sim) -> None:
+    sim.set_default({"length": 10, "cps": 2000})
+    response = post(gateway, credential, chat_body("a\u0000b"))
+    assert response.status_code == 200, response.text[:300]
+
+
+def raw_exchange(gateway: str, request: bytes) -> str:
+    parts = urlsplit(gateway)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode("latin-1")
+
+
+def test_crlf_in_request_id_is_not_echoed(gateway: str, credential: str) -> None:
+    # An obs-fold continuation line is the one way to smuggle a line break into a header value.
+    answer = raw_exchange(gateway, ("GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                    "X-Request-Id: abc\r\n Set-Cookie: evil=1\r\n\r\n").encode())
+    head = answer.split("\r\n\r\n", 1)[0]
+    assert "evil" not in head and not any(line.lower().startswith("set-cookie") for line in head.split("\r\n"))
+    assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("model", ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "m%00x", "a%2Fb%2Fc", "..%5C.."])
+def test_path_tricks_in_the_gemini_model(gateway: str, credential: str, model: str, sim) -> None:
+    sim.set_default({"length": 10, "cps": 2000})
+    response = requests.post(f"{gateway}/v1beta/models/{model}:generateContent",
+                             headers={"x-goog-api-key": credential},
+                             json={"contents": [{"parts": [{"text": "hi"}]}]}, timeout=60)
+    assert response.status_code in (200, 400, 404), response.text[:300]
+    if response.status_code != 200:
+        assert response.json()["error"]["status"]
+    assert credential not in response.text
+    assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["data:image/png;base64,!!!not-base64!!!", "data:image/png;base64,aGVsbG8gd29ybGQ="])
+def test_bad_data_urls(gateway: str, credential: str, url: str) -> None:
+    body = chat_body([{"type": "text", "text": "what is it"}, {"type": "image_url", "image_url": {"url": url}}])
+    response = post(gateway, credential, body)
+    assert_refused(gateway, response, credential)
+    assert response.json()["error"]["message"]
+
+
+def test_invalid_json_schema_in_tools(gateway: str, credential: str) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "no-such-type"}}}]
+    response = post(gateway, credential, chat_body("hi", tools=tools))
+    assert_refused(gateway, response, credential)

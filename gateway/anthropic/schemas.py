@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, Lenient, Tagged, TextOrList
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, JsonSchema, Lenient, Tagged, TextOrList
 
 ROLES = ("user", "assistant", "system")
 
@@ -105,7 +105,7 @@ class ToolSchema(Lenient):
     type = fields.Str(allow_none=True)
     name = fields.Str(required=True, validate=validate.Length(min=1))
     description = fields.Str(load_default="", allow_none=True)
-    input_schema = fields.Dict(load_default=dict, allow_none=True)
+    input_schema = JsonSchema(load_default=dict, allow_none=True)
 
 
 class ThinkingSchema(Lenient):

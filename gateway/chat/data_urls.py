@@ -12,6 +12,12 @@ import binascii
 from dataclasses import dataclass, field
 
 DEFAULT_MIME = "application/octet-stream"
+#: How raster images begin (PNG, JPEG, GIF, BMP, TIFF both byte orders, ICO); WebP and
+#: the ISO formats (HEIC, AVIF) are recognised by their container below.
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM",
+               b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00")
+#: Image types that are text, not magic bytes: they are not sniffed.
+TEXT_IMAGES = ("image/svg+xml",)
 
 
 @dataclass(frozen=True)
@@ -43,4 +49,23 @@ def parse_data_url(url: str) -> Inline:
     if not is_data_url(url) or not sep or ";base64" not in header:
         raise ValueError("Only base64 data: URLs are accepted.")
     mime = header.removeprefix("data:").split(";")[0] or DEFAULT_MIME
-    return Inline(mime, decode_base64(payload))
+    data = decode_base64(payload)
+    check_image(mime, data)
+    return Inline(mime, data)
+
+
+def check_image(mime: str, data: bytes) -> None:
+    """Refuse data declared as an image whose bytes are none: better a 400 that says so
+    than the upstream's "file is not an image" as a 502 (or an answer about nothing)."""
+    if not mime.lower().startswith("image/") or mime.lower() in TEXT_IMAGES:
+        return
+    if not looks_like_image(data):
+        raise ValueError(f"The data is declared {mime} but is not an image (its bytes match no image format).")
+
+
+def looks_like_image(data: bytes) -> bool:
+    if data.startswith(IMAGE_MAGIC):
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return True
+    return data[4:8] == b"ftyp"  # HEIC, HEIF, AVIF

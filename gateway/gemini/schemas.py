@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, Lenient
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, JsonSchema, Lenient
 
 #: Fields whose values are the caller's own data: their keys are never renamed.
 OPAQUE_FIELDS = frozenset({
@@ -110,7 +110,7 @@ class FunctionDeclarationSchema(Lenient):
     name = fields.Str(required=True)
     description = fields.Str(load_default="", allow_none=True)
     parameters = fields.Dict(allow_none=True)
-    parametersJsonSchema = fields.Dict(allow_none=True)
+    parametersJsonSchema = JsonSchema(allow_none=True)
 
 
 class ToolSchema(Lenient):

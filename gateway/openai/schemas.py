@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, InlineData, Lenient, Link, Tagged, TextOrList
+from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, InlineData, JsonSchema, Lenient, Link, Tagged, TextOrList
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_CHOICE_MODES = ("none", "auto", "required")
@@ -111,7 +111,7 @@ class MessageSchema(Lenient):
 class FunctionSchema(Lenient):
     name = fields.Str(required=True, validate=validate.Length(min=1))
     description = fields.Str(load_default="")
-    parameters = fields.Dict(load_default=dict)
+    parameters = JsonSchema(load_default=dict)
 
 
 class ToolSchema(Lenient):
