@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from urllib.parse import urlsplit
@@ -66,7 +67,6 @@ def test_body_over_the_limit_is_413_at_once(gateway_factory, credential: str) ->
 
 
 def chat_body(content: object, **extra: object) -> bytes:
-    import json
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": content}], **extra}).encode()
 
 
@@ -127,3 +127,14 @@ def test_invalid_json_schema_in_tools(gateway: str, credential: str) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "no-such-type"}}}]
     response = post(gateway, credential, chat_body("hi", tools=tools))
     assert_refused(gateway, response, credential)
+
+
+def test_fifty_thousand_tiny_messages(gateway: str, credential: str, sim) -> None:
+    sim.set_default({"length": 10, "cps": 2000})
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": "x"} for i in range(49_999)]
+    body = json.dumps({"model": "m", "messages": messages}).encode()
+    started = time.monotonic()
+    response = post(gateway, credential, body)
+    assert response.status_code == 200, response.text[:300]
+    assert time.monotonic() - started < 30
+    assert credential not in response.text
