@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.parse
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -56,7 +57,14 @@ def test_one_private_address_among_several_is_refused(
     assert no_connect == []
 
 
-def test_redirect_to_a_disguised_private_address_is_refused(server: str) -> None:  # noqa: F811
-    # Only the test server is allowed; its redirect to loopback in disguise must be refused.
-    with pytest.raises(InvalidRequest, match="Refused to fetch|non-public"):
-        fetch(f"http://{server}/to-localhost", allow_hosts=frozenset({server}))
+@pytest.mark.parametrize("target", [
+    "http://localhost:{port}/img", "http://2130706433:{port}/img", "http://0x7f000001:{port}/img",
+    "http://0177.0.0.1:{port}/img", "http://127.1:{port}/img", "http://[::ffff:127.0.0.1]:{port}/img",
+    "http://0.0.0.0:{port}/img", "http://localhost.:{port}/img", "http://127.0.0.1:{port}@localhost:{port}/img",
+    "file:///etc/passwd",
+])
+def test_redirect_to_a_disguised_private_address_is_refused(server: str, target: str) -> None:  # noqa: F811
+    # Only the test server itself is allowed: wherever it redirects in disguise is refused.
+    location = urllib.parse.quote(target.format(port=server.rsplit(":", 1)[1]), safe="")
+    with pytest.raises(InvalidRequest, match="Refused to fetch|non-public|Only http"):
+        fetch(f"http://{server}/redirect?to={location}", allow_hosts=frozenset({server}))

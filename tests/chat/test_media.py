@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import threading
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +32,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "/big": (200, {}, b"x" * 3_000_000),
             "/missing": (404, {}, b"no"),
         }
+        if self.path.startswith("/redirect?to="):  # a redirect to wherever the test says
+            routes[self.path] = (302, {"Location": urllib.parse.unquote(self.path.split("=", 1)[1])}, b"")
         status, headers, body = routes[self.path]
         self.send_response(status)
         for name, value in {**headers, "Content-Length": str(len(body))}.items():
