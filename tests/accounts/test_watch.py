@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gateway.accounts import watch
 from gateway.accounts.keys import KeyRing, parse_keys
 from gateway.accounts.watch import CHECK_SECONDS, Listing, setting_entries
 from gateway.errors import ConfigError
@@ -43,7 +46,20 @@ def test_file_edits_are_picked_up_after_the_check_interval(tmp_path: Path) -> No
     assert keys.current().match(ALPHA) is None and keys.current().match(BETA)
 
 
-def test_a_bad_edit_keeps_the_last_good_list(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture
+def watch_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, fed straight from the watcher's logger: once an app in this process has
+    configured logging, the gateway's loggers no longer propagate to the root."""
+    logger = logging.getLogger(watch.__name__)
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def test_a_bad_edit_keeps_the_last_good_list(tmp_path: Path, watch_log: pytest.LogCaptureFixture) -> None:
+    caplog = watch_log
     path, clock = tmp_path / "keys.txt", Clock()
     write(path, ALPHA + "\n", 0)
     keys = listing(path, clock)
