@@ -9,6 +9,7 @@ responses that no proxy buffers.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import select
 import socket
@@ -25,6 +26,8 @@ from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.validation import first_error
+
+log = logging.getLogger("gateway.http")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: The accounts a request may use.
@@ -196,4 +199,13 @@ class ClosingFrames:
         finally:
             closers, self._closers = self._closers, []
             for closer in closers:
-                closer()
+                _run_closer(closer)
+
+
+def _run_closer(closer: Callable[[], None]) -> None:
+    # Each closer frees something of its own (a lease, a key's slot): one that fails must
+    # not keep the others from running.
+    try:
+        closer()
+    except Exception:
+        log.exception("a response clean-up failed")
