@@ -7,7 +7,9 @@ gateway is started with ``MINIMAX_SURFACE`` forced to it and the simulator's str
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import ARTIFACTS, ROOT, Process, start_gateway, start_simulator
+from tests.secrets import leaks, secrets_of
+from tests.servers import ARTIFACTS, ARTIFACTS_ROOT, ROOT, Process, start_gateway, start_simulator
 from tests.simulator.control import SimulatorControl
 from tests.state.redis_server import redis_server
 
@@ -23,6 +26,8 @@ from tests.state.redis_server import redis_server
 GATEWAYS: list[Process] = []
 #: Every credential minted in this session, for the log checks.
 MINTED: list[dict] = []
+#: The base URL of every gateway started by `gateway_factory`, for the metrics sweep.
+GATEWAY_URLS: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,6 +37,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_gateway_logs() -> Iterator[None]:
+    """At the end of the session (of each xdist worker), no gateway log shows a secret.
+
+    A teardown rather than a test so that every worker checks the gateways it started:
+    with pytest-xdist, a test runs in one worker only. A leak is an error in the run.
+    """
+    began = time.time()
+    yield
+    # Gateways some suites start themselves (several hosts, sweeps) are in no list: all
+    # of this worker's gateway logs written during the session are read.
+    paths = {proc.log_path for proc in GATEWAYS} | {
+        path for path in ARTIFACTS.glob("gateway*.log") if path.stat().st_mtime >= began}
+    logs = [(path.name, path.read_text(errors="replace")) for path in sorted(paths)]
+    found = leaks(logs, secrets_of(MINTED))
+    assert not found, "secrets in gateway logs:\n" + "\n".join(found)
 
 
 #: The upstream surfaces every end-to-end test runs on.
@@ -121,6 +144,7 @@ def gateway_factory(simulator_url: str, surface_env: dict[str, str]) -> Iterator
                 f"-{k.lower()}" for k in sorted(env) if k not in surface_env)
             proc, url = start_gateway(simulator_url, name, env)
             GATEWAYS.append(proc)
+            GATEWAY_URLS.append(url)
             started[key] = url
         return started[key]
 
@@ -173,13 +197,16 @@ CLI_PACKAGE = ROOT / "tests" / "cli"
 @pytest.fixture(scope="session")
 def cli_bin() -> Path:
     """The pinned agent CLIs (tests/cli/package.json), installed once into test-artifacts."""
-    prefix = ARTIFACTS / "cli"
+    prefix = ARTIFACTS_ROOT / "cli"
     bin_dir = prefix / "node_modules" / ".bin"
     wanted = (CLI_PACKAGE / "package.json").read_text()
     stamp = prefix / "package.json"
-    if not (stamp.exists() and stamp.read_text() == wanted and (bin_dir / "claude").exists()):
-        prefix.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(wanted)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)],
-                       check=True, capture_output=True, timeout=600)
+    prefix.mkdir(parents=True, exist_ok=True)
+    # xdist workers share the one install: the first installs, the others wait for it.
+    with (ARTIFACTS_ROOT / "cli.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == wanted and (bin_dir / "claude").exists()):
+            stamp.write_text(wanted)
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix)],
+                           check=True, capture_output=True, timeout=600)
     return bin_dir

@@ -18,7 +18,11 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
+#: Shared by every pytest-xdist worker (the installed agent CLIs live here).
+ARTIFACTS_ROOT = ROOT / "test-artifacts"
+#: This process's logs and screenshots: one folder per xdist worker, so two workers that
+#: start a gateway of the same name never write the same log file.
+ARTIFACTS = ARTIFACTS_ROOT / os.environ["PYTEST_XDIST_WORKER"] if "PYTEST_XDIST_WORKER" in os.environ else ARTIFACTS_ROOT
 
 
 def free_port() -> int:
@@ -31,7 +35,7 @@ class Process:
     """A child process with its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"{name}.log"
         self.stream_url: str | None = None  # the simulator's stream host, when it is one
         self._log = self.log_path.open("wb")

@@ -79,7 +79,7 @@ class Nginx:
     def __init__(self, binary: Path, prefix: Path, site: str, port: int, name: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.error_log = ARTIFACTS / f"{name}-error.log"
-        ARTIFACTS.mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.error_log.write_text("")  # nginx appends; keep only this run's lines
         prefix.mkdir(parents=True, exist_ok=True)
         (prefix / "site.conf").write_text(site)

@@ -21,7 +21,7 @@ def redis_server() -> Iterator[str]:
     """Yields the server's URL (database 0)."""
     binary = require(REDIS_SERVER, "redis-server")
     port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / f"redis-{port}.log").open("wb")
     proc = subprocess.Popen([str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT)
