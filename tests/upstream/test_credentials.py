@@ -55,7 +55,9 @@ def test_empty_pool_is_missing(text: str) -> None:
         parse_pool(text)
 
 
-@pytest.mark.parametrize("text", ["not-a-jwt", "12+a.b", "x.!!!.y", "abc+" + jwt(LIVE)])
+# Fixed ids: the JWT holds the current time, and pytest-xdist workers must collect alike.
+@pytest.mark.parametrize("text", ["not-a-jwt", "12+a.b", "x.!!!.y", "abc+" + jwt(LIVE)],
+                         ids=["not-a-jwt", "no-jwt", "bad-base64", "non-numeric-id"])
 def test_malformed_credentials_are_refused_without_echoing(text: str) -> None:
     with pytest.raises(AuthenticationFailed) as info:
         parse_one(text)
