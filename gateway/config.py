@@ -164,6 +164,14 @@ class Settings:
     prompt_max_chars: int = _setting(
         "GATEWAY_PROMPT_MAX_CHARS", 200_000, "Prompt size limit; older turns are dropped first."
     )
+    conversation_ttl: float = _setting(
+        "GATEWAY_CONVERSATION_TTL", 600.0,
+        "Seconds an upstream chat is kept for the next turn after its last use (0: fold every turn)."
+    )
+    conversation_wait: float = _setting(
+        "GATEWAY_CONVERSATION_WAIT", 5.0,
+        "Seconds a continuing turn waits for its chat's account before folding on another."
+    )
     max_body_mb: int = _setting(
         "GATEWAY_MAX_BODY_MB", 64, "Largest accepted request body, in MB (413 beyond)."
     )
@@ -264,6 +272,8 @@ class Settings:
             answer_timeout=self.answer_timeout,
             prompt_max_chars=self.prompt_max_chars,
             models=self.models,
+            conversation_ttl=self.conversation_ttl,
+            conversation_wait=self.conversation_wait,
         )
 
 
@@ -332,7 +342,12 @@ def _convert(name: str, raw: str, default: Any) -> Any:
     return raw
 
 
+#: Numeric settings for which 0 means "off" rather than a mistake.
+MAY_BE_ZERO = frozenset({"GATEWAY_CONVERSATION_TTL", "GATEWAY_CONVERSATION_WAIT"})
+
+
 def _positive(name: str, value: int | float) -> int | float:
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than zero")
+    if value < 0 or (value == 0 and name not in MAY_BE_ZERO):
+        raise ConfigError(f"{name} must be greater than zero" if name not in MAY_BE_ZERO
+                          else f"{name} must not be negative")
     return value

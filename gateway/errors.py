@@ -148,6 +148,14 @@ class PayloadTooLarge(GatewayError):
     message = "The request is too large."
 
 
+class ClientGone(GatewayError):
+    """The client closed its connection before its turn was sent: nothing is sent for it."""
+
+    status = 499  # nginx's "client closed request": nobody reads it, the access log shows it
+    kind = "invalid_request"
+    message = "The client closed the connection before its request was sent."
+
+
 class RateLimited(GatewayError):
     status = 429
     kind = "rate_limit"
@@ -222,6 +230,13 @@ class UpstreamUnavailable(GatewayError):
     status = 503
     kind = "unavailable"
     message = "MiniMax could not be reached or dropped the connection."
+
+
+class UpstreamNotReached(UpstreamUnavailable):
+    """No connection to the upstream could be made: the request provably never left, so
+    it created nothing upstream and may be sent again."""
+
+    message = "MiniMax could not be reached (no connection could be made)."
 
 
 class NoWorkingAccount(UpstreamUnavailable):

@@ -14,18 +14,20 @@ import math
 import select
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, after_this_request, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from gateway.accounts import AccountsService, Caller
+from gateway.chat.model import ChatRequest
 from gateway.chat.pool import Accounts
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest
-from gateway.validation import first_error
+from gateway.validation import MAX_CONVERSATION_ID, first_error
 
 log = logging.getLogger("gateway.http")
 
@@ -132,6 +134,20 @@ def _release_when_done(caller: Caller) -> None:
     def hold_until_closed(response: Response) -> Response:
         response.call_on_close(caller.done)  # any other response (idempotent when both run)
         return response
+
+
+#: The header pinning the upstream conversation a request continues (any dialect).
+CONVERSATION_HEADER = "X-Conversation-Id"
+
+
+def pinned(chat: ChatRequest) -> ChatRequest:
+    """The chat, pinned to the conversation ``X-Conversation-Id`` names (over metadata)."""
+    pin = request.headers.get(CONVERSATION_HEADER, "").strip()
+    if not pin:
+        return chat
+    if len(pin) > MAX_CONVERSATION_ID:
+        raise InvalidRequest(f"{CONVERSATION_HEADER} is longer than {MAX_CONVERSATION_ID} characters.")
+    return replace(chat, conversation_id=pin)
 
 
 def disconnect_probe() -> Callable[[], bool]:

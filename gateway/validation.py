@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from gateway.chat import data_urls
 from gateway.chat.data_urls import Inline
@@ -33,6 +33,17 @@ class Lenient(Schema):
         unknown = EXCLUDE
 
 
+#: Longest conversation pin a client may send (it names a record, it is not content).
+MAX_CONVERSATION_ID = 200
+
+
+class Metadata(Lenient):
+    """Request ``metadata``: the gateway reads only ``conversation_id`` (a pin on the
+    upstream conversation to continue); the rest is the client's and ignored."""
+
+    conversation_id = fields.Str(validate=validate.Length(min=1, max=MAX_CONVERSATION_ID), allow_none=True)
+
+
 class Base64Bytes(fields.Field[bytes]):
     """Base64 text (standard or URL-safe, padding optional), loaded as its bytes."""
 
@@ -41,6 +52,17 @@ class Base64Bytes(fields.Field[bytes]):
             return data_urls.decode_base64(value)
         except ValueError as error:
             raise ValidationError(str(error)) from None
+
+
+def check_declared_image(mime: Any, data: Any, field_name: str = "data") -> None:
+    """Refuse base64 declared as an image whose bytes are none, as a 400 on ``field_name``
+    (the upstream would answer "file is not an image", a 502 to the client)."""
+    if not isinstance(mime, str) or not isinstance(data, bytes):
+        return
+    try:
+        data_urls.check_image(mime, data)
+    except ValueError as error:
+        raise ValidationError(str(error), field_name=field_name) from None
 
 
 class InlineData(fields.Field[Inline]):
@@ -92,15 +114,42 @@ class JsonSchema(fields.Field[dict[str, Any]]):
     ``$schema`` names, 2020-12 otherwise). A broken schema is the client's mistake; sent
     on, the model would be told to fill it and the answer could never be checked."""
 
+    def __init__(self, *, any_case_types: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Gemini's OpenAPI-style ``parameters`` spell types in capitals ("OBJECT").
+        self.any_case_types = any_case_types
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ValidationError("Not a valid mapping type.")
+        checked = _lower_types(value) if self.any_case_types else value
         try:
-            jsonschema.validators.validator_for(value).check_schema(value)
+            jsonschema.validators.validator_for(checked).check_schema(checked)
         except jsonschema.SchemaError as error:
             where = "/".join(str(p) for p in error.absolute_path) or "the schema"
             raise ValidationError(f"Not a valid JSON Schema at {where}: {error.message}") from None
         return value
+
+
+#: OpenAPI (Google's Schema proto) counts that proto3 JSON may send as strings ("1").
+_COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
+
+
+def _lower_types(schema: Any) -> Any:
+    """A copy of an OpenAPI-style ``schema`` as JSON Schema would spell it, for checking
+    only: ``type`` names in lower case, counts sent as digit strings as numbers."""
+    if isinstance(schema, list):
+        return [_lower_types(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    lowered = {key: int(item) if key in _COUNTS and isinstance(item, str) and item.isdigit()
+               else _lower_types(item) for key, item in schema.items()}
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        lowered["type"] = kind.lower()
+    elif isinstance(kind, list):
+        lowered["type"] = [k.lower() if isinstance(k, str) else k for k in kind]
+    return lowered
 
 
 class TextOrList(fields.Field[Any]):

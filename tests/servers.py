@@ -102,6 +102,9 @@ def start_gateway(upstream: str, name: str, env: dict[str, str] | None = None) -
         "MINIMAX_BASE_URL": upstream,
         "GATEWAY_LOG_LEVEL": "debug",
         "GATEWAY_GRACEFUL_TIMEOUT": "3",
+        # Suites check that each turn's chat is deleted; tests/test_multiturn.py turns
+        # keeping (the production default) back on.
+        "GATEWAY_CONVERSATION_TTL": "0",
         **(env or {}),
     }
     argv = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]

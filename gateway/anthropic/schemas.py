@@ -14,7 +14,17 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, JsonSchema, Lenient, Tagged, TextOrList
+from gateway.validation import (
+    MAX_TOKENS_LIMIT,
+    Base64Bytes,
+    JsonObject,
+    JsonSchema,
+    Lenient,
+    Metadata,
+    Tagged,
+    TextOrList,
+    check_declared_image,
+)
 
 ROLES = ("user", "assistant", "system")
 
@@ -31,6 +41,10 @@ class TextBlockSchema(Lenient):
 class Base64SourceSchema(Lenient):
     media_type = fields.Str(allow_none=True)
     data = Base64Bytes(required=True)
+
+    @validates_schema
+    def _image_bytes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_declared_image(data.get("media_type"), data.get("data"))
 
 
 class UrlSourceSchema(Lenient):
@@ -144,7 +158,7 @@ class MessagesSchema(Lenient):
     thinking = fields.Nested(ThinkingSchema, allow_none=True)
     tools = fields.List(fields.Nested(ToolSchema), allow_none=True)
     tool_choice = fields.Nested(ToolChoiceSchema, allow_none=True)
-    metadata = fields.Dict(allow_none=True)
+    metadata = fields.Nested(Metadata, allow_none=True)
     output_config = fields.Nested(OutputConfigSchema, allow_none=True)
 
 

@@ -72,6 +72,7 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
         max_output_tokens=data.get("max_tokens"),
         stop=tuple(data.get("stop_sequences") or ()),
         response_format=_response_format(data.get("output_config")),
+        conversation_id=(data.get("metadata") or {}).get("conversation_id"),
     )
 
 

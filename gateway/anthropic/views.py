@@ -24,7 +24,7 @@ def messages() -> Response:
     """Anthropic Messages, streamed or not."""
     creds = credentials()
     data = http.load(MessagesSchema(), http.json_body())
-    chat = translate.to_chat_request(data)
+    chat = http.pinned(translate.to_chat_request(data))
     thinking = translate.wants_thinking(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
     if data.get("stream"):

@@ -3,7 +3,8 @@
 A conversation is recorded (in the shared state) as soon as its id is known, before any
 of its answer is streamed, with the lease holder of the generation that made it. When
 the generation ends, the record is marked *closed* (handed to the janitor), and the
-janitor removes it once the conversation is deleted. A record whose generation's lease
+janitor removes it once the conversation is deleted; or it is *kept* for the next turn
+(native multi-turn), and becomes an orphan once it stayed idle past its time. A record whose generation's lease
 is gone while it is still open, or that stayed closed longer than :data:`CLOSED_GRACE`
 (the janitor of a worker that died), names an orphan: :func:`sweep` deletes it. Only
 recorded conversations are ever deleted: nothing is swept by listing the user's chats.
@@ -29,7 +30,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.state import SharedState
+from gateway.state import AccountView, SharedState
 from gateway.upstream.conversation import Conversation, Driver
 from gateway.upstream.credentials import Credential, parse_one
 
@@ -55,6 +56,8 @@ class ChatRecord:
     login: str
     at: float
     closed: bool = False
+    #: A conversation kept for the next turn: not an orphan until this time.
+    kept_until: float = 0.0
 
     @property
     def name(self) -> str:
@@ -93,6 +96,18 @@ class ChatLedger:
             done = replace(record, closed=True, at=self._clock())
             self._safely(lambda: self._state.add_record(KIND, done.name, json.dumps(asdict(done))))
 
+    def kept(self, conversation: Conversation, until: float) -> None:
+        """The generation is over and the conversation stays for the next turn until
+        ``until`` (a later turn takes it back with :meth:`opened`); then the sweep
+        deletes it."""
+        if conversation.id is None:
+            return
+        with self._lock:
+            record = self._open.pop(_name(conversation.surface, conversation.id), None)
+        if record is not None:
+            kept = replace(record, holder="", kept_until=until, at=self._clock())
+            self._safely(lambda: self._state.add_record(KIND, kept.name, json.dumps(asdict(kept))))
+
     def removed(self, conversation: Conversation) -> None:
         if conversation.id is not None:
             name = _name(conversation.surface, conversation.id)
@@ -106,9 +121,7 @@ class ChatLedger:
         records = self.records()
         views = self._state.accounts(sorted({record.account for record in records}))
         now = self._clock()
-        return [record for record in records
-                if (now - record.at > CLOSED_GRACE if record.closed
-                    else views[record.account].holder != record.holder)]
+        return [record for record in records if _orphaned(record, views, now)]
 
     @staticmethod
     def _safely(action: Callable[[], object]) -> None:
@@ -147,6 +160,14 @@ def _sweep_one(ledger: ChatLedger, drivers: Mapping[str, Driver], record: ChatRe
     ledger.removed(record.conversation())
     log.info("sweep: deleted orphaned %r", record)
     return True
+
+
+def _orphaned(record: ChatRecord, views: Mapping[str, AccountView], now: float) -> bool:
+    if record.kept_until:
+        return now > record.kept_until
+    if record.closed:
+        return now - record.at > CLOSED_GRACE
+    return views[record.account].holder != record.holder
 
 
 def _name(surface: str, conversation_id: str) -> str:

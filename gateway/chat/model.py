@@ -104,6 +104,8 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     response_format: ResponseFormat = ResponseFormat()
     web_search: bool = False
+    #: A client-chosen id pinning the upstream conversation this request continues.
+    conversation_id: str | None = None
 
 
 # -- stream events ---------------------------------------------------------------------

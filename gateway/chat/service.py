@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from gateway.chat import tools, transforms
+from gateway.chat.continuation import AnswerRecorder, Continuation, ConversationKeeper, KeptConversation, context_seed
 from gateway.chat.health import AccountHealth, Activity
 from gateway.chat.janitor import Janitor
 from gateway.chat.ledger import ChatLedger
@@ -34,7 +37,15 @@ from gateway.chat.model import (
     last_user_text,
 )
 from gateway.chat.pool import AccountPool, Accounts, Lease, as_accounts
-from gateway.chat.prompt import TURN_SEPARATOR, PartRenderer, fold, json_instruction, render_part
+from gateway.chat.prompt import (
+    TURN_SEPARATOR,
+    PartRenderer,
+    fold,
+    json_instruction,
+    render_body,
+    render_message,
+    render_part,
+)
 from gateway.chat.settings import ChatSettings
 from gateway.chat.tokens import estimate_tokens
 from gateway.chat.uploads import UploadCache
@@ -43,9 +54,12 @@ from gateway.errors import (
     AccountRefused,
     AccountsBusy,
     AuthenticationFailed,
+    ClientGone,
     GatewayError,
+    InvalidRequest,
     NoWorkingAccount,
     QuotaExhausted,
+    UpstreamNotReached,
     UpstreamTimeout,
     UpstreamUnauthorized,
     UpstreamWrongPath,
@@ -76,6 +90,22 @@ SEARCH_QUERY_CHARS = 200
 REFUSED = (UpstreamUnauthorized, UpstreamWrongPath)
 
 Disconnected = Callable[[], bool]
+T = TypeVar("T")
+#: Seconds (at most; never more than the idle time itself) a kept conversation's ledger
+#: record outlives its continuation record, so the sweep never deletes a chat a request
+#: has just been told it may continue.
+KEEP_MARGIN = 60.0
+#: Before the one new attempt at a call that provably never reached the upstream.
+UNSENT_RETRY_DELAYS: tuple[float, ...] = (0.5,)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The upstream conversation a generation is a turn of: what every turn of it shares
+    (:func:`context_seed`) and how many turns it had before this one."""
+
+    seed: str
+    turns: int = 0
 
 
 class ChatService:
@@ -104,6 +134,7 @@ class ChatService:
         self.health = AccountHealth(pool.state)
         self.ledger = ChatLedger(pool.state)
         self.activity = Activity(pool.state)
+        self.keeper = ConversationKeeper(pool.state, settings.conversation_ttl)
 
     def upstream_model(self, requested: str) -> str:
         """The upstream model for any requested name (unknown names get the default)."""
@@ -126,16 +157,86 @@ class ChatService:
         accounts: Accounts | Sequence[Credential],
         disconnected: Disconnected = lambda: False,
     ) -> Generation:
-        """Start a generation; raises :class:`GatewayError` before anything is streamed."""
+        """Start a generation; raises :class:`GatewayError` before anything is streamed.
+
+        A request that extends a kept upstream conversation sends only its new messages
+        there; any other is folded into one prompt in a new conversation.
+        """
         opened_at = time.monotonic()
-        prompt = self.prompt_for(request)
-        blobs = self.media.resolve(request)  # fetched once, uploaded per account
+        chosen = as_accounts(accounts)
+        thread = Thread(context_seed(request, chosen.tag, self.upstream_model(request.model)))
+        started = self._continue(request, chosen, thread, disconnected)
+        if started is None:
+            prompt = self.prompt_for(request)
+            if not prompt:  # the upstream refuses a turn without text (a 502 otherwise)
+                raise InvalidRequest("The message has no content: send text or an attachment.", param="messages")
+            blobs = self.media.resolve(request)  # fetched once, uploaded per account
+            try:
+                started = (*self._send(request, prompt, blobs, chosen, disconnected), prompt, thread)
+            finally:
+                close_all(blobs)
+        lease, driver, turn, sent, thread = started
+        return Generation(self, request, lease, driver, turn, estimate_tokens(sent),
+                          disconnected, opened_at, thread)
+
+    def _continue(self, request: ChatRequest, accounts: Accounts, thread: Thread,
+                  disconnected: Disconnected) -> tuple[Lease, Driver, Turn, str, Thread] | None:
+        """Send only the new messages into the kept conversation the request extends."""
+        found = self.keeper.find(request, thread.seed, [cred.key for cred in accounts.credentials])
+        if found is None:
+            return None
+        self.keeper.forget(found.key)  # taken: no other request continues it meanwhile
+        prompt = self._new_prompt(request, found)
+        cred = next(cred for cred in accounts.credentials if cred.key == found.kept.account)
+        driver = self.surfaces.drivers[found.kept.surface]
         try:
-            lease, driver, turn = self._send(request, prompt, blobs, as_accounts(accounts))
+            lease = self.pool.acquire([cred], self.settings.conversation_wait, accounts.tag)
+        except AccountsBusy:
+            log.info("the account of %s %s stayed busy; folding instead", found.kept.surface, found.kept.id)
+            self.janitor.discard(driver, cred, found.kept.conversation())
+            return None
+        if disconnected():  # it left while waiting: the chat stays as it was, for a retry
+            lease.release()
+            self.keeper.restore(found)
+            raise ClientGone()
+        try:
+            turn = self._send_new(request, found, prompt, cred, driver, lease)
+        except GatewayError as error:  # e.g. the chat is gone: fold it all, as before
+            log.info("could not continue %s %s (%s); folding instead", found.kept.surface, found.kept.id,
+                     type(error).__name__)
+            self.discard(driver, cred, found.kept.conversation())
+            lease.release()
+            return None
+        except BaseException:
+            lease.release()
+            raise
+        return lease, driver, turn, prompt, replace(thread, turns=found.kept.turns)
+
+    def _send_new(self, request: ChatRequest, found: Continuation, prompt: str, cred: Credential,
+                  driver: Driver, lease: Lease) -> Turn:
+        conversation = found.kept.conversation()
+        self.ledger.opened(cred, conversation, lease.holder)
+        blobs = self.media.resolve(replace(request, messages=found.new_messages))
+        try:
+            attachments = tuple(self.uploads.attach(driver, cred, blob) for blob in blobs)
         finally:
             close_all(blobs)
-        return Generation(self, request, lease, driver, turn, estimate_tokens(prompt),
-                          disconnected, opened_at)
+        model = self.upstream_model(request.model)
+        turn_input = TurnInput(prompt, model, attachments, request.web_search)
+        return _unsent_retried(lambda: driver.send(cred, conversation, turn_input), f"{driver.name} send")
+
+    def _new_prompt(self, request: ChatRequest, found: Continuation) -> str:
+        """The new messages only, in the transcript's labels and tool convention."""
+        new = found.new_messages
+        if len(new) == 1 and new[0].role == "user":
+            prompt = render_body(new[0])
+        else:
+            prompt = TURN_SEPARATOR.join(render_message(message) for message in new)
+        if tools.uses_tools(request) and tools.choice_rule(request.tool_choice):
+            prompt += TURN_SEPARATOR + tools.choice_rule(request.tool_choice)
+        elif _json_mode(request):
+            prompt += TURN_SEPARATOR + json_instruction(request.response_format.schema)
+        return prompt
 
     def start_turn(self, cred: Credential, text: str, model: str, blobs: Sequence[Blob] = (),
                    web_search: bool = False, holder: str = "") -> tuple[Driver, Turn]:
@@ -159,10 +260,11 @@ class ChatService:
     def _open_and_send(self, driver: Driver, cred: Credential, text: str, model: str,
                        blobs: Sequence[Blob], web_search: bool, holder: str) -> Turn:
         attachments = tuple(self.uploads.attach(driver, cred, blob) for blob in blobs)
-        conversation = driver.open(cred, model)
+        conversation = _unsent_retried(lambda: driver.open(cred, model), f"opening a {driver.name} chat")
         self.ledger.opened(cred, conversation, holder)
+        turn_input = TurnInput(text, model, attachments, web_search)
         try:
-            turn = driver.send(cred, conversation, TurnInput(text, model, attachments, web_search))
+            turn = _unsent_retried(lambda: driver.send(cred, conversation, turn_input), f"{driver.name} send")
         except BaseException:
             self.discard(driver, cred, conversation)
             raise
@@ -191,7 +293,8 @@ class ChatService:
         return candidates
 
     def _send(
-        self, request: ChatRequest, prompt: str, blobs: list[Blob], accounts: Accounts
+        self, request: ChatRequest, prompt: str, blobs: list[Blob], accounts: Accounts,
+        disconnected: Disconnected = lambda: False,
     ) -> tuple[Lease, Driver, Turn]:
         """Send on a free account; move on when one is busy, refused or out of credits."""
         deadline = time.monotonic() + self.settings.queue_timeout
@@ -202,6 +305,9 @@ class ChatService:
             lease = self.pool.acquire(candidates, max(0.0, deadline - time.monotonic()), accounts.tag)
             metrics().queue_wait.observe(time.monotonic() - waited)
             cred = lease.credential
+            if disconnected():  # it left while queued: a turn sent now would be for nobody
+                lease.release()
+                raise ClientGone()
             try:
                 driver, turn = self.start_turn(cred, prompt, model, blobs, request.web_search, lease.holder)
                 return lease, driver, turn
@@ -252,6 +358,7 @@ class Generation:
         input_tokens: int,
         disconnected: Disconnected,
         opened_at: float,
+        thread: Thread,
     ) -> None:
         self._service = service
         self._settings = service.settings
@@ -265,6 +372,9 @@ class Generation:
         self._closed = False
         self.opened_at = opened_at  # when the request arrived: time to first token counts from it
         self._first_content: float | None = None
+        self.thread = thread
+        self._answer = AnswerRecorder()
+        self._retried = False  # a corrective tool-call turn happened: the client never saw it
 
     def events(self) -> Generator[Event, None, None]:
         """The answer as neutral events, ending with Usage + Finish or a StreamError."""
@@ -288,6 +398,7 @@ class Generation:
     def _observed(self, events: Iterator[Event]) -> Iterator[Event]:
         """The events, told to the account's health as they end the answer."""
         for event in events:
+            self._answer.see(event)
             if isinstance(event, Finish):
                 self._service.answered(self.lease.credential, self.conversation.surface)
             elif isinstance(event, StreamError):
@@ -303,19 +414,36 @@ class Generation:
             events.close()
 
     def close(self) -> None:
-        """Stop an unfinished turn, free the account, discard the conversation. Idempotent."""
+        """Stop an unfinished turn, free the account, then keep the conversation for the
+        next turn or discard it. Idempotent."""
         if self._closed:
             return
         self._closed = True
         try:
             self.turn.stop()
         finally:
-            # Marked closed before the lease goes, so the sweep leaves it to the janitor.
-            self._service.discard(self.driver, self.lease.credential, self.conversation)
+            # Marked kept or closed before the lease goes, so the sweep leaves it alone.
+            if self._keepable():
+                self._keep()
+            else:
+                self._service.discard(self.driver, self.lease.credential, self.conversation)
             self.lease.release()
+
+    def _keepable(self) -> bool:
+        """Whether the upstream holds exactly the history the client now has."""
+        return (self._service.keeper.enabled and self._answer.clean and not self._retried
+                and not self.request.web_search and self.conversation.id is not None)
+
+    def _keep(self) -> None:
+        service, kept_for = self._service, self._service.keeper.ttl
+        service.ledger.kept(self.conversation, time.time() + kept_for + min(KEEP_MARGIN, kept_for))
+        kept = KeptConversation(self.conversation.surface, str(self.conversation.id), self.lease.credential.key,
+                                len(self.request.messages) + 1, self.thread.turns + 1)
+        service.keeper.keep(self.request, self.thread.seed, self._answer.message(), kept)
 
     def _follow_up(self, text: str) -> Iterator[Event]:
         """Another turn in the same upstream conversation (a corrective retry), as raw events."""
+        self._retried = True
         try:
             self._send_follow_up(text)
         except GatewayError as error:
@@ -365,6 +493,16 @@ class Generation:
         if self._first_content is None and isinstance(event, (TextDelta, ReasoningDelta, AgentStep)):
             self._first_content = now
             metrics().first_token.observe(now - self.opened_at)
+
+
+def _unsent_retried(call: Callable[[], T], what: str) -> T:
+    """``call()``, made once more when it failed without a connection to the upstream.
+
+    Only such a failure proves that nothing was created (no chat, no generation), so only
+    it is retried: a 5xx, a timeout or a connection lost after the request went out may
+    have started the turn, and sending it again could generate it twice.
+    """
+    return pacing.retry(call, UNSENT_RETRY_DELAYS, retry_on=(UpstreamNotReached,), what=what)
 
 
 def _translate(event: object) -> Event | None:

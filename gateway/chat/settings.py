@@ -17,6 +17,10 @@ class ChatSettings:
     answer_timeout: float
     prompt_max_chars: int
     models: tuple[str, ...]
+    #: Seconds a kept upstream conversation may stay idle (0: every turn folds).
+    conversation_ttl: float = 0.0
+    #: Seconds a continuing turn waits for its conversation's account before folding.
+    conversation_wait: float = 0.0
 
 
 @dataclass(frozen=True)

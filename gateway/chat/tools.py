@@ -71,8 +71,12 @@ def instructions(tools: Sequence[ToolSpec], choice: ToolChoice) -> str:
         f"  arguments schema: {json.dumps(t.parameters, ensure_ascii=False, separators=(',', ':'))}"
         for t in tools
     )
-    rule = CHOICE_RULES[choice.mode].format(name=choice.name) if choice.mode in CHOICE_RULES else ""
-    return CONVENTION.format(choice=rule, tools=listing)
+    return CONVENTION.format(choice=choice_rule(choice), tools=listing)
+
+
+def choice_rule(choice: ToolChoice) -> str:
+    """This turn's rule on calling (empty for ``auto``)."""
+    return CHOICE_RULES[choice.mode].format(name=choice.name) if choice.mode in CHOICE_RULES else ""
 
 
 def render_calls(calls: Sequence[ToolCallPart]) -> str:

@@ -16,7 +16,14 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate, validates_schema
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, JsonObject, JsonSchema, Lenient
+from gateway.validation import (
+    MAX_TOKENS_LIMIT,
+    Base64Bytes,
+    JsonObject,
+    JsonSchema,
+    Lenient,
+    check_declared_image,
+)
 
 #: Fields whose values are the caller's own data: their keys are never renamed.
 OPAQUE_FIELDS = frozenset({
@@ -55,6 +62,10 @@ class _Camelized(Lenient):
 class BlobSchema(Lenient):
     mimeType = fields.Str(allow_none=True)
     data = Base64Bytes(required=True)
+
+    @validates_schema
+    def _image_bytes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_declared_image(data.get("mimeType"), data.get("data"))
 
 
 class FileDataSchema(Lenient):
@@ -109,7 +120,7 @@ class InstructionSchema(ContentSchema):
 class FunctionDeclarationSchema(Lenient):
     name = fields.Str(required=True)
     description = fields.Str(load_default="", allow_none=True)
-    parameters = fields.Dict(allow_none=True)
+    parameters = JsonSchema(any_case_types=True, allow_none=True)
     parametersJsonSchema = JsonSchema(allow_none=True)
 
 

@@ -39,7 +39,7 @@ def model_action(version: str, target: str) -> Response:
 def _generate(model: str, streamed: bool) -> Response:
     creds = credentials()
     data = http.load(GenerateContentSchema(), http.json_body())
-    chat = translate.to_chat_request(data, model)
+    chat = http.pinned(translate.to_chat_request(data, model))
     thoughts = translate.wants_thoughts(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
     if not streamed:

@@ -14,7 +14,17 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate
 
-from gateway.validation import MAX_TOKENS_LIMIT, Base64Bytes, InlineData, JsonSchema, Lenient, Link, Tagged, TextOrList
+from gateway.validation import (
+    MAX_TOKENS_LIMIT,
+    Base64Bytes,
+    InlineData,
+    JsonSchema,
+    Lenient,
+    Link,
+    Metadata,
+    Tagged,
+    TextOrList,
+)
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TOOL_CHOICE_MODES = ("none", "auto", "required")
@@ -189,6 +199,7 @@ class ChatCompletionSchema(Lenient):
     tool_choice = ToolChoiceField(allow_none=True)
     parallel_tool_calls = fields.Bool(allow_none=True)
     web_search_options = fields.Dict(allow_none=True)
+    metadata = fields.Nested(Metadata, allow_none=True)
 
 
 # -- audio -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ In: a validated request body becomes a :class:`ChatRequest`. Out: neutral events
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -38,7 +39,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import ModelNotFound
+from gateway.errors import InvalidRequest, ModelNotFound
 from gateway.openai.errors import error_body
 
 FINISH_REASONS = {
@@ -66,6 +67,7 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
         stop=data.get("stop") or (),
         response_format=_response_format(data.get("response_format")),
         web_search=model.endswith(SEARCH_SUFFIX) or data.get("web_search_options") is not None,
+        conversation_id=(data.get("metadata") or {}).get("conversation_id"),
     )
 
 
@@ -285,12 +287,20 @@ VOICES: dict[str, dict[str, str]] = {
 }
 
 
+#: What the upstream takes as a voice name (``female-shaonv``, ``Hutao_hailuo``).
+MINIMAX_VOICE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
 def minimax_voice(model: str, voice: str, overrides: dict[str, str]) -> str:
     """The MiniMax voice for an OpenAI (model, voice); overrides win, unknown names pass."""
     for key in (f"{model}:{voice}", voice):
         if key in overrides:
             return overrides[key]
-    return VOICES.get(model, VOICES["tts-1"]).get(voice, voice)
+    chosen = VOICES.get(model, VOICES["tts-1"]).get(voice, voice)
+    if not MINIMAX_VOICE.fullmatch(chosen):  # the upstream refuses it (a 502 otherwise)
+        raise InvalidRequest(f"Unknown voice '{voice}': use an OpenAI voice or a MiniMax voice name.",
+                             param="voice")
+    return chosen
 
 
 def transcription(text: str, seconds: float, response_format: str, language: str) -> tuple[Any, str]:

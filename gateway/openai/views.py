@@ -26,7 +26,7 @@ def chat_completions() -> Response:
     """OpenAI Chat Completions, streamed or not."""
     creds = credentials()
     data = http.load(ChatCompletionSchema(), http.json_body())
-    chat = translate.to_chat_request(data)
+    chat = http.pinned(translate.to_chat_request(data))
     usage = translate.wants_usage(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
     if data.get("stream"):

@@ -1,9 +1,11 @@
 """The OpenAPI 3.1 document of the gateway, served at ``GET /openapi.json``.
 
 Request bodies come from each dialect's marshmallow schemas through apispec's
-:class:`~apispec.ext.marshmallow.MarshmallowPlugin`; responses are loose objects where
-no response schema exists, ``text/event-stream`` for streams, and the error shape of the
-route's dialect for every status the gateway returns. The document is built on the
+:class:`~apispec.ext.marshmallow.MarshmallowPlugin`; the chat and token-count answers
+have their own schemas (:data:`RESPONSE_SCHEMAS`, hand-written: no marshmallow schema
+renders them), other answers are loose objects, a stream's schema describes each of its
+events, and each route lists, in its dialect's error shape, the statuses it really
+returns (``tests/system/test_fuzz.py`` holds the gateway to all of it). The document is built on the
 first request and kept on the app (``app.extensions``), never at import time. Every
 operation carries ``x-flask-rule``, the werkzeug rule it documents, so a test can check
 that no route of the URL map is left out.
@@ -22,12 +24,14 @@ from marshmallow import Schema
 from gateway.anthropic import schemas as anthropic_schemas
 from gateway.gemini import schemas as gemini_schemas
 from gateway.openai import schemas as openai_schemas
+from gateway.validation import TextOrList
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.1.0"
 EXTENSION_KEY = "gateway.openapi"
-#: Statuses the gateway's error handlers really produce, with their meaning.
+#: Statuses the gateway's error handlers produce, with their meaning; each route names
+#: the ones it can return (:data:`CHAT_ERRORS` and the like).
 ERROR_STATUSES: dict[int, str] = {
     400: "Invalid request",
     401: "Missing or unknown client key",
@@ -38,8 +42,65 @@ ERROR_STATUSES: dict[int, str] = {
     503: "No account available",
     504: "Upstream timed out",
 }
+#: A route that sends a turn upstream: every error status there is.
+CHAT_ERRORS: tuple[int, ...] = tuple(ERROR_STATUSES)
+#: Validated and answered locally (token counts): no upstream status.
+LOCAL_ERRORS: tuple[int, ...] = (400, 401, 404, 413, 429)
+#: Model lists and infos: a key check (when keys are configured) and unknown models.
+LOOKUP_ERRORS: tuple[int, ...] = (401, 404, 429)
 LOOSE_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
-SSE: dict[str, Any] = {"text/event-stream": {"schema": {"type": "string"}}}
+#: OpenAPI 3.1 has a text/event-stream schema describe each event, not the stream.
+SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+    "retry": {"type": "integer"}}}
+SSE: dict[str, Any] = {"text/event-stream": {"schema": SSE_EVENT}}
+NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
+COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "OpenAIChatCompletionResponse": {
+        "type": "object",
+        "required": ["id", "object", "created", "model", "choices"],
+        "properties": {
+            "id": {"type": "string"}, "object": {"const": "chat.completion"},
+            "created": {"type": "integer"}, "model": {"type": "string"},
+            "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message"], "properties": {
+                "index": {"type": "integer"}, "finish_reason": NULLABLE_STRING,
+                "message": {"type": "object", "required": ["role"], "properties": {
+                    "role": {"const": "assistant"}, "content": NULLABLE_STRING,
+                    "tool_calls": {"type": "array", "items": {"type": "object"}}}}}}},
+            "usage": {"type": "object", "properties": {
+                "prompt_tokens": COUNT, "completion_tokens": COUNT, "total_tokens": COUNT}},
+        },
+    },
+    "AnthropicMessageResponse": {
+        "type": "object",
+        "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
+        "properties": {
+            "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
+            "model": {"type": "string"},
+            "content": {"type": "array", "items": {"type": "object", "required": ["type"],
+                                                   "properties": {"type": {"type": "string"}}}},
+            "stop_reason": NULLABLE_STRING, "stop_sequence": NULLABLE_STRING,
+            "usage": {"type": "object", "required": ["input_tokens", "output_tokens"],
+                      "properties": {"input_tokens": COUNT, "output_tokens": COUNT}},
+        },
+    },
+    "AnthropicTokenCount": {"type": "object", "required": ["input_tokens"], "properties": {"input_tokens": COUNT}},
+    "GeminiGenerateContentResponse": {
+        "type": "object",
+        "required": ["candidates"],
+        "properties": {
+            "candidates": {"type": "array", "items": {"type": "object", "properties": {
+                "content": {"type": "object", "properties": {
+                    "role": {"type": "string"}, "parts": {"type": "array", "items": {"type": "object"}}}},
+                "finishReason": {"type": "string"}, "index": {"type": "integer"}}}},
+            "usageMetadata": {"type": "object", "properties": {
+                "promptTokenCount": COUNT, "candidatesTokenCount": COUNT, "totalTokenCount": COUNT}},
+            "modelVersion": {"type": "string"}, "responseId": {"type": "string"},
+        },
+    },
+    "GeminiTokenCount": {"type": "object", "required": ["totalTokens"], "properties": {"totalTokens": COUNT}},
+}
 ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
     "OpenAIError": {
         "type": "object",
@@ -93,71 +154,117 @@ class Operation:
     stream: bool = False  # answers text/event-stream (or JSON when not asked to stream)
     content: dict[str, Any] = field(default_factory=lambda: {"application/json": {"schema": LOOSE_OBJECT}})
     parameters: tuple[dict[str, Any], ...] = ()
+    errors: tuple[int, ...] = ()  # the error statuses it returns, in its dialect's shape
+    example: dict[str, Any] | None = None  # a request body the gateway answers
+    other: tuple[tuple[int, str], ...] = ()  # other statuses (status, description), no body schema
 
 
-def _path_param(name: str, **schema: Any) -> dict[str, Any]:
+def _json(name: str) -> dict[str, Any]:
+    """A JSON 200 body of the named response schema."""
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+def _path_param(name: str, example: str | None = None, **schema: Any) -> dict[str, Any]:
     """A required path parameter."""
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", **schema}}
+    param = {"name": name, "in": "path", "required": True, "schema": {"type": "string", **schema}}
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+HELLO = "Say hello."
+#: Request bodies the gateway answers, one per chat dialect (shown by doc viewers, and
+#: the fuzz's explicit examples: each gets answered once whatever the draw).
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "OpenAI": {"model": "gpt-4o", "messages": [{"role": "user", "content": HELLO}]},
+    "Anthropic": {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [{"role": "user", "content": HELLO}]},
+    "Gemini": {"contents": [{"role": "user", "parts": [{"text": HELLO}]}]},
+}
 
 
 GEMINI_RULE = "/<any(v1beta, v1, v1alpha):version>/models/<path:target>"
-VERSION = _path_param("version", enum=["v1beta", "v1", "v1alpha"])
+VERSION = _path_param("version", "v1beta", enum=["v1beta", "v1", "v1alpha"])
 TEXT: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
 HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+ALT = _query("alt", "sse: a text/event-stream; otherwise one JSON array of responses", type="string")
+BETA = _query("beta", "Sent by the Anthropic SDK's beta client; changes nothing", type="string")
+LANG = _query("lang", "Page language (else Accept-Language)", type="string", enum=["en", "zh"])
+ADMIN_OFF = ((404, "No admin key configured: the admin routes do not exist"),)
 
 
 def operations() -> list[Operation]:
     """Every documented operation, one per (path, method)."""
-    gemini_actions = [
-        Operation(GEMINI_RULE, "/{version}/models/{model}:" + action, "POST", summary, "Gemini",
-                  schema, stream=action.startswith("stream"), parameters=(VERSION, _path_param("model")))
-        for action, summary, schema in (
-            ("generateContent", "Gemini generateContent, not streamed", gemini_schemas.GenerateContentSchema),
-            ("streamGenerateContent", "Gemini generateContent, streamed (?alt=sse)",
-             gemini_schemas.GenerateContentSchema),
-            ("countTokens", "Gemini token count", gemini_schemas.CountTokensSchema),
-        )
-    ]
+    gemini_params = (VERSION, _path_param("model", "gemini-2.5-flash"))
+    gemini_answer = _json("GeminiGenerateContentResponse")
+    gemini_array = {"application/json": {"schema": {
+        "type": "array", "items": {"$ref": "#/components/schemas/GeminiGenerateContentResponse"}}}}
+    gemini_body = gemini_schemas.GenerateContentSchema
     return [
         Operation("/v1/chat/completions", "/v1/chat/completions", "POST", "OpenAI Chat Completions",
-                  "OpenAI", openai_schemas.ChatCompletionSchema, stream=True),
+                  "OpenAI", openai_schemas.ChatCompletionSchema, stream=True,
+                  content=_json("OpenAIChatCompletionResponse"), errors=CHAT_ERRORS, example=EXAMPLES["OpenAI"]),
         Operation("/v1/audio/speech", "/v1/audio/speech", "POST", "OpenAI text to speech", "OpenAI",
-                  openai_schemas.SpeechSchema, content={"audio/*": {"schema": {"type": "string"}}}),
+                  openai_schemas.SpeechSchema, content={"audio/*": {"schema": {"type": "string"}}},
+                  errors=CHAT_ERRORS),
         Operation("/v1/audio/transcriptions", "/v1/audio/transcriptions", "POST", "OpenAI speech recognition",
-                  "OpenAI", openai_schemas.TranscriptionSchema),
+                  "OpenAI", openai_schemas.TranscriptionSchema,
+                  content={"application/json": {"schema": LOOSE_OBJECT}, **TEXT}, errors=CHAT_ERRORS),
         Operation("/v1/messages", "/v1/messages", "POST", "Anthropic Messages", "Anthropic",
-                  anthropic_schemas.MessagesSchema, stream=True),
+                  anthropic_schemas.MessagesSchema, stream=True, content=_json("AnthropicMessageResponse"),
+                  parameters=(BETA,), errors=CHAT_ERRORS, example=EXAMPLES["Anthropic"]),
         Operation("/v1/messages/count_tokens", "/v1/messages/count_tokens", "POST", "Anthropic token count",
-                  "Anthropic", anthropic_schemas.CountTokensSchema),
-        *gemini_actions,
-        Operation("/v1beta/models", "/v1beta/models", "GET", "Gemini model list", "Gemini"),
+                  "Anthropic", anthropic_schemas.CountTokensSchema, content=_json("AnthropicTokenCount"),
+                  parameters=(BETA,), errors=LOCAL_ERRORS),
+        Operation(GEMINI_RULE, "/{version}/models/{model}:generateContent", "POST",
+                  "Gemini generateContent, not streamed", "Gemini", gemini_body, content=gemini_answer,
+                  parameters=gemini_params, errors=CHAT_ERRORS, example=EXAMPLES["Gemini"]),
+        Operation(GEMINI_RULE, "/{version}/models/{model}:streamGenerateContent", "POST",
+                  "Gemini generateContent, streamed (?alt=sse; else one JSON array)", "Gemini", gemini_body,
+                  stream=True, content=gemini_array, parameters=(*gemini_params, ALT), errors=CHAT_ERRORS,
+                  example=EXAMPLES["Gemini"]),
+        Operation(GEMINI_RULE, "/{version}/models/{model}:countTokens", "POST", "Gemini token count", "Gemini",
+                  gemini_schemas.CountTokensSchema, content=_json("GeminiTokenCount"),
+                  parameters=gemini_params, errors=LOCAL_ERRORS),
+        Operation("/v1beta/models", "/v1beta/models", "GET", "Gemini model list", "Gemini", errors=LOOKUP_ERRORS),
         Operation("/v1beta/models/<path:model>", "/v1beta/models/{model}", "GET", "Gemini model info",
-                  "Gemini", parameters=(_path_param("model"),)),
-        Operation("/v1/models", "/v1/models", "GET", "Model list, in the caller's dialect", "OpenAI"),
+                  "Gemini", parameters=(_path_param("model"),), errors=LOOKUP_ERRORS),
+        Operation("/v1/models", "/v1/models", "GET", "Model list, in the caller's dialect", "OpenAI",
+                  errors=LOOKUP_ERRORS),
         Operation("/v1/models/<path:model_id>", "/v1/models/{model_id}", "GET", "Model info", "OpenAI",
-                  parameters=(_path_param("model_id"),)),
-        Operation("/token/check", "/token/check", "POST", "Diagnose a MiniMax credential", "OpenAI"),
+                  parameters=(_path_param("model_id"),), errors=LOOKUP_ERRORS),
+        Operation("/token/check", "/token/check", "POST", "Diagnose a MiniMax credential", "OpenAI",
+                  errors=(400, 413)),
         Operation("/", "/", "GET", "Docs homepage (HTML, or JSON with Accept: application/json)",
-                  content={**HTML, "application/json": {"schema": LOOSE_OBJECT}}),
+                  content={**HTML, "application/json": {"schema": LOOSE_OBJECT}}, parameters=(LANG,)),
         Operation("/openapi.json", "/openapi.json", "GET", "This OpenAPI document"),
         Operation("/ping", "/ping", "GET", "Liveness: pong", content=TEXT),
         Operation("/healthz", "/healthz", "GET", "Process up, with account counts"),
-        Operation("/readyz", "/readyz", "GET", "Ready (200) or not (503)"),
+        Operation("/readyz", "/readyz", "GET", "Ready (200) or not (503)", parameters=(LANG,),
+                  other=((503, "Not ready"),)),
         Operation("/metrics", "/metrics", "GET", "Prometheus metrics", content=TEXT),
-        Operation("/admin", "/admin", "GET", "Admin page", content=HTML),
-        Operation("/admin/accounts", "/admin/accounts", "GET", "Admin data as JSON"),
-        Operation("/admin/login", "/admin/login", "POST", "Admin log in (form field key)", content=HTML),
-        Operation("/admin/logout", "/admin/logout", "POST", "Admin log out", content=HTML),
+        Operation("/admin", "/admin", "GET", "Admin page", content=HTML, parameters=(LANG,),
+                  other=ADMIN_OFF),
+        Operation("/admin/accounts", "/admin/accounts", "GET", "Admin data as JSON",
+                  other=((401, "Not logged in"), *ADMIN_OFF)),
+        Operation("/admin/login", "/admin/login", "POST", "Admin log in (form field key)", content=HTML,
+                  parameters=(LANG,), other=((303, "Logged in: to the admin page"), (401, "Wrong key"), *ADMIN_OFF)),
+        Operation("/admin/logout", "/admin/logout", "POST", "Admin log out", content=HTML,
+                  other=((303, "Logged out: to the login page"), *ADMIN_OFF)),
     ]
 
 
-def _error_responses(dialect: str) -> dict[str, Any]:
-    """The error statuses of a dialect's route, each with the dialect's error shape."""
-    if not dialect:
-        return {}
-    ref = {"$ref": f"#/components/schemas/{dialect}Error"}
-    return {str(status): {"description": text, "content": {"application/json": {"schema": ref}}}
-            for status, text in ERROR_STATUSES.items()}
+def _error_responses(op: Operation) -> dict[str, Any]:
+    """The error statuses of a route, each in its dialect's error shape; then the others."""
+    ref = {"$ref": f"#/components/schemas/{op.dialect}Error"}
+    found = {str(status): {"description": ERROR_STATUSES[status], "content": {"application/json": {"schema": ref}}}
+             for status in op.errors}
+    found.update({str(status): {"description": text} for status, text in op.other})
+    return found
 
 
 def _operation_dict(op: Operation) -> dict[str, Any]:
@@ -169,7 +276,7 @@ def _operation_dict(op: Operation) -> dict[str, Any]:
         "summary": op.summary,
         "x-flask-rule": op.rule,
         "security": DIALECT_SECURITY[op.dialect],
-        "responses": {"200": {"description": "Success", "content": content}, **_error_responses(op.dialect)},
+        "responses": {"200": {"description": "Success", "content": content}, **_error_responses(op)},
     }
     if op.dialect:
         spec["tags"] = [op.dialect]
@@ -177,7 +284,10 @@ def _operation_dict(op: Operation) -> dict[str, Any]:
         spec["parameters"] = list(op.parameters)
     if op.body is not None:
         media = "multipart/form-data" if op.path == "/v1/audio/transcriptions" else "application/json"
-        spec["requestBody"] = {"required": True, "content": {media: {"schema": op.body}}}
+        body: dict[str, Any] = {"schema": op.body}
+        if op.example is not None:
+            body["example"] = op.example
+        spec["requestBody"] = {"required": True, "content": {media: body}}
     return spec
 
 
@@ -186,9 +296,11 @@ def build_spec() -> dict[str, Any]:
     marshmallow = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(title="MiniMax Free API", version="1", openapi_version=OPENAPI_VERSION,
                    plugins=[marshmallow])
+    assert marshmallow.converter is not None  # set by APISpec's plugin init
+    marshmallow.converter.add_attribute_function(_text_or_list)  # type: ignore[no-untyped-call]  # unannotated upstream
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
-    for name, schema in ERROR_SCHEMAS.items():
+    for name, schema in {**ERROR_SCHEMAS, **RESPONSE_SCHEMAS}.items():
         spec.components.schema(name, schema)
     # Custom fields (StopField, ToolChoiceField, Arguments) and Raw accept several JSON
     # types: apispec gives them no "type", which is what they mean; nothing to map.
@@ -198,6 +310,17 @@ def build_spec() -> dict[str, Any]:
     for path, ops in by_path.items():
         spec.path(path=path, operations=ops)
     return spec.to_dict()
+
+
+def _text_or_list(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """A :class:`TextOrList` (message content): a string, or a list of its items."""
+    if not isinstance(field, TextOrList):
+        return {}
+    items = converter.field2property(field.items.inner)
+    forms: list[dict[str, Any]] = [{"type": "string"}, {"type": "array", "items": items}]
+    if field.allow_none:
+        forms.append({"type": "null"})
+    return {"anyOf": forms}
 
 
 def _schema_name(schema: Any) -> str:

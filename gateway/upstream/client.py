@@ -13,6 +13,7 @@ Exception text never carries a URL, whose query holds the token.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import random
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from gateway.errors import (
     AccountInUse,
@@ -33,6 +36,7 @@ from gateway.errors import (
     QuotaExhausted,
     UpstreamBadAnswer,
     UpstreamError,
+    UpstreamNotReached,
     UpstreamRejectedSignature,
     UpstreamServerError,
     UpstreamTimeout,
@@ -44,6 +48,7 @@ from gateway.upstream import constants as C
 from gateway.upstream.credentials import Credential, token_expiry
 from gateway.upstream.settings import UpstreamSettings
 from gateway.upstream.signing import Identity, build_query, carries_region, dump_body, signatures
+from gateway.upstream.transport import Wire
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,8 @@ class UpstreamClient:
         self._tokens = tokens
         self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or _new_session(settings.pool_size)
+        # The signed JSON calls (the hot path: send, every poll, delete) go out verbatim.
+        self.wire = Wire(settings.pool_size)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
@@ -236,7 +243,9 @@ class UpstreamClient:
         text = None if body is None else dump_body(body)
         url, headers = self.signed(account, API, path, text, leading_query)
         try:
-            status, payload = self._exchange_url(method, url, headers, (text or "").encode())
+            with transport_errors():
+                status, payload = self.wire.exchange(method, url, headers, _wire_body(text),
+                                                     self._timeouts())
             answer = classify(status, payload)
         except GatewayError as error:
             self._observer(path, type(error).__name__)
@@ -380,6 +389,7 @@ class UpstreamClient:
 
     def close(self) -> None:
         self._session.close()
+        self.wire.close()
 
 
 @contextlib.contextmanager
@@ -387,11 +397,49 @@ def transport_errors() -> Iterator[None]:
     """Map requests' exceptions to gateway errors, for plain and streamed calls alike."""
     try:
         yield
+    except requests.ConnectTimeout:  # a Timeout too, but one that proves nothing was sent
+        raise UpstreamNotReached(f"{UpstreamNotReached.message} (ConnectTimeout)") from None
     except requests.Timeout:
         raise UpstreamTimeout() from None
     except requests.RequestException as exc:
         # The exception's text includes the URL and so the token: report its kind only.
+        if _never_connected(exc):
+            raise UpstreamNotReached(f"{UpstreamNotReached.message} ({type(exc).__name__})") from None
+        if _read_timed_out(exc):  # a streamed body's socket timeout: the upstream went silent
+            raise UpstreamTimeout() from None
         raise UpstreamUnavailable(f"{UpstreamUnavailable.message} ({type(exc).__name__})") from None
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise _wire_error(exc) from None
+
+
+def _wire_error(exc: BaseException) -> GatewayError:
+    """The gateway error for a failure of :class:`Wire` (urllib3, http.client, socket)."""
+    kind = type(exc).__name__
+    if isinstance(exc, (NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
+        return UpstreamNotReached(f"{UpstreamNotReached.message} ({kind})")
+    if isinstance(exc, (TimeoutError, ReadTimeoutError)):
+        return UpstreamTimeout()
+    return UpstreamUnavailable(f"{UpstreamUnavailable.message} ({kind})")
+
+
+def _wire_body(text: str | None) -> bytes | None:
+    return None if text is None else text.encode()
+
+
+def _cause(exc: requests.RequestException) -> object:
+    """What urllib3 raised under requests' exception (through its MaxRetryError)."""
+    inner = exc.args[0] if exc.args else None
+    return getattr(inner, "reason", inner)
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    # Refused or unresolvable: the TCP connection never existed, so no byte was sent.
+    return isinstance(exc, requests.ConnectionError) and isinstance(_cause(exc), NewConnectionError)
+
+
+def _read_timed_out(exc: requests.RequestException) -> bool:
+    # iter_content wraps a read timeout of an open stream as a ConnectionError.
+    return isinstance(_cause(exc), ReadTimeoutError)
 
 
 def chunks(response: requests.Response) -> Iterator[bytes]:

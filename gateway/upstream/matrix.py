@@ -7,9 +7,11 @@ whose message contents are cumulative. :func:`read_snapshot` reduces one poll to
 only poll loop of the gateway's chat path (:meth:`MatrixTurn.events`).
 
 Polling adapts: one poll right after sending, then ``first`` while waiting for content,
-``steady`` while it flows, ``idle`` after :data:`IDLE_AFTER_SECONDS` without change; never
-faster than :data:`MIN_POLL_INTERVAL`, counted from the previous poll's answer. The turn
-ends only when the upstream says the chat is finished.
+``steady`` while it flows, :data:`STALL_POLL_INTERVAL` as soon as a poll shows the answer
+stopped growing (its end is likely due: polling at the flowing pace there would add up to
+a whole interval to every answer's tail), ``idle`` after :data:`IDLE_AFTER_SECONDS`
+without change; never faster than :data:`MIN_POLL_INTERVAL`, counted from the previous
+poll's answer. The turn ends only when the upstream says the chat is finished.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ NAME = "matrix"
 #: Separator between several assistant texts (or reasoning texts) of one turn.
 PART_SEPARATOR = "\n\n"
 MIN_POLL_INTERVAL = 0.2  # at most 5 polls a second per stream
+#: After a poll that saw content but no growth: the upstream's own limit, 5 polls/s.
+STALL_POLL_INTERVAL = MIN_POLL_INTERVAL
 #: Seconds without new content after which polls slow to the ``idle`` interval.
 IDLE_AFTER_SECONDS = 3.0
 
@@ -142,7 +146,8 @@ class MatrixTurn:
                 return
             # Spaced from when this poll's answer arrived, so the upstream sees at least
             # the interval between polls even when answer times vary.
-            next_poll = time.monotonic() + self._interval(shown, polled_at - last_change)
+            next_poll = time.monotonic() + self._interval(shown, polled_at - last_change,
+                                                          stalled=not changes)
 
     def stop(self) -> None:
         if not self.finished:
@@ -157,11 +162,13 @@ class MatrixTurn:
 
         return pacing.retry(ask, pacing.POLL_FAILURE_DELAYS, what=f"poll of chat {self.chat_id}")
 
-    def _interval(self, shown: Snapshot, quiet_for: float) -> float:
+    def _interval(self, shown: Snapshot, quiet_for: float, stalled: bool = False) -> float:
         if not (shown.text or shown.reasoning or shown.steps):
             interval = self.pace.first
         elif quiet_for > IDLE_AFTER_SECONDS:
             interval = self.pace.idle
+        elif stalled:
+            interval = STALL_POLL_INTERVAL
         else:
             interval = self.pace.steady
         return max(MIN_POLL_INTERVAL, interval)

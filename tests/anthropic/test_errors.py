@@ -38,6 +38,14 @@ def test_invalid_requests(gateway, sim, credential, body, field) -> None:
     assert sim.stats()["sends"] == 0
 
 
+@pytest.mark.parametrize("content", ["", []])
+def test_a_message_without_content_is_400_not_502(gateway, sim, credential, content) -> None:
+    # Found by tests/system/test_fuzz.py: the upstream refuses an empty turn, which was a 502.
+    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": content}]}
+    assert_error(post(gateway, body, credential), 400, "invalid_request_error")
+    assert sim.stats()["sends"] == 0
+
+
 def test_malformed_json(gateway, credential) -> None:
     assert_error(post(gateway, None, credential, raw=b"{"), 400, "invalid_request_error")
 

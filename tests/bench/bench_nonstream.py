@@ -52,9 +52,14 @@ from tests.bench.common import (
     verdict,
     write_results,
 )
+from tests.bench.direct import run_direct
 
 NAME = "bench_nonstream"
 GOAL_P99_AT_64 = 0.100
+#: Issue 12 targets, as ratios within one run against the direct signed client
+#: (tests/bench/direct.py) at the same concurrency.
+TARGET_THROUGHPUT_RATIO_AT_64 = 0.60
+TARGET_ADDED_P99_AT_16 = 0.100
 INSTANT_ANSWER = {"first_delay": 0, "length": 40, "cps": 10_000_000}
 BARRIER_TIMEOUT_S = 60.0
 JOIN_TIMEOUT_S = 300.0
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn gevent workers of the gateway (GATEWAY_WORKERS)")
     parser.add_argument("--surface", choices=SURFACES, default="matrix",
                         help="upstream surface of the gateway (MINIMAX_SURFACE)")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="skip the direct signed client's run at each level (matrix only)")
     args = parser.parse_args(argv)
     levels = [int(part) for part in args.levels.split(",") if part.strip()]
     started = time.monotonic()
@@ -188,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bench_client": os.getpid()}
         for clients in levels:
             results.append(run_level(stack, creds, clients, args, pids))
+            if args.surface == "matrix" and not args.no_direct:
+                results[-1]["direct"] = direct_level(stack, creds, clients, args)
     wall = time.monotonic() - started
     report = render(results, args, wall)
     print(report)
@@ -200,6 +209,42 @@ def main(argv: list[str] | None = None) -> int:
     })
     print(f"\nJSON: {path}")
     return 0
+
+
+def direct_level(stack: Stack, creds: list[str], clients: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The direct signed client at this level: same simulator, accounts and concurrency."""
+    assert stack.sim is not None
+    run = run_direct(stack.sim_url, creds, clients, args.requests, args.warmup)
+    stack.sim.wait_idle(timeout=60)
+    ok = [row["rtt"] for row in run.pop("rows") if not row["error"]]
+    return {**run, "rtt": summarize(ok)}
+
+
+def targets(results: list[dict[str, Any]]) -> list[list[Any]]:
+    """Issue 12's non-stream targets: (target, measured, result) rows."""
+    rows = []
+    for level in results:
+        direct = level.get("direct")
+        if direct is None:
+            continue
+        ratio = (level["throughput_rps"] / direct["throughput_rps"]
+                 if level["throughput_rps"] and direct["throughput_rps"] else None)
+        added = (level["rtt"]["p99"] - direct["rtt"]["p99"]
+                 if level["rtt"]["p99"] is not None and direct["rtt"]["p99"] is not None else None)
+        clients = level["clients"]
+        gateway_cpu = level["cpu_percent"].get("gateway_worker")
+        cpu_ms = (gateway_cpu / 100 * level["wall_s"] / level["requests"] * 1000
+                  if gateway_cpu is not None and level["requests"] else None)
+        rows.append([
+            clients, f"{num(level['throughput_rps'], 0)} / {num(direct['throughput_rps'], 0)}",
+            num(ratio), f"{ms(level['rtt']['p99'])} / {ms(direct['rtt']['p99'])}", ms(added),
+            direct["errors"], num(cpu_ms),
+            f"throughput ≥ {TARGET_THROUGHPUT_RATIO_AT_64:.0%} of direct" if clients == 64 else
+            f"added p99 ≤ {TARGET_ADDED_P99_AT_16 * 1000:.0f} ms" if clients == 16 else "–",
+            ("PASS" if ratio is not None and ratio >= TARGET_THROUGHPUT_RATIO_AT_64 else "FAIL")
+            if clients == 64 else verdict(added, TARGET_ADDED_P99_AT_16) if clients == 16 else "–",
+        ])
+    return rows
 
 
 def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
@@ -234,6 +279,15 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
         "simulator's handling of the gateway's two upstream calls (send + poll). "
         f"Wall time {wall:.1f} s.",
     ]
+    target_rows = targets(results)
+    if target_rows:
+        lines += ["", "### Issue 12 targets, against the direct signed client in the same run", "",
+                  table(["clients", "req/s gateway / direct", "ratio", "RTT p99 gateway / direct (ms)",
+                         "gateway-added p99 (ms)", "direct errors", "gateway CPU ms/request",
+                         "target", "result"], target_rows),
+                  "", "gateway-added p99 = gateway round-trip p99 − the direct client's p99 at the "
+                  "same concurrency; the direct client is gateway.upstream's UpstreamClient + "
+                  "MatrixDriver in threads of this process (tests/bench/direct.py)."]
     for level in results:
         for sample in level["error_samples"] + level["client_failures"]:
             lines.append(f"- {level['clients']} clients: {sample}")

@@ -38,6 +38,13 @@ def test_invalid_arguments(gateway, sim, credential, body, field) -> None:
     assert sim.stats()["sends"] == 0
 
 
+@pytest.mark.parametrize("parts", [[], [{"text": ""}]])
+def test_a_turn_without_content_is_400_not_502(gateway, sim, credential, parts) -> None:
+    # Found by tests/system/test_fuzz.py: the upstream refuses an empty turn, which was a 502.
+    assert_error(post(gateway, {"contents": [{"parts": parts}]}, credential), 400, "INVALID_ARGUMENT")
+    assert sim.stats()["sends"] == 0
+
+
 def test_malformed_json(gateway, credential) -> None:
     assert_error(post(gateway, None, credential, raw=b"[1,"), 400, "INVALID_ARGUMENT")
 

@@ -73,6 +73,14 @@ def test_speech_errors(gateway, credential) -> None:
         api.audio.speech.create(model="tts-1", voice="alloy", input="x", response_format="ogg")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("voice", ["Læn", "no spaces", "x" * 65])
+def test_a_voice_the_upstream_cannot_take_is_400_not_502(gateway, sim, credential, voice) -> None:
+    # Found by tests/system/test_fuzz.py: the name was passed through and refused upstream.
+    with pytest.raises(openai.BadRequestError, match="voice"):
+        client(gateway, credential).audio.speech.create(model="tts-1", voice=voice, input="Hi.")
+    assert sim.tts_log() == []
+
+
 @pytest.fixture(scope="module")
 def speech_wav(tmp_path_factory) -> bytes:
     return spoken_wav("Hello world, this is a spoken test.", tmp_path_factory.mktemp("audio") / "hello.wav").read_bytes()

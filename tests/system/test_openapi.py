@@ -140,3 +140,66 @@ def test_homepage_links_the_document(app: Flask, lang: i18n.Lang) -> None:
 def test_validates_against_the_openapi_3_1_meta_schema(document: dict[str, Any]) -> None:
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(document)
+
+
+@pytest.mark.parametrize("path, name, required", [
+    ("/v1/chat/completions", "OpenAIChatCompletionResponse", {"id", "object", "created", "model", "choices"}),
+    ("/v1/messages", "AnthropicMessageResponse", {"id", "type", "role", "model", "content", "stop_reason", "usage"}),
+    ("/{version}/models/{model}:generateContent", "GeminiGenerateContentResponse", {"candidates"}),
+    ("/v1/messages/count_tokens", "AnthropicTokenCount", {"input_tokens"}),
+    ("/{version}/models/{model}:countTokens", "GeminiTokenCount", {"totalTokens"}),
+])
+def test_answers_have_their_own_schema(document: dict[str, Any], path: str, name: str, required: set[str]) -> None:
+    body = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": f"#/components/schemas/{name}"}
+    assert set(resolve(document, body["$ref"])["required"]) == required
+
+
+def test_a_gemini_stream_without_alt_is_a_json_array_of_responses(document: dict[str, Any]) -> None:
+    content = document["paths"]["/{version}/models/{model}:streamGenerateContent"]["post"]["responses"]["200"]["content"]
+    assert content["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/GeminiGenerateContentResponse"}
+
+
+def test_stream_schemas_describe_each_event(document: dict[str, Any]) -> None:
+    event = document["paths"]["/v1/messages"]["post"]["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    assert event["type"] == "object" and event["required"] == ["data"]
+
+
+@pytest.mark.parametrize("path, method, name", [
+    ("/{version}/models/{model}:streamGenerateContent", "post", "alt"),
+    ("/v1/messages", "post", "beta"),
+    ("/v1/messages/count_tokens", "post", "beta"),
+    ("/", "get", "lang"),
+    ("/admin", "get", "lang"),
+])
+def test_query_parameters_are_documented(document: dict[str, Any], path: str, method: str, name: str) -> None:
+    params = document["paths"][path][method]["parameters"]
+    assert any(p["name"] == name and p["in"] == "query" and not p["required"] for p in params), params
+
+
+@pytest.mark.parametrize("path, method, listed, absent", [
+    ("/v1/chat/completions", "post", {"400", "401", "429", "502", "503", "504"}, set()),
+    ("/v1/messages/count_tokens", "post", {"400", "401"}, {"502", "503", "504"}),
+    ("/{version}/models/{model}:countTokens", "post", {"400", "404"}, {"502", "503", "504"}),
+    ("/v1/models/{model_id}", "get", {"404"}, {"400", "502"}),
+    ("/admin", "get", {"404"}, {"502"}),
+    ("/readyz", "get", {"503"}, set()),
+    ("/ping", "get", set(), {"400", "404", "502"}),
+])
+def test_each_route_lists_the_statuses_it_returns(document: dict[str, Any], path: str, method: str,
+                                                   listed: set[str], absent: set[str]) -> None:
+    statuses = set(document["paths"][path][method]["responses"])
+    assert listed <= statuses and not absent & statuses, statuses
+
+
+def test_message_content_is_a_string_or_a_list(document: dict[str, Any]) -> None:
+    content = document["components"]["schemas"]["AnthropicMessage"]["properties"]["content"]
+    assert [form["type"] for form in content["anyOf"]] == ["string", "array"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/{version}/models/{model}:generateContent",
+                                  "/{version}/models/{model}:streamGenerateContent"])
+def test_chat_bodies_carry_an_answerable_example(document: dict[str, Any], path: str) -> None:
+    body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    schema = resolve(document, body["schema"]["$ref"])
+    assert set(schema["required"]) <= set(body["example"])

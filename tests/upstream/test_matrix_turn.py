@@ -79,6 +79,16 @@ def test_polls_are_spaced_and_never_faster_than_the_minimum(clock: Clock) -> Non
     assert 0.25 in clock.sleeps  # steady once content flows
 
 
+def test_an_answer_that_stops_growing_is_polled_sooner(clock: Clock) -> None:
+    # Growing, growing, stalled (whole text shown, still generating), growing, finished.
+    client = FakeClient([detail(1, answer("a")), detail(1, answer("ab")), detail(1, answer("ab")),
+                         detail(1, answer("abc")), detail(2, answer("abc"))], clock)
+    list(turn_of(client).events())
+    assert matrix.STALL_POLL_INTERVAL < 0.25
+    assert matrix.STALL_POLL_INTERVAL >= matrix.MIN_POLL_INTERVAL  # the upstream's 5 polls/s
+    assert clock.sleeps == [0.25, 0.25, matrix.STALL_POLL_INTERVAL, 0.25]
+
+
 def test_a_step_is_reported_once_complete(clock: Clock) -> None:
     step = {"msg_id": 3, "msg_type": 2, "msg_content": "", "tool_call": {"tool_call_name": "web_search"}}
     done = dict(step, msg_content='[{"url": "u"}]')

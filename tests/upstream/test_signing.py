@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import string
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -141,3 +142,11 @@ def test_variant_description_names_the_captured_form() -> None:
 
 def test_the_default_settings_sign_as_captured() -> None:
     assert Settings.from_env({}).signing() == CAPTURED
+
+
+@pytest.mark.parametrize("text", [
+    "", "abc-_.!~*'()", "a b&c=d/e?f", "[x]:$,+%", "\x00\x7f\t\n", "中文 é", "😀 a", string.printable,
+])
+def test_encode_uri_component_is_quote_with_the_javascript_safe_set(text: str) -> None:
+    # The fast path (str.translate for ASCII) must equal the reference encoding.
+    assert encode_uri_component(text) == quote(text, safe="-_.!~*'()")
