@@ -134,7 +134,7 @@ def test_ten_turns_run_in_one_upstream_chat_and_an_edit_folds(keeping, sim, cred
     assert sim.stats()["chats_alive"] == 2  # the first chat is swept later, like the kept one
 
 
-def test_each_sdk_turn_without_keeping_folds_into_a_new_chat(gateway, sim, credential) -> None:
+def test_without_keeping_every_turn_folds_into_a_new_chat(gateway, sim, credential) -> None:
     """The test gateways' default (GATEWAY_CONVERSATION_TTL=0): every turn folds, as before."""
     turn = openai_turn(gateway, credential)
     answers = script_answers(sim, 2)

@@ -164,8 +164,10 @@ class ChatService:
         """
         opened_at = time.monotonic()
         chosen = as_accounts(accounts)
-        thread = Thread(context_seed(request, chosen.tag, self.upstream_model(request.model)))
-        started = self._continue(request, chosen, thread, disconnected)
+        # The seed hashes the tool set (tens of KB for an agent): only worth it when keeping.
+        seed = context_seed(request, chosen.tag, self.upstream_model(request.model)) if self.keeper.enabled else ""
+        thread = Thread(seed)
+        started = self._continue(request, chosen, thread, disconnected) if self.keeper.enabled else None
         if started is None:
             prompt = self.prompt_for(request)
             if not prompt:  # the upstream refuses a turn without text (a 502 otherwise)
