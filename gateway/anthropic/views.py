@@ -23,7 +23,7 @@ def credentials() -> http.Credentials:
 def messages() -> Response:
     """Anthropic Messages, streamed or not."""
     creds = credentials()
-    data = http.load(MessagesSchema(), http.json_body())
+    data = http.load(MessagesSchema, http.json_body())
     chat = http.pinned(translate.to_chat_request(data))
     thinking = translate.wants_thinking(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
@@ -37,6 +37,6 @@ def messages() -> Response:
 def count_tokens() -> Response:
     """Anthropic token count."""
     credentials()
-    data = http.load(CountTokensSchema(), http.json_body())
+    data = http.load(CountTokensSchema, http.json_body())
     tokens = http.service().count_tokens(translate.to_chat_request(data))
     return jsonify(translate.count_tokens(tokens))

@@ -38,7 +38,7 @@ def model_action(version: str, target: str) -> Response:
 
 def _generate(model: str, streamed: bool) -> Response:
     creds = credentials()
-    data = http.load(GenerateContentSchema(), http.json_body())
+    data = http.load(GenerateContentSchema, http.json_body())
     chat = http.pinned(translate.to_chat_request(data, model))
     thoughts = translate.wants_thoughts(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
@@ -52,7 +52,7 @@ def _generate(model: str, streamed: bool) -> Response:
 
 def _count_tokens(model: str, _streamed: bool) -> Response:
     credentials()
-    data = http.load(CountTokensSchema(), http.json_body())
+    data = http.load(CountTokensSchema, http.json_body())
     tokens = http.service().count_tokens(translate.to_count_request(data, model))
     return jsonify(translate.count_tokens(tokens))
 

@@ -25,7 +25,7 @@ def credentials() -> http.Credentials:
 def chat_completions() -> Response:
     """OpenAI Chat Completions, streamed or not."""
     creds = credentials()
-    data = http.load(ChatCompletionSchema(), http.json_body())
+    data = http.load(ChatCompletionSchema, http.json_body())
     chat = http.pinned(translate.to_chat_request(data))
     usage = translate.wants_usage(data)
     generation = http.service().open(chat, creds, http.disconnect_probe())
@@ -39,7 +39,7 @@ def chat_completions() -> Response:
 def speech() -> Response:
     """OpenAI text to speech."""
     creds = credentials()
-    data = http.load(SpeechSchema(), http.json_body())
+    data = http.load(SpeechSchema, http.json_body())
     voice = translate.minimax_voice(data["model"], data["voice"], http.settings().voice_overrides())
     fmt = data["response_format"]
     body = http.speech().speech(data["input"], voice, fmt, data["speed"], creds)
@@ -50,7 +50,7 @@ def speech() -> Response:
 def transcriptions() -> Response:
     """OpenAI speech to text."""
     creds = credentials()
-    data = http.load(TranscriptionSchema(), request.form.to_dict())
+    data = http.load(TranscriptionSchema, request.form.to_dict())
     upload = request.files.get("file")
     if upload is None:
         raise InvalidRequest("A multipart 'file' with the audio is required.", param="file")

@@ -2,8 +2,8 @@
 
 Request bodies come from each dialect's marshmallow schemas through apispec's
 :class:`~apispec.ext.marshmallow.MarshmallowPlugin`; the chat and token-count answers
-have their own schemas (:data:`RESPONSE_SCHEMAS`, hand-written: no marshmallow schema
-renders them), other answers are loose objects, a stream's schema describes each of its
+and every other JSON answer have their own schemas (:data:`RESPONSE_SCHEMAS`,
+hand-written: no marshmallow schema renders them), a stream's schema describes each of its
 events, and each route lists, in its dialect's error shape, the statuses it really
 returns (``tests/system/test_fuzz.py`` holds the gateway to all of it). The document is built on the
 first request and kept on the app (``app.extensions``), never at import time. Every
@@ -48,7 +48,6 @@ CHAT_ERRORS: tuple[int, ...] = tuple(ERROR_STATUSES)
 LOCAL_ERRORS: tuple[int, ...] = (400, 401, 404, 413, 429)
 #: Model lists and infos: a key check (when keys are configured) and unknown models.
 LOOKUP_ERRORS: tuple[int, ...] = (401, 404, 429)
-LOOSE_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 #: OpenAPI 3.1 has a text/event-stream schema describe each event, not the stream.
 SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {
     "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
@@ -100,6 +99,65 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
     "GeminiTokenCount": {"type": "object", "required": ["totalTokens"], "properties": {"totalTokens": COUNT}},
+    "OpenAIModel": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
+        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+        "owned_by": {"type": "string"}}},
+    "OpenAIModelList": {"type": "object", "required": ["object", "data"], "properties": {
+        "object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/OpenAIModel"}}}},
+    "AnthropicModel": {"type": "object", "required": ["type", "id", "display_name", "created_at"], "properties": {
+        "type": {"const": "model"}, "id": {"type": "string"}, "display_name": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"}}},
+    "AnthropicModelList": {"type": "object", "required": ["data", "has_more", "first_id", "last_id"], "properties": {
+        "data": {"type": "array", "items": {"$ref": "#/components/schemas/AnthropicModel"}},
+        "has_more": {"type": "boolean"}, "first_id": NULLABLE_STRING, "last_id": NULLABLE_STRING}},
+    "GeminiModel": {"type": "object", "required": ["name", "displayName", "supportedGenerationMethods"], "properties": {
+        "name": {"type": "string", "pattern": "^models/"}, "version": {"type": "string"},
+        "displayName": {"type": "string"}, "description": {"type": "string"},
+        "inputTokenLimit": COUNT, "outputTokenLimit": COUNT,
+        "supportedGenerationMethods": {"type": "array", "items": {"type": "string"}}}},
+    "GeminiModelList": {"type": "object", "required": ["models"], "properties": {
+        "models": {"type": "array", "items": {"$ref": "#/components/schemas/GeminiModel"}}}},
+    "OpenAITranscription": {"type": "object", "required": ["text"], "properties": {
+        "text": {"type": "string"}, "task": {"const": "transcribe"}, "language": {"type": "string"},
+        "duration": {"type": "number", "minimum": 0},
+        "segments": {"type": "array", "items": {"type": "object", "required": ["id", "start", "end", "text"],
+                                                "properties": {"id": COUNT, "start": {"type": "number"},
+                                                               "end": {"type": "number"},
+                                                               "text": {"type": "string"}}}}}},
+    "TokenCheckReport": {
+        "type": "object",
+        "required": ["live", "credits", "surface", "failed_stage", "likely_cause", "stages", "surfaces", "seconds"],
+        "properties": {
+            "live": {"type": "boolean"}, "credits": {"type": ["number", "null"]}, "surface": NULLABLE_STRING,
+            "signing": {"type": "string"}, "failed_stage": NULLABLE_STRING, "likely_cause": NULLABLE_STRING,
+            "stages": {"type": "array", "items": {"$ref": "#/components/schemas/TokenCheckStage"}},
+            "surfaces": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["ok", "failed_stage", "stages"], "properties": {
+                    "ok": {"type": "boolean"}, "failed_stage": NULLABLE_STRING,
+                    "stages": {"type": "array", "items": {"$ref": "#/components/schemas/TokenCheckStage"}}}}},
+            "seconds": {"type": "number", "minimum": 0},
+        },
+    },
+    "TokenCheckStage": {"type": "object", "required": ["name", "ok", "detail"], "properties": {
+        "name": {"type": "string"}, "ok": {"type": "boolean"}, "detail": {"type": "string"},
+        "cause": {"type": "string"}, "label": {"type": "string"}}},
+    "Health": {"type": "object", "required": ["status", "accounts", "surface", "surfaces"], "properties": {
+        "status": {"const": "ok"},
+        "accounts": {"type": "object", "required": ["busy", "cooling", "dead", "free"],
+                     "properties": {name: COUNT for name in ("busy", "cooling", "dead", "free")}},
+        "surface": {"type": "string"}, "surfaces": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "Readiness": {"type": "object", "required": ["ready", "config", "upstream"], "properties": {
+        "ready": {"type": "boolean"}, "config": {"type": "string"}, "upstream": {"type": "string"}}},
+    "OpenAPIDocument": {"type": "object", "required": ["openapi", "info", "paths"], "properties": {
+        "openapi": {"const": OPENAPI_VERSION}, "info": {"type": "object"}, "paths": {"type": "object"},
+        "components": {"type": "object"}}},
+    "Homepage": {"type": "object", "required": ["name", "endpoints"], "properties": {
+        "name": {"type": "string"}, "endpoints": {"type": "array", "items": {"type": "string"}}}},
+    "AdminOverview": {"type": "object", "required": ["generated_at", "mode", "accounts", "keys", "series"],
+                      "properties": {"generated_at": {"type": "number"}, "mode": {"enum": ["keys", "personal"]},
+                                     "accounts": {"type": "array", "items": {"type": "object"}},
+                                     "keys": {"type": "array", "items": {"type": "object"}},
+                                     "series": {"type": "object"}}},
 }
 ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
     "OpenAIError": {
@@ -152,7 +210,7 @@ class Operation:
     dialect: str = ""  # "OpenAI", "Anthropic", "Gemini" or "" (no API dialect)
     body: type[Schema] | None = None
     stream: bool = False  # answers text/event-stream (or JSON when not asked to stream)
-    content: dict[str, Any] = field(default_factory=lambda: {"application/json": {"schema": LOOSE_OBJECT}})
+    content: dict[str, Any] = field(default_factory=dict)  # the 200 body by media type; each route names its own
     parameters: tuple[dict[str, Any], ...] = ()
     errors: tuple[int, ...] = ()  # the error statuses it returns, in its dialect's shape
     example: dict[str, Any] | None = None  # a request body the gateway answers
@@ -162,6 +220,11 @@ class Operation:
 def _json(name: str) -> dict[str, Any]:
     """A JSON 200 body of the named response schema."""
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def _any_json(*names: str) -> dict[str, Any]:
+    """A JSON 200 body of any one of the named response schemas (which one: the caller's dialect)."""
+    return {"application/json": {"schema": {"anyOf": [{"$ref": f"#/components/schemas/{n}"} for n in names]}}}
 
 
 def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -213,7 +276,8 @@ def operations() -> list[Operation]:
                   errors=CHAT_ERRORS),
         Operation("/v1/audio/transcriptions", "/v1/audio/transcriptions", "POST", "OpenAI speech recognition",
                   "OpenAI", openai_schemas.TranscriptionSchema,
-                  content={"application/json": {"schema": LOOSE_OBJECT}, **TEXT}, errors=CHAT_ERRORS),
+                  content={**_json("OpenAITranscription"), **TEXT, "text/vtt": {"schema": {"type": "string"}}},
+                  errors=CHAT_ERRORS),
         Operation("/v1/messages", "/v1/messages", "POST", "Anthropic Messages", "Anthropic",
                   anthropic_schemas.MessagesSchema, stream=True, content=_json("AnthropicMessageResponse"),
                   parameters=(BETA,), errors=CHAT_ERRORS, example=EXAMPLES["Anthropic"]),
@@ -230,26 +294,29 @@ def operations() -> list[Operation]:
         Operation(GEMINI_RULE, "/{version}/models/{model}:countTokens", "POST", "Gemini token count", "Gemini",
                   gemini_schemas.CountTokensSchema, content=_json("GeminiTokenCount"),
                   parameters=gemini_params, errors=LOCAL_ERRORS),
-        Operation("/v1beta/models", "/v1beta/models", "GET", "Gemini model list", "Gemini", errors=LOOKUP_ERRORS),
+        Operation("/v1beta/models", "/v1beta/models", "GET", "Gemini model list", "Gemini",
+                  content=_json("GeminiModelList"), errors=LOOKUP_ERRORS),
         Operation("/v1beta/models/<path:model>", "/v1beta/models/{model}", "GET", "Gemini model info",
-                  "Gemini", parameters=(_path_param("model"),), errors=LOOKUP_ERRORS),
+                  "Gemini", content=_json("GeminiModel"), parameters=(_path_param("model"),), errors=LOOKUP_ERRORS),
         Operation("/v1/models", "/v1/models", "GET", "Model list, in the caller's dialect", "OpenAI",
+                  content=_any_json("OpenAIModelList", "AnthropicModelList", "GeminiModelList"),
                   errors=LOOKUP_ERRORS),
         Operation("/v1/models/<path:model_id>", "/v1/models/{model_id}", "GET", "Model info", "OpenAI",
+                  content=_any_json("OpenAIModel", "AnthropicModel", "GeminiModel"),
                   parameters=(_path_param("model_id"),), errors=LOOKUP_ERRORS),
         Operation("/token/check", "/token/check", "POST", "Diagnose a MiniMax credential", "OpenAI",
-                  errors=(400, 413)),
+                  content=_json("TokenCheckReport"), errors=(400, 413)),
         Operation("/", "/", "GET", "Docs homepage (HTML, or JSON with Accept: application/json)",
-                  content={**HTML, "application/json": {"schema": LOOSE_OBJECT}}, parameters=(LANG,)),
-        Operation("/openapi.json", "/openapi.json", "GET", "This OpenAPI document"),
+                  content={**HTML, **_json("Homepage")}, parameters=(LANG,)),
+        Operation("/openapi.json", "/openapi.json", "GET", "This OpenAPI document", content=_json("OpenAPIDocument")),
         Operation("/ping", "/ping", "GET", "Liveness: pong", content=TEXT),
-        Operation("/healthz", "/healthz", "GET", "Process up, with account counts"),
-        Operation("/readyz", "/readyz", "GET", "Ready (200) or not (503)", parameters=(LANG,),
-                  other=((503, "Not ready"),)),
+        Operation("/healthz", "/healthz", "GET", "Process up, with account counts", content=_json("Health")),
+        Operation("/readyz", "/readyz", "GET", "Ready (200) or not (503)", content=_json("Readiness"),
+                  parameters=(LANG,), other=((503, "Not ready"),)),
         Operation("/metrics", "/metrics", "GET", "Prometheus metrics", content=TEXT),
         Operation("/admin", "/admin", "GET", "Admin page", content=HTML, parameters=(LANG,),
                   other=ADMIN_OFF),
-        Operation("/admin/accounts", "/admin/accounts", "GET", "Admin data as JSON",
+        Operation("/admin/accounts", "/admin/accounts", "GET", "Admin data as JSON", content=_json("AdminOverview"),
                   other=((401, "Not logged in"), *ADMIN_OFF)),
         Operation("/admin/login", "/admin/login", "POST", "Admin log in (form field key)", content=HTML,
                   parameters=(LANG,), other=((303, "Logged in: to the admin page"), (401, "Wrong key"), *ADMIN_OFF)),

@@ -148,11 +148,42 @@ def test_validates_against_the_openapi_3_1_meta_schema(document: dict[str, Any])
     ("/{version}/models/{model}:generateContent", "GeminiGenerateContentResponse", {"candidates"}),
     ("/v1/messages/count_tokens", "AnthropicTokenCount", {"input_tokens"}),
     ("/{version}/models/{model}:countTokens", "GeminiTokenCount", {"totalTokens"}),
+    ("/token/check", "TokenCheckReport", {"live", "credits", "surface", "failed_stage", "likely_cause", "stages",
+                                          "surfaces", "seconds"}),
+    ("/v1/audio/transcriptions", "OpenAITranscription", {"text"}),
 ])
 def test_answers_have_their_own_schema(document: dict[str, Any], path: str, name: str, required: set[str]) -> None:
     body = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert body == {"$ref": f"#/components/schemas/{name}"}
     assert set(resolve(document, body["$ref"])["required"]) == required
+
+
+@pytest.mark.parametrize("path, names", [
+    ("/v1beta/models", ["GeminiModelList"]),
+    ("/v1beta/models/{model}", ["GeminiModel"]),
+    ("/v1/models", ["OpenAIModelList", "AnthropicModelList", "GeminiModelList"]),
+    ("/v1/models/{model_id}", ["OpenAIModel", "AnthropicModel", "GeminiModel"]),
+    ("/healthz", ["Health"]),
+    ("/readyz", ["Readiness"]),
+    ("/openapi.json", ["OpenAPIDocument"]),
+    ("/admin/accounts", ["AdminOverview"]),
+    ("/", ["Homepage"]),
+])
+def test_get_answers_have_their_own_schema(document: dict[str, Any], path: str, names: list[str]) -> None:
+    body = document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    found = [form["$ref"] for form in body.get("anyOf", [body])]
+    assert found == [f"#/components/schemas/{name}" for name in names]
+    for ref in found:
+        assert resolve(document, ref)["required"]
+
+
+def test_every_answer_is_documented(document: dict[str, Any]) -> None:
+    """Each 200 names its media types, and no JSON answer is a bare object."""
+    for path, method, op in operations(document):
+        content = op["responses"]["200"].get("content")
+        assert content, (path, method)
+        json_body = content.get("application/json", {}).get("schema", {"$ref": ""})
+        assert "$ref" in json_body or "anyOf" in json_body or "items" in json_body, (path, method, json_body)
 
 
 def test_a_gemini_stream_without_alt_is_a_json_array_of_responses(document: dict[str, Any]) -> None:

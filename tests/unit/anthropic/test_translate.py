@@ -52,7 +52,7 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the messages view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(MessagesSchema(), body))
+    return translate.to_chat_request(http.load(MessagesSchema, body))
 
 
 def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -145,12 +145,12 @@ def test_options_translate(fields: dict[str, Any], expected: ChatRequest) -> Non
     (None, False), ({"type": "enabled", "budget_tokens": 2048}, True), ({"type": "adaptive"}, True), ({"type": "disabled"}, False),
 ])
 def test_wants_thinking(thinking: dict[str, Any] | None, wanted: bool) -> None:
-    data = http.load(MessagesSchema(), body(**({"thinking": thinking} if thinking else {})))
+    data = http.load(MessagesSchema, body(**({"thinking": thinking} if thinking else {})))
     assert translate.wants_thinking(data) is wanted
 
 
 def test_count_tokens_body_needs_no_max_tokens() -> None:
-    data = http.load(CountTokensSchema(), {"model": MODEL, "messages": [USER], "system": "S"})
+    data = http.load(CountTokensSchema, {"model": MODEL, "messages": [USER], "system": "S"})
     assert translate.to_chat_request(data).messages == (Message("system", (TextPart("S"),)), HI)
 
 

@@ -52,7 +52,7 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the generateContent view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(GenerateContentSchema(), camelize(body)), MODEL)
+    return translate.to_chat_request(http.load(GenerateContentSchema, camelize(body)), MODEL)
 
 
 def body(*contents: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def test_model_name(raw: str, name: str) -> None:
     ({"thinkingConfig": {"thinkingBudget": 100}}, False),
 ])
 def test_wants_thoughts(config: dict[str, Any], wanted: bool) -> None:
-    data = http.load(GenerateContentSchema(), camelize(body(generationConfig=config)))
+    data = http.load(GenerateContentSchema, camelize(body(generationConfig=config)))
     assert translate.wants_thoughts(data) is wanted
 
 

@@ -52,7 +52,7 @@ WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, 
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the chat-completions view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(ChatCompletionSchema(), body))
+    return translate.to_chat_request(http.load(ChatCompletionSchema, body))
 
 
 def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
