@@ -48,7 +48,7 @@ from gateway.upstream import constants as C
 from gateway.upstream.credentials import Credential, token_expiry
 from gateway.upstream.settings import UpstreamSettings
 from gateway.upstream.signing import Identity, build_query, carries_region, dump_body, signatures
-from gateway.upstream.transport import Wire
+from gateway.upstream.transport import NotConnected, Wire
 
 log = logging.getLogger(__name__)
 
@@ -413,10 +413,10 @@ def transport_errors() -> Iterator[None]:
 
 
 def _wire_error(exc: BaseException) -> GatewayError:
-    """The gateway error for a failure of :class:`Wire` (urllib3, http.client, socket)."""
+    """The gateway error for a failure of :class:`Wire` (its own, http.client's, a socket's)."""
     kind = type(exc).__name__
-    if isinstance(exc, (NewConnectionError, urllib3.exceptions.ConnectTimeoutError)):
-        return UpstreamNotReached(f"{UpstreamNotReached.message} ({kind})")
+    if isinstance(exc, NotConnected):
+        return UpstreamNotReached(f"{UpstreamNotReached.message} ({exc})")
     if isinstance(exc, (TimeoutError, ReadTimeoutError)):
         return UpstreamTimeout()
     return UpstreamUnavailable(f"{UpstreamUnavailable.message} ({kind})")

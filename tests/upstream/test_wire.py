@@ -8,15 +8,20 @@ connections it accepted; no HTTP library sits between the client and what it rec
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import socket
+import ssl
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from urllib3.connection import HTTPConnection
 
 from gateway.config import Settings
-from gateway.errors import UpstreamNotReached, UpstreamTimeout
+from gateway.errors import UpstreamNotReached, UpstreamTimeout, UpstreamUnavailable
 from gateway.upstream import constants as C
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.credentials import Credential
@@ -28,14 +33,27 @@ AWKWARD_VALUE = "[a] b,c$d:e"
 ACCEPT_TIMEOUT_S = 5.0
 
 
-class RawServer:
-    """Answers every request with ``OK_BODY`` on keep-alive connections; records targets."""
+def ok_answer(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    """``OK_BODY`` with a Content-Length, the connection kept open."""
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(OK_BODY), OK_BODY)), False
 
-    def __init__(self) -> None:
+
+Reply = Callable[[bytes, bytes], tuple[bytes, bool]]  # (head, body) -> (bytes sent, close after)
+
+
+class RawServer:
+    """Answers every request with ``reply`` (by default ``OK_BODY`` on keep-alive
+    connections); records each request as received."""
+
+    def __init__(self, reply: Reply = ok_answer, tls: ssl.SSLContext | None = None) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(ACCEPT_TIMEOUT_S)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.reply = reply
+        self.tls = tls
         self.targets: list[bytes] = []
+        self.requests: list[tuple[bytes, bytes]] = []  # (head, body) as received
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -51,6 +69,12 @@ class RawServer:
 
     def _serve(self, conn: socket.socket) -> None:
         buffer = b""
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused our certificate
+                conn.close()
+                return
         with conn:
             while True:
                 head, _, rest = buffer.partition(b"\r\n\r\n")
@@ -68,9 +92,12 @@ class RawServer:
                     buffer += chunk
                     continue
                 self.targets.append(head.split(b"\r\n", 1)[0].split(b" ")[1])
+                self.requests.append((head, rest[:length]))
                 buffer = rest[length:]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(OK_BODY), OK_BODY))
+                answer, close = self.reply(head, rest[:length])
+                conn.sendall(answer)
+                if close:
+                    return
 
     def close(self) -> None:
         self.sock.close()
@@ -169,3 +196,162 @@ def test_a_refused_connection_is_not_reached() -> None:
         client.call(Credential(real_user_id="1", jwt="a.b.c"), "POST", C.PATH_DETAIL, {"chat_id": 1},
                     prepare=False)
     client.close()
+
+
+# -- framing, answers and TLS of the Wire's own HTTP/1.1 ---------------------------------
+HEADERS = {"Content-Type": "application/json", "Accept": "*/*", "Accept-Encoding": "gzip, deflate",
+           "Connection": "keep-alive", "User-Agent": C.USER_AGENT}  # the Wire's defaults and a UA, as every call
+
+
+def counting_sendalls(monkeypatch: pytest.MonkeyPatch, port: int) -> list[int]:
+    """The size of every ``sendall`` of this process to ``port`` (the server's own
+    answers go the other way)."""
+    sizes: list[int] = []
+    original = socket.socket.sendall
+
+    def sendall(self: socket.socket, data: Any, *args: Any) -> None:
+        if self.getpeername()[1] == port:
+            sizes.append(len(data))
+        original(self, data, *args)
+
+    monkeypatch.setattr(socket.socket, "sendall", sendall)
+    return sizes
+
+
+@pytest.mark.parametrize(("method", "body"), [("POST", b'{"chat_id":1}'), ("POST", None), ("GET", None)])
+def test_a_request_is_one_send_framed_as_urllib3_frames_it(server: RawServer, monkeypatch: pytest.MonkeyPatch,
+                                                          method: str, body: bytes | None) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    reference = HTTPConnection("127.0.0.1", port, timeout=2.0)
+    reference.request(method, "/x?a=[1]", body=body, headers=HEADERS)
+    reference.getresponse().read()
+    reference.close()
+    sizes = counting_sendalls(monkeypatch, port)
+    wire = Wire(pool_size=4)
+    assert wire.exchange(method, f"{server.url}/x?a=[1]", HEADERS, body, (2.0, 2.0)) == (200, OK_BODY)
+    wire.close()
+    (theirs_head, theirs_body), (ours_head, ours_body) = server.requests
+    assert ours_head.split(b"\r\n")[0] == theirs_head.split(b"\r\n")[0]
+    assert sorted(ours_head.split(b"\r\n")[1:]) == sorted(theirs_head.split(b"\r\n")[1:])
+    assert ours_body == theirs_body
+    assert sizes == [len(ours_head) + 4 + len(ours_body)]  # head, blank line and body in one send
+
+
+def chunked(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    parts = [OK_BODY[:10], OK_BODY[10:]]
+    framed = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(p), p) for p in parts)
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\nX-Trailer: t\r\n\r\n", False
+
+
+def gzipped(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    packed = gzip.compress(OK_BODY)
+    return b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(packed), packed), False
+
+
+def closing(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(OK_BODY), OK_BODY), True
+
+
+def unframed(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + OK_BODY, True
+
+
+def continued(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"HTTP/1.1 100 Continue\r\n\r\n" + ok_answer(head, body)[0], False
+
+
+@pytest.mark.parametrize(("reply", "connections"), [
+    (chunked, 1), (gzipped, 1), (continued, 1),
+    (closing, 3), (unframed, 3),  # the server closes after each answer: a connection per call
+], ids=["chunked", "gzip", "100-continue", "connection-close", "read-to-close"])
+def test_answers_in_every_framing_read_whole(reply: Reply, connections: int) -> None:
+    raw = RawServer(reply)
+    wire = Wire(pool_size=4)
+    try:
+        for _ in range(3):
+            assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
+        assert raw.accepted == connections
+    finally:
+        wire.close()
+        raw.close()
+
+
+def cut_short(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + OK_BODY, True
+
+
+def garbage(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"SSH-2.0-OpenSSH\r\n\r\n", True
+
+
+def silent_close(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return b"", True
+
+
+@pytest.mark.parametrize("reply", [cut_short, garbage, silent_close], ids=["cut-short", "not-http", "no-answer"])
+def test_a_broken_answer_is_unavailable_never_a_crash(reply: Reply) -> None:
+    raw = RawServer(reply)
+    client = client_for(raw.url)
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            client.call(Credential(real_user_id="1", jwt="a.b.c"), "POST", C.PATH_DETAIL, {"chat_id": 1},
+                        prepare=False)
+    finally:
+        client.close()
+        raw.close()
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\0b"], ids=["crlf", "lf", "nul"])
+def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServer, value: str) -> None:
+    wire = Wire(pool_size=4)
+    with pytest.raises(ValueError):
+        wire.exchange("POST", f"{server.url}/x", {"X-Value": value}, b"{}", (2.0, 2.0))
+    with pytest.raises(ValueError):
+        wire.exchange("POST", f"{server.url}/x?a=b c", {}, b"{}", (2.0, 2.0))
+    assert server.accepted == 0
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl, as on any Debian machine)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def tls_server(certificate: tuple[Path, Path]) -> RawServer:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return RawServer(tls=context)
+
+
+def test_tls_is_verified_against_the_ca_bundle(certificate: tuple[Path, Path]) -> None:
+    raw = tls_server(certificate)
+    client = client_for(raw.url)
+    try:
+        with pytest.raises(UpstreamNotReached):  # self-signed: refused in the handshake, nothing sent
+            client.call(Credential(real_user_id="1", jwt="a.b.c"), "POST", C.PATH_DETAIL, {"chat_id": 1},
+                        prepare=False)
+        assert raw.requests == []
+    finally:
+        client.close()
+        raw.close()
+
+
+def test_tls_carries_keep_alive_calls_once_trusted(certificate: tuple[Path, Path]) -> None:
+    raw = tls_server(certificate)
+    wire = Wire(pool_size=4)
+    trusted = ssl.create_default_context(cafile=str(certificate[0]))
+    wire._tls = trusted  # the test's CA instead of certifi's
+    try:
+        for _ in range(3):
+            assert wire.exchange("POST", f"{raw.url}/x?a=[1]", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
+        assert raw.accepted == 1 and raw.targets == [b"/x?a=[1]"] * 3
+    finally:
+        wire.close()
+        raw.close()
