@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS queue (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_by_seq ON queue (seq);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL);
+CREATE INDEX IF NOT EXISTS kv_by_expiry ON kv (expires);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL);
+-- Each put and hit first drops what has expired: by index, not by a scan of every row.
+CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, name)
 ) WITHOUT ROWID;
