@@ -16,11 +16,14 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
+
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 POOL_SEPARATOR = ","
 USER_ID_SEPARATOR = "+"
@@ -92,7 +95,7 @@ def parse_one(text: str, position: int = 1) -> Credential:
     payload = _jwt_payload(jwt, position)
     user = _object(payload.get("user"))
     real_user_id = user_id.strip() or None
-    if real_user_id is not None and not real_user_id.isdigit():
+    if real_user_id is not None and not (real_user_id.isascii() and real_user_id.isdigit()):
         raise AuthenticationFailed(
             f"Credential #{position}: the part before '+' must be the numeric realUserID; "
             "or paste the bare JWT and the gateway looks the realUserID up itself."
@@ -120,6 +123,10 @@ def _jwt_payload(jwt: str, position: int) -> dict[str, Any]:
         raise AuthenticationFailed(
             f"Credential #{position} is not a JWT (expected three dot-separated parts)."
         )
+    # The JWT travels in headers and the query as it is: base64url only, nothing that
+    # could split an HTTP line or fail to encode.
+    if not all(BASE64URL.fullmatch(segment) for segment in segments):
+        raise AuthenticationFailed(f"Credential #{position}: a JWT part has characters outside base64url.")
     try:
         raw = base64.urlsafe_b64decode(segments[1] + "=" * (-len(segments[1]) % 4))
         payload = json.loads(raw)

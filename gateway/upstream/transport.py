@@ -10,9 +10,10 @@ about 40 % of a worker's CPU per matrix poll.
 
 :class:`Wire` is the small HTTP/1.1 client these calls need and nothing more: the signed
 ``path?query`` written as it is, the head and body in one ``send``, the answer read into
-bytes (``Content-Length``, chunked, or to the close; gzip and deflate undone), keep-alive
-connections pooled per origin (plain or TLS with certifi's CA bundle, as requests
-verifies). Streams, uploads and downloads stay on ``requests``.
+bytes (``Content-Length``, chunked, or to the close; gzip and deflate undone; the head
+and the body bounded, numbers parsed as strict ASCII), keep-alive connections pooled per
+origin (plain or TLS with certifi's CA bundle, as requests verifies). Streams, uploads
+and downloads stay on ``requests``.
 
 Failures: :class:`NotConnected` when no connection could be made (nothing was sent),
 ``TimeoutError`` when a send or a read outlived its timeout, ``http.client`` exceptions
@@ -44,9 +45,16 @@ METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "
 #: An answer's head larger than this, or with more lines, is refused (http.client's limits).
 MAX_HEAD_BYTES = 65_536
 MAX_HEAD_LINES = 100
+#: An answer's body larger than this, sent or decompressed, is refused (the upstream's
+#: JSON answers are kilobytes; this bounds what a broken or hostile one can take).
+MAX_BODY_BYTES = 32 * 1024 * 1024
 RECV_BYTES = 65_536
 #: What http.client refuses in a request target: controls, space and DEL.
 _BAD_TARGET = re.compile("[\x00-\x20\x7f]")
+#: Strict ASCII forms (``str.isdigit`` takes "²", and ``int`` refuses 4 300 digits).
+_STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([1-5][0-9][0-9])(?: .*)?")
+_LENGTH = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -134,6 +142,7 @@ class Wire:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = [c for conns in self._idle.values() for c in conns], {}
+            self._origins = {}  # a connection handed back after this is closed, not pooled
         for conn in idle:
             conn.close()
 
@@ -223,7 +232,10 @@ def encode_request(method: str, target: str, host: str, headers: Mapping[str, st
     breaks = len(lines) - 1
     if head.count("\n") != breaks or head.count("\r") != breaks or "\0" in head or _BAD_TARGET.search(target):
         raise ValueError("a request line or header carries a control character")
-    return head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
+    try:
+        return head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
+    except UnicodeEncodeError:  # its repr would hold the whole head, token included
+        raise ValueError("a header carries a character HTTP cannot send") from None
 
 
 def read_answer(conn: Connection, method: str) -> Answer:
@@ -234,7 +246,9 @@ def read_answer(conn: Connection, method: str) -> Answer:
             break
     body, to_close = _read_body(conn, method, status, headers)
     persistent = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-    reusable = persistent and not to_close and not conn.buffer
+    # Both framings at once is how request smuggling starts: read as chunked, then closed.
+    ambiguous = "content-length" in headers and "transfer-encoding" in headers
+    reusable = persistent and not to_close and not ambiguous and not conn.buffer
     return Answer(status, body, reusable, headers.get("content-encoding", "").strip().lower())
 
 
@@ -244,15 +258,31 @@ def decoded(body: bytes, encoding: str) -> bytes:
         return body
     try:
         if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+            return _inflate(body, 16 + zlib.MAX_WBITS)
         if encoding == "deflate":
             try:
-                return zlib.decompress(body)
+                return _inflate(body, zlib.MAX_WBITS)
             except zlib.error:  # some servers send deflate without its zlib wrapper
-                return zlib.decompress(body, -zlib.MAX_WBITS)
+                return _inflate(body, -zlib.MAX_WBITS)
     except zlib.error:
         raise http.client.IncompleteRead(body[:0]) from None
     return body  # an encoding we did not ask for: passed on, and its JSON will not parse
+
+
+def _inflate(body: bytes, wbits: int) -> bytes:
+    """Decompressed ``body``, every gzip member of it, at most :data:`MAX_BODY_BYTES`."""
+    out: list[bytes] = []
+    size = 0
+    while body:
+        inflater = zlib.decompressobj(wbits)
+        out.append(inflater.decompress(body, MAX_BODY_BYTES + 1 - size))
+        size += len(out[-1])
+        if size > MAX_BODY_BYTES or inflater.unconsumed_tail:
+            raise http.client.HTTPException("an answer that inflates past the size limit")
+        if not inflater.eof:
+            raise zlib.error("a truncated compressed body")
+        body = inflater.unused_data if wbits > zlib.MAX_WBITS else b""  # gzip: the next member
+    return b"".join(out)
 
 
 def _read_head(conn: Connection) -> tuple[str, int, dict[str, str]]:
@@ -262,9 +292,8 @@ def _read_head(conn: Connection) -> tuple[str, int, dict[str, str]]:
     lines = raw.decode("latin-1").split("\r\n")
     if len(lines) > MAX_HEAD_LINES + 1:
         raise http.client.HTTPException("too many header lines")
-    version, _, rest = lines[0].partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    status = _STATUS_LINE.fullmatch(lines[0])
+    if status is None:
         raise http.client.BadStatusLine(lines[0][:64])
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -273,7 +302,7 @@ def _read_head(conn: Connection) -> tuple[str, int, dict[str, str]]:
             raise http.client.HTTPException("a header line without a colon")
         key = name.strip().lower()
         headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return version, int(code), headers
+    return status[1], int(status[2]), headers
 
 
 def _read_body(conn: Connection, method: str, status: int, headers: dict[str, str]) -> tuple[bytes, bool]:
@@ -284,11 +313,11 @@ def _read_body(conn: Connection, method: str, status: int, headers: dict[str, st
         return _read_chunked(conn), False
     length = headers.get("content-length")
     if length is not None:
-        if not length.strip().isdigit():
-            raise http.client.HTTPException("a Content-Length that is not a number")
+        if not _LENGTH.fullmatch(length.strip()):  # also refuses "5, 5" (two differing lengths or one twice)
+            raise http.client.HTTPException("a Content-Length that is not one number")
         return _take(conn, int(length)), False
     while _recv(conn):  # no framing: the body ends when the server closes
-        pass
+        _bounded(len(conn.buffer))
     body = bytes(conn.buffer)
     conn.buffer.clear()
     return body, True
@@ -296,24 +325,28 @@ def _read_body(conn: Connection, method: str, status: int, headers: dict[str, st
 
 def _read_chunked(conn: Connection) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
         end = _fill_until(conn, b"\r\n")
         size_text = bytes(conn.buffer[:end]).split(b";", 1)[0].strip()
         del conn.buffer[:end + 2]
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise http.client.HTTPException("a bad chunk size") from None
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise http.client.HTTPException("a bad chunk size")
+        size = int(size_text, 16)
         if size == 0:
             while _fill_until(conn, b"\r\n") > 0:  # trailers, up to the blank line
                 del conn.buffer[:conn.buffer.find(b"\r\n") + 2]
             del conn.buffer[:2]
             return b"".join(parts)
+        total += size
+        _bounded(total)
         parts.append(_take(conn, size))
-        _take(conn, 2)  # the chunk's CRLF
+        if _take(conn, 2) != b"\r\n":
+            raise http.client.HTTPException("a chunk that does not end where its size says")
 
 
 def _take(conn: Connection, size: int) -> bytes:
+    _bounded(size)
     while len(conn.buffer) < size:
         if not _recv(conn):
             raise http.client.IncompleteRead(bytes(conn.buffer), size - len(conn.buffer))
@@ -343,6 +376,11 @@ def _recv(conn: Connection) -> bool:
     chunk = conn.sock.recv(RECV_BYTES)
     conn.buffer += chunk
     return bool(chunk)
+
+
+def _bounded(size: int) -> None:
+    if size > MAX_BODY_BYTES:
+        raise http.client.HTTPException("an answer over the size limit")
 
 
 def _host_port(netloc: str, default: int) -> tuple[str, int]:

@@ -56,8 +56,10 @@ def test_empty_pool_is_missing(text: str) -> None:
 
 
 # Fixed ids: the JWT holds the current time, and pytest-xdist workers must collect alike.
-@pytest.mark.parametrize("text", ["not-a-jwt", "12+a.b", "x.!!!.y", "abc+" + jwt(LIVE)],
-                         ids=["not-a-jwt", "no-jwt", "bad-base64", "non-numeric-id"])
+@pytest.mark.parametrize("text", ["not-a-jwt", "12+a.b", "x.!!!.y", "abc+" + jwt(LIVE), "\u00b2+" + jwt(LIVE),
+                                  jwt(LIVE) + "\r\nX-Injected: 1", jwt(LIVE) + "\u2019", jwt(LIVE) + "\x00"],
+                         ids=["not-a-jwt", "no-jwt", "bad-base64", "non-numeric-id", "superscript-id",
+                              "crlf-in-signature", "non-latin-1-signature", "nul-in-signature"])
 def test_malformed_credentials_are_refused_without_echoing(text: str) -> None:
     with pytest.raises(AuthenticationFailed) as info:
         parse_one(text)

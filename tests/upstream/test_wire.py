@@ -290,7 +290,25 @@ def silent_close(head: bytes, body: bytes) -> tuple[bytes, bool]:
     return b"", True
 
 
-@pytest.mark.parametrize("reply", [cut_short, garbage, silent_close], ids=["cut-short", "not-http", "no-answer"])
+def answer_with(head: bytes, body: bytes = OK_BODY) -> Reply:
+    return lambda _head, _body: (b"HTTP/1.1 200 OK\r\n" + head + b"\r\n" + body, True)
+
+
+#: 50 KB of gzip that inflates to 40 MB, past transport.MAX_BODY_BYTES.
+BOMB = gzip.compress(b"\0" * (40 * 1024 * 1024))
+
+
+@pytest.mark.parametrize("reply", [
+    cut_short, garbage, silent_close,
+    answer_with(b"Content-Length: \xb2\r\n"),  # "²".isdigit() is True; int() refuses it
+    answer_with(b"Content-Length: " + b"9" * 5000 + b"\r\n"),  # past int()'s 4 300 digits
+    answer_with(b"Content-Length: 5, 6\r\n"),
+    answer_with(b"Transfer-Encoding: chunked\r\n", b"2\r\nabXY0\r\n\r\n"),  # a chunk longer than its size
+    answer_with(b"Transfer-Encoding: chunked\r\n", b"-3\r\nabc\r\n0\r\n\r\n"),
+    answer_with(b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(BOMB), BOMB),
+    lambda head, body: (b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", True),
+], ids=["cut-short", "not-http", "no-answer", "superscript-length", "huge-length", "two-lengths", "chunk-overrun",
+        "negative-chunk", "gzip-bomb", "superscript-status"])
 def test_a_broken_answer_is_unavailable_never_a_crash(reply: Reply) -> None:
     raw = RawServer(reply)
     client = client_for(raw.url)
@@ -303,11 +321,14 @@ def test_a_broken_answer_is_unavailable_never_a_crash(reply: Reply) -> None:
         raw.close()
 
 
-@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\0b"], ids=["crlf", "lf", "nul"])
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\0b", "secret\u2019"],
+                         ids=["crlf", "lf", "nul", "not-latin-1"])
 def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServer, value: str) -> None:
     wire = Wire(pool_size=4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         wire.exchange("POST", f"{server.url}/x", {"X-Value": value}, b"{}", (2.0, 2.0))
+    assert "secret" not in repr(info.value)
+    assert info.value.__context__ is None or info.value.__suppress_context__  # no head in a traceback
     with pytest.raises(ValueError):
         wire.exchange("POST", f"{server.url}/x?a=b c", {}, b"{}", (2.0, 2.0))
     assert server.accepted == 0
@@ -352,6 +373,39 @@ def test_tls_carries_keep_alive_calls_once_trusted(certificate: tuple[Path, Path
         for _ in range(3):
             assert wire.exchange("POST", f"{raw.url}/x?a=[1]", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
         assert raw.accepted == 1 and raw.targets == [b"/x?a=[1]"] * 3
+    finally:
+        wire.close()
+        raw.close()
+
+
+def both_framings(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    return (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK_BODY), OK_BODY)), False
+
+
+def two_gzip_members(head: bytes, body: bytes) -> tuple[bytes, bool]:
+    packed = gzip.compress(OK_BODY[:10]) + gzip.compress(OK_BODY[10:])
+    return b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(packed), packed), False
+
+
+def test_an_answer_with_both_framings_is_read_chunked_and_its_connection_closed() -> None:
+    raw = RawServer(both_framings)
+    wire = Wire(pool_size=4)
+    try:
+        for _ in range(2):
+            assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
+        assert raw.accepted == 2
+    finally:
+        wire.close()
+        raw.close()
+
+
+def test_every_gzip_member_is_inflated() -> None:
+    raw = RawServer(two_gzip_members)
+    wire = Wire(pool_size=4)
+    try:
+        assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
     finally:
         wire.close()
         raw.close()
