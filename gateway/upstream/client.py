@@ -394,7 +394,8 @@ class UpstreamClient:
 
 @contextlib.contextmanager
 def transport_errors() -> Iterator[None]:
-    """Map requests' exceptions to gateway errors, for plain and streamed calls alike."""
+    """Map the transport's exceptions to gateway errors: requests' (streams, uploads,
+    downloads) and the :class:`Wire`'s (signed JSON calls), plain and streamed alike."""
     try:
         yield
     except requests.ConnectTimeout:  # a Timeout too, but one that proves nothing was sent
@@ -413,7 +414,8 @@ def transport_errors() -> Iterator[None]:
 
 
 def _wire_error(exc: BaseException) -> GatewayError:
-    """The gateway error for a failure of :class:`Wire` (its own, http.client's, a socket's)."""
+    """The gateway error for a failure of :class:`Wire` (its own, http.client's, a socket's),
+    or a urllib3 one that got past requests' wrapping."""
     kind = type(exc).__name__
     if isinstance(exc, NotConnected):
         return UpstreamNotReached(f"{UpstreamNotReached.message} ({exc})")
