@@ -3,7 +3,7 @@
 The shared state, the upstream client, the account pool, the janitor, the chat service
 and the accounts service (client keys, server-side accounts, their upkeep) are built
 once per process here and stored in ``app.extensions``; views reach them through
-:mod:`gateway.http`. Every request gets a request id (``X-Request-Id``, accepted or made,
+:mod:`gateway.web`. Every request gets a request id (``X-Request-Id``, accepted or made,
 echoed back and put on every log line), an access log line without query string, and
 metrics. ``X-Forwarded-*`` headers are believed only from ``GATEWAY_TRUSTED_PROXIES``.
 Errors of every kind are rendered by the dialect the request speaks

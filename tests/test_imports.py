@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 WEB_FRAMEWORKS: tuple[str, ...] = ("flask", "werkzeug")
 DIALECTS: tuple[str, ...] = ("gateway.openai", "gateway.anthropic", "gateway.gemini")
-SERVING: tuple[str, ...] = ("gateway.system", "gateway.http", "gateway.app")
+SERVING: tuple[str, ...] = ("gateway.system", "gateway.web", "gateway.app")
 ACCOUNTS = "gateway.accounts"
 
 

@@ -4,7 +4,7 @@ them, and the upkeep of both (orphan sweep, health re-probes, credits).
 With client keys configured (``GATEWAY_API_KEYS_FILE`` / ``GATEWAY_API_KEYS``), every
 request must carry one and is served from the server-side accounts
 (``GATEWAY_ACCOUNTS_FILE`` / ``MINIMAX_CREDENTIALS``); without keys, the caller's own
-credential is the API key (personal use). Nothing here knows Flask: :mod:`gateway.http`
+credential is the API key (personal use). Nothing here knows Flask: :mod:`gateway.web`
 hands in the key text each dialect found.
 """
 

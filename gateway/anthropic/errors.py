@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response
 
 from gateway.errors import GatewayError
-from gateway.http import error_response
+from gateway.web import error_response
 
 #: neutral kind -> Anthropic error type.
 KINDS: dict[str, str] = {

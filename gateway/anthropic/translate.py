@@ -19,7 +19,8 @@ from typing import Any, Literal
 from gateway import sse
 from gateway.anthropic.errors import error_body
 from gateway.chat.data_urls import DEFAULT_MIME
-from gateway.chat.model import (
+from gateway.errors import ModelNotFound
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Event,
@@ -42,7 +43,6 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import ModelNotFound
 
 STOP_REASONS = {
     "stop": "end_turn",

@@ -7,29 +7,29 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway import http
+from gateway import web
 from gateway.anthropic import translate
 from gateway.anthropic.schemas import CountTokensSchema, MessagesSchema
 
 bp = Blueprint("anthropic", __name__)
 
 
-def credentials() -> http.Credentials:
+def credentials() -> web.Credentials:
     """The caller's accounts, from ``x-api-key`` or ``Authorization: Bearer``."""
-    return http.credentials(request.headers.get("x-api-key"), http.bearer_token())
+    return web.credentials(request.headers.get("x-api-key"), web.bearer_token())
 
 
 @bp.post("/v1/messages")
 def messages() -> Response:
     """Anthropic Messages, streamed or not."""
     creds = credentials()
-    data = http.load(MessagesSchema, http.json_body())
-    chat = http.pinned(translate.to_chat_request(data))
+    data = web.load(MessagesSchema, web.json_body())
+    chat = web.pinned(translate.to_chat_request(data))
     thinking = translate.wants_thinking(data)
-    generation = http.service().open(chat, creds, http.disconnect_probe())
+    generation = web.service().open(chat, creds, web.disconnect_probe())
     if data.get("stream"):
         stream = translate.EventStream(data["model"], generation.input_tokens, thinking)
-        return http.stream(stream.frames(generation.events()), generation.close)
+        return web.stream(stream.frames(generation.events()), generation.close)
     return jsonify(translate.message(generation.result(), data["model"], thinking))
 
 
@@ -37,6 +37,6 @@ def messages() -> Response:
 def count_tokens() -> Response:
     """Anthropic token count."""
     credentials()
-    data = http.load(CountTokensSchema, http.json_body())
-    tokens = http.service().count_tokens(translate.to_chat_request(data))
+    data = web.load(CountTokensSchema, web.json_body())
+    tokens = web.service().count_tokens(translate.to_chat_request(data))
     return jsonify(translate.count_tokens(tokens))

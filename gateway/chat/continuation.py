@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.chat.model import (
+from gateway.parts import (
     ChatRequest,
     Event,
     Finish,

@@ -28,9 +28,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from gateway.chat.model import ChatRequest, MediaPart
 from gateway.chat.settings import FetchSettings
 from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.parts import ChatRequest, MediaPart
 
 SPOOL_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024

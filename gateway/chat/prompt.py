@@ -12,7 +12,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.chat.model import (
+from gateway.chat.tools import render_calls, render_result
+from gateway.errors import InvalidRequest
+from gateway.parts import (
     MediaPart,
     Message,
     Part,
@@ -20,8 +22,6 @@ from gateway.chat.model import (
     ToolCallPart,
     ToolResultPart,
 )
-from gateway.chat.tools import render_calls, render_result
-from gateway.errors import InvalidRequest
 
 LABELS = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 TRANSCRIPT_PREFACE = (

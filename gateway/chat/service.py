@@ -23,19 +23,6 @@ from gateway.chat.health import AccountHealth, Activity
 from gateway.chat.janitor import Janitor
 from gateway.chat.ledger import ChatLedger
 from gateway.chat.media import Blob, MediaResolver, close_all
-from gateway.chat.model import (
-    AgentStep,
-    ChatRequest,
-    ChatResult,
-    Event,
-    Finish,
-    Heartbeat,
-    ReasoningDelta,
-    StreamError,
-    TextDelta,
-    collect,
-    last_user_text,
-)
 from gateway.chat.pool import AccountPool, Accounts, Lease, as_accounts
 from gateway.chat.prompt import (
     TURN_SEPARATOR,
@@ -65,6 +52,19 @@ from gateway.errors import (
     UpstreamWrongPath,
 )
 from gateway.metrics import metrics
+from gateway.parts import (
+    AgentStep,
+    ChatRequest,
+    ChatResult,
+    Event,
+    Finish,
+    Heartbeat,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    collect,
+    last_user_text,
+)
 from gateway.upstream import pacing
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.constants import WEB_SEARCH_STEP

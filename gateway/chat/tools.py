@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from gateway.chat.model import (
+from gateway.parts import (
     ChatRequest,
     Event,
     Finish,

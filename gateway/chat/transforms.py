@@ -11,7 +11,9 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from gateway.chat.model import (
+from gateway.chat.tokens import TokenCounter
+from gateway.errors import UpstreamBadAnswer
+from gateway.parts import (
     AgentStep,
     Event,
     Finish,
@@ -23,8 +25,6 @@ from gateway.chat.model import (
     ToolCall,
     Usage,
 )
-from gateway.chat.tokens import TokenCounter
-from gateway.errors import UpstreamBadAnswer
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.S)
 

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from gateway import sse
 from gateway.chat.data_urls import DEFAULT_MIME
-from gateway.chat.model import (
+from gateway.gemini.errors import error_body
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Event,
@@ -36,7 +37,6 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.gemini.errors import error_body
 
 FINISH_REASONS = {
     "stop": "STOP",

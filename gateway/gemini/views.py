@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway import http
+from gateway import web
 from gateway.errors import NotFound
 from gateway.gemini import translate
 from gateway.gemini.schemas import CountTokensSchema, GenerateContentSchema
@@ -18,10 +18,10 @@ bp = Blueprint("gemini", __name__)
 VERSIONS = "<any(v1beta, v1, v1alpha):version>"
 
 
-def credentials() -> http.Credentials:
+def credentials() -> web.Credentials:
     """The caller's accounts, from ``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer``."""
-    return http.credentials(
-        request.headers.get("x-goog-api-key"), request.args.get("key"), http.bearer_token()
+    return web.credentials(
+        request.headers.get("x-goog-api-key"), request.args.get("key"), web.bearer_token()
     )
 
 
@@ -38,34 +38,34 @@ def model_action(version: str, target: str) -> Response:
 
 def _generate(model: str, streamed: bool) -> Response:
     creds = credentials()
-    data = http.load(GenerateContentSchema, http.json_body())
-    chat = http.pinned(translate.to_chat_request(data, model))
+    data = web.load(GenerateContentSchema, web.json_body())
+    chat = web.pinned(translate.to_chat_request(data, model))
     thoughts = translate.wants_thoughts(data)
-    generation = http.service().open(chat, creds, http.disconnect_probe())
+    generation = web.service().open(chat, creds, web.disconnect_probe())
     if not streamed:
         return jsonify(translate.response(generation.result(), model, thoughts))
     renderer = translate.ResponseStream(model, thoughts)
     if request.args.get("alt") == "sse":
-        return http.stream(renderer.sse_frames(generation.events()), generation.close)
-    return http.stream(renderer.json_array(generation.events()), generation.close, "application/json")
+        return web.stream(renderer.sse_frames(generation.events()), generation.close)
+    return web.stream(renderer.json_array(generation.events()), generation.close, "application/json")
 
 
 def _count_tokens(model: str, _streamed: bool) -> Response:
     credentials()
-    data = http.load(CountTokensSchema, http.json_body())
-    tokens = http.service().count_tokens(translate.to_count_request(data, model))
+    data = web.load(CountTokensSchema, web.json_body())
+    tokens = web.service().count_tokens(translate.to_count_request(data, model))
     return jsonify(translate.count_tokens(tokens))
 
 
 @bp.get("/v1beta/models")
 def list_models() -> Response:
     """Gemini model list."""
-    http.key_checked()
-    return jsonify(translate.model_list(http.service().settings.models))
+    web.key_checked()
+    return jsonify(translate.model_list(web.service().settings.models))
 
 
 @bp.get("/v1beta/models/<path:model>")
 def get_model(model: str) -> Response:
     """Gemini model info."""
-    http.key_checked()
-    return jsonify(translate.model_info(model, http.service().settings.models))
+    web.key_checked()
+    return jsonify(translate.model_info(model, web.service().settings.models))

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response
 
 from gateway.errors import GatewayError
-from gateway.http import error_response
+from gateway.web import error_response
 
 #: neutral kind -> (error type, error code), as the real API names them.
 KINDS: dict[str, tuple[str, str | None]] = {

@@ -16,7 +16,9 @@ from typing import Any
 
 from gateway import sse
 from gateway.chat.data_urls import DEFAULT_MIME, Inline
-from gateway.chat.model import (
+from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.openai.errors import error_body
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Event,
@@ -39,8 +41,6 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.openai.errors import error_body
 
 FINISH_REASONS = {
     "stop": "stop",

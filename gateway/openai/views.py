@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from gateway import audio, http
+from gateway import audio, web
 from gateway.errors import InvalidRequest
 from gateway.openai import translate
 from gateway.openai.schemas import ChatCompletionSchema, SpeechSchema, TranscriptionSchema
@@ -16,22 +16,22 @@ from gateway.openai.schemas import ChatCompletionSchema, SpeechSchema, Transcrip
 bp = Blueprint("openai", __name__)
 
 
-def credentials() -> http.Credentials:
+def credentials() -> web.Credentials:
     """The caller's accounts, from ``Authorization: Bearer``."""
-    return http.credentials(http.bearer_token())
+    return web.credentials(web.bearer_token())
 
 
 @bp.post("/v1/chat/completions")
 def chat_completions() -> Response:
     """OpenAI Chat Completions, streamed or not."""
     creds = credentials()
-    data = http.load(ChatCompletionSchema, http.json_body())
-    chat = http.pinned(translate.to_chat_request(data))
+    data = web.load(ChatCompletionSchema, web.json_body())
+    chat = web.pinned(translate.to_chat_request(data))
     usage = translate.wants_usage(data)
-    generation = http.service().open(chat, creds, http.disconnect_probe())
+    generation = web.service().open(chat, creds, web.disconnect_probe())
     if data.get("stream"):
         chunks = translate.ChunkStream(data["model"], usage)
-        return http.stream(chunks.frames(generation.events()), generation.close)
+        return web.stream(chunks.frames(generation.events()), generation.close)
     return jsonify(translate.completion(generation.result(), data["model"]))
 
 
@@ -39,10 +39,10 @@ def chat_completions() -> Response:
 def speech() -> Response:
     """OpenAI text to speech."""
     creds = credentials()
-    data = http.load(SpeechSchema, http.json_body())
-    voice = translate.minimax_voice(data["model"], data["voice"], http.settings().voice_overrides())
+    data = web.load(SpeechSchema, web.json_body())
+    voice = translate.minimax_voice(data["model"], data["voice"], web.settings().voice_overrides())
     fmt = data["response_format"]
-    body = http.speech().speech(data["input"], voice, fmt, data["speed"], creds)
+    body = web.speech().speech(data["input"], voice, fmt, data["speed"], creds)
     return Response(body, mimetype=audio.mime_type(fmt))
 
 
@@ -50,11 +50,11 @@ def speech() -> Response:
 def transcriptions() -> Response:
     """OpenAI speech to text."""
     creds = credentials()
-    data = http.load(TranscriptionSchema, request.form.to_dict())
+    data = web.load(TranscriptionSchema, request.form.to_dict())
     upload = request.files.get("file")
     if upload is None:
         raise InvalidRequest("A multipart 'file' with the audio is required.", param="file")
-    result = http.speech().transcribe(upload.read(), creds)
+    result = web.speech().transcribe(upload.read(), creds)
     body, mimetype = translate.transcription(result.text, result.seconds, data["response_format"], data["language"])
     if isinstance(body, dict):
         return jsonify(body)

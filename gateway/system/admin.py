@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
-from gateway import http, i18n
+from gateway import i18n, web
 from gateway.errors import AdminKeyRequired, NotFound
 from gateway.i18n import Lang
 from gateway.system.views import NAME, LanguageLink
@@ -89,7 +89,7 @@ def _never_stored(response: Response) -> Response:
 
 def admin_key() -> str:
     """The configured admin key; "" when the admin routes are off."""
-    return http.settings().admin_key
+    return web.settings().admin_key
 
 
 def session_token(key: str) -> str:
@@ -105,7 +105,7 @@ def _same(given: str | None, expected: str) -> bool:
 def authenticated() -> str | None:
     """How this request proves it holds the admin key (:data:`VIA_HEADER`, :data:`VIA_COOKIE`), or None."""
     key = admin_key()
-    if _same(http.bearer_token(), key) or _same(request.headers.get(ADMIN_KEY_HEADER), key):
+    if _same(web.bearer_token(), key) or _same(request.headers.get(ADMIN_KEY_HEADER), key):
         return VIA_HEADER
     if _same(request.cookies.get(COOKIE), session_token(key)):
         return VIA_COOKIE

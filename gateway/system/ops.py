@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway import http, i18n, metrics
+from gateway import i18n, metrics, web
 from gateway.errors import InvalidRequest
 
 bp = Blueprint("ops", __name__)
@@ -46,7 +46,7 @@ class UpstreamProbe:
 @bp.get("/metrics")
 def metrics_text() -> Response:
     """Prometheus metrics."""
-    body, content_type = metrics.exposition(http.settings().metrics_dir)
+    body, content_type = metrics.exposition(web.settings().metrics_dir)
     return Response(body, content_type=content_type)
 
 
@@ -63,7 +63,7 @@ def readyz() -> Response:
 @bp.post("/token/check")
 def token_check() -> Response:
     """The credential doctor as a service: ``{"token": CRED}`` → stages, credits, live."""
-    token = http.json_body().get("token")
+    token = web.json_body().get("token")
     if not isinstance(token, str) or not token.strip():
         raise InvalidRequest("Send {\"token\": \"<_token>\"} (or REALUSERID+_token).", param="token")
     started = time.monotonic()

@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from markupsafe import Markup
 from werkzeug.routing import Rule
 
-from gateway import dialects, http, i18n
+from gateway import dialects, i18n, web
 from gateway.i18n import Lang
 
 bp = Blueprint("system", __name__)
@@ -71,7 +71,7 @@ def index() -> Response:
 
 
 def _homepage(lang: Lang) -> str:
-    models = http.service().settings.models
+    models = web.service().settings.models
     t = translator(lang)
     model_list = Markup(t("page.list_separator")).join(Markup("<code>{}</code>").format(m) for m in models)
     return render_template(
@@ -150,7 +150,7 @@ def ping() -> Response:
 @bp.get("/healthz")
 def healthz() -> Response:
     """Process health with account counts (free, busy, cooling)."""
-    service = http.service()
+    service = web.service()
     return jsonify({"status": "ok", "accounts": service.pool.snapshot(),
                     "surface": service.surfaces.mode, "surfaces": service.surfaces.choices()})
 
@@ -158,12 +158,12 @@ def healthz() -> Response:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """Advertised models, in the caller's dialect."""
-    http.key_checked()
-    return jsonify(dialects.of(request).model_list(http.service().settings.models))
+    web.key_checked()
+    return jsonify(dialects.of(request).model_list(web.service().settings.models))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str) -> Response:
     """One model, in the caller's dialect."""
-    http.key_checked()
-    return jsonify(dialects.of(request).model_info(model_id, http.service().settings.models))
+    web.key_checked()
+    return jsonify(dialects.of(request).model_info(model_id, web.service().settings.models))

@@ -1,6 +1,10 @@
 """Parsing of what a user pastes as a MiniMax credential.
 
-A credential is ``REALUSERID+JWT`` or a bare JWT; several joined by ``,`` form a pool.
+A web credential is ``REALUSERID+JWT`` or a bare JWT; several joined by ``,`` form a pool.
+A MiniMax Code access token (``mmoat_…``, from the device login) is a *code* credential
+for the code surface: used as it is, never refreshed (the client owns it). An account
+signed in on the server (``python -m gateway login``) is a code credential too, named
+by ``signin``: its tokens live in the shared state and are renewed there.
 The JWT is decoded (not verified: only MiniMax can) to read ``exp`` and ``user.deviceID``.
 Its ``user.id`` is *not* the realUserID (the captures show two different numbers): for a
 bare JWT the upstream client learns the realUserID from the user-info call. realUserIDs
@@ -19,7 +23,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gateway.errors import AuthenticationFailed, ExpiredCredentials, MissingCredentials
 
@@ -27,19 +31,28 @@ BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 POOL_SEPARATOR = ","
 USER_ID_SEPARATOR = "+"
+#: How a MiniMax Code access token begins (UPSTREAM-CODE.md §1: ``mmoat_…``, not a JWT).
+CODE_TOKEN_PREFIX = "mmoat_"
+CODE_TOKEN = re.compile(r"mmoat_[A-Za-z0-9_-]{8,200}")
+CredentialKind = Literal["web", "code"]
 
 
 @dataclass(frozen=True, repr=False)
 class Credential:
-    """One MiniMax account's login: its realUserID and JWT."""
+    """One MiniMax account's login: its realUserID and JWT (web), or its MiniMax Code
+    access token (code), or the name of an account signed in on the server (code)."""
 
     #: Given by the user (``REALUSERID+JWT``); None for a bare JWT until learned upstream.
     real_user_id: str | None
+    #: The web JWT, or a code access token given by the client ("" for a signed-in account).
     jwt: str
     device_hint: str | None = None
     expires_at: float | None = None
     #: The JWT's ``user.id``: shown by the doctor, never sent as the realUserID.
     jwt_user_id: str = ""
+    kind: CredentialKind = "web"
+    #: A server-side signed-in account's name (its tokens are in the shared state).
+    signin: str | None = None
 
     @property
     def explicit_user_id(self) -> bool:
@@ -47,7 +60,10 @@ class Credential:
 
     @property
     def key(self) -> str:
-        """A stable, non-reversible id for logs, metrics and caches."""
+        """A stable, non-reversible id for logs, metrics and caches (a signed-in account
+        keeps its key across token rotations)."""
+        if self.signin is not None:
+            return signin_key(self.signin)
         return hashlib.sha256(self.jwt.encode()).hexdigest()[:12]
 
     def login(self) -> str:
@@ -59,9 +75,21 @@ class Credential:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
 
     def __repr__(self) -> str:
+        if self.kind == "code":
+            return f"Credential(code, {'signin=' + self.signin if self.signin else 'token'}, key={self.key})"
         return f"Credential(user={mask(self.real_user_id or '?')}, key={self.key})"
 
     __str__ = __repr__
+
+
+def signin_key(name: str) -> str:
+    """The key of the server-side signed-in account ``name``."""
+    return hashlib.sha256(b"signin\0" + name.encode()).hexdigest()[:12]
+
+
+def signed_in(name: str) -> Credential:
+    """The credential of the server-side signed-in account ``name``."""
+    return Credential(real_user_id=None, jwt="", kind="code", signin=name)
 
 
 def mask(text: str) -> str:
@@ -88,7 +116,9 @@ def _expired_message(count: int) -> str:
 
 
 def parse_one(text: str, position: int = 1) -> Credential:
-    """Parse one ``REALUSERID+JWT`` or bare JWT."""
+    """Parse one ``REALUSERID+JWT``, bare JWT or MiniMax Code access token."""
+    if text.strip().startswith(CODE_TOKEN_PREFIX):
+        return _code_token(text.strip(), position)
     user_id, sep, jwt = text.rpartition(USER_ID_SEPARATOR)
     if not sep:
         jwt = text
@@ -107,6 +137,13 @@ def parse_one(text: str, position: int = 1) -> Credential:
         expires_at=_as_float(payload.get("exp")),
         jwt_user_id=_as_id(user.get("id")),
     )
+
+
+def _code_token(token: str, position: int) -> Credential:
+    if not CODE_TOKEN.fullmatch(token):
+        raise AuthenticationFailed(
+            f"Credential #{position}: a MiniMax Code token is mmoat_ followed by letters, digits, - or _.")
+    return Credential(real_user_id=None, jwt=token, kind="code")
 
 
 def token_expiry(jwt: str) -> float | None:

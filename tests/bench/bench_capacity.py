@@ -239,7 +239,7 @@ PROFILE_BUCKETS: dict[str, str] = {
     "read_snapshot (parse a poll)": "read_snapshot ",
     "Generation._poll (whole poll loop)": "Generation._poll ",
     "Janitor (background deletes)": "Janitor._run ",
-    "disconnect probe": "closed (gateway/http.py",
+    "disconnect probe": "closed (gateway/web.py",
     "gunicorn handle_request (per-request Flask + write)": "AsyncWorker.handle_request ",
     "ChunkStream.frames (SSE encode)": "ChunkStream.frames ",
     "gevent hub idle / loop": "Hub.run ",

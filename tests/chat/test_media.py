@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.chat.media import MediaResolver, sniff
-from gateway.chat.model import ChatRequest, MediaPart, Message
 from gateway.config import Settings
 from gateway.errors import InvalidRequest
+from gateway.parts import ChatRequest, MediaPart, Message
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 

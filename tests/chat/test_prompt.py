@@ -1,8 +1,8 @@
 import pytest
 
-from gateway.chat.model import Message, TextPart
 from gateway.chat.prompt import TRANSCRIPT_PREFACE, fold
 from gateway.errors import InvalidRequest
+from gateway.parts import Message, TextPart
 
 
 def msg(role: str, text: str) -> Message:

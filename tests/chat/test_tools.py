@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.chat.model import Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, ToolChoice, ToolSpec
 from gateway.chat.tools import ToolRules, instructions, tool_calls
 from gateway.errors import UpstreamError
+from gateway.parts import Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, ToolChoice, ToolSpec
 
 WEATHER = ToolSpec("weather", "Weather for a city", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})

@@ -1,10 +1,11 @@
-"""Folding an event stream into a whole answer (gateway.chat.model.collect)."""
+"""Folding an event stream into a whole answer (gateway.parts.collect)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.chat.model import (
+from gateway.errors import UpstreamTimeout
+from gateway.parts import (
     AgentStep,
     ChatResult,
     Finish,
@@ -18,7 +19,6 @@ from gateway.chat.model import (
     Usage,
     collect,
 )
-from gateway.errors import UpstreamTimeout
 
 CALL = ToolCall("c1", "f", {"a": 1})
 SEARCH = SearchResults("q", (Source("https://a"),))

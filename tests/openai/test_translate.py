@@ -1,6 +1,6 @@
 """OpenAI Chat Completions translation, both ways, without a server.
 
-In: a body goes through the view's own path (``http.load`` with the schema, then
+In: a body goes through the view's own path (``web.load`` with the schema, then
 ``translate.to_chat_request``) and the neutral request is compared whole.
 Out: neutral events go through ``ChunkStream.frames`` and the chunk sequence is checked
 against the real API's rules (../shared/CLIENTS.md).
@@ -14,8 +14,11 @@ from typing import Any
 
 import pytest
 
-from gateway import http
-from gateway.chat.model import (
+from gateway import web
+from gateway.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
+from gateway.openai import translate
+from gateway.openai.schemas import ChatCompletionSchema
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Finish,
@@ -37,10 +40,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
-from gateway.openai import translate
-from gateway.openai.schemas import ChatCompletionSchema
-from tests.unit.wire import Frame, parse_frames
+from tests.wire import Frame, parse_frames
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PNG_B64 = base64.b64encode(PNG).decode()
@@ -52,7 +52,7 @@ WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, 
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the chat-completions view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(ChatCompletionSchema, body))
+    return translate.to_chat_request(web.load(ChatCompletionSchema, body))
 
 
 def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from gateway.chat.continuation import (
     context_seed,
     digest,
 )
-from gateway.chat.model import (
+from gateway.errors import UpstreamServerError
+from gateway.parts import (
     ChatRequest,
     Finish,
     Message,
@@ -27,7 +28,6 @@ from gateway.chat.model import (
     ToolResultPart,
     ToolSpec,
 )
-from gateway.errors import UpstreamServerError
 from gateway.state import SharedState, open_state
 
 

@@ -1,4 +1,5 @@
-"""The neutral model of a chat and of its answer stream.
+"""The neutral model of a chat and of its answer stream (below the chat core and the
+upstream package, which both speak it).
 
 Every dialect translates its request *into* a :class:`ChatRequest` and renders the
 :data:`Event` stream *out* into its own wire format; no dialect ever goes through

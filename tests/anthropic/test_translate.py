@@ -1,6 +1,6 @@
 """Anthropic Messages translation, both ways, without a server.
 
-In: a body goes through the view's own path (``http.load`` with ``MessagesSchema``, then
+In: a body goes through the view's own path (``web.load`` with ``MessagesSchema``, then
 ``translate.to_chat_request``). Out: neutral events go through ``EventStream.frames``;
 every rendered stream is checked against the protocol's rules (../shared/CLIENTS.md:
 one ``message_start``, blocks started before their deltas and stopped once, contiguous
@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from gateway import http
+from gateway import web
 from gateway.anthropic import translate
 from gateway.anthropic.schemas import CountTokensSchema, MessagesSchema
-from gateway.chat.model import (
+from gateway.errors import AccountsBusy, InvalidRequest, UpstreamUnavailable
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Finish,
@@ -41,8 +42,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import AccountsBusy, InvalidRequest, UpstreamUnavailable
-from tests.unit.wire import Frame, parse_frames
+from tests.wire import Frame, parse_frames
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PNG_B64 = base64.b64encode(PNG).decode()
@@ -52,7 +52,7 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the messages view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(MessagesSchema, body))
+    return translate.to_chat_request(web.load(MessagesSchema, body))
 
 
 def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -145,12 +145,12 @@ def test_options_translate(fields: dict[str, Any], expected: ChatRequest) -> Non
     (None, False), ({"type": "enabled", "budget_tokens": 2048}, True), ({"type": "adaptive"}, True), ({"type": "disabled"}, False),
 ])
 def test_wants_thinking(thinking: dict[str, Any] | None, wanted: bool) -> None:
-    data = http.load(MessagesSchema, body(**({"thinking": thinking} if thinking else {})))
+    data = web.load(MessagesSchema, body(**({"thinking": thinking} if thinking else {})))
     assert translate.wants_thinking(data) is wanted
 
 
 def test_count_tokens_body_needs_no_max_tokens() -> None:
-    data = http.load(CountTokensSchema, {"model": MODEL, "messages": [USER], "system": "S"})
+    data = web.load(CountTokensSchema, {"model": MODEL, "messages": [USER], "system": "S"})
     assert translate.to_chat_request(data).messages == (Message("system", (TextPart("S"),)), HI)
 
 

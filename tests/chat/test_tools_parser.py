@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.chat.model import (
+from gateway.chat.tools import CLOSE, OPEN, ToolRules, tool_calls
+from gateway.errors import UpstreamUnavailable
+from gateway.parts import (
     Finish,
     Heartbeat,
     ReasoningDelta,
@@ -19,8 +21,6 @@ from gateway.chat.model import (
     ToolChoice,
     ToolSpec,
 )
-from gateway.chat.tools import CLOSE, OPEN, ToolRules, tool_calls
-from gateway.errors import UpstreamUnavailable
 
 WEATHER = ToolSpec("weather", "Weather for a city", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})

@@ -22,15 +22,15 @@ from flask import Response, after_this_request, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from gateway.accounts import AccountsService, Caller
-from gateway.chat.model import ChatRequest
 from gateway.chat.pool import Accounts
 from gateway.chat.service import ChatService
 from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest
+from gateway.parts import ChatRequest
 from gateway.validation import MAX_CONVERSATION_ID, first_error
 
-log = logging.getLogger("gateway.http")
+log = logging.getLogger("gateway.web")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: The accounts a request may use.

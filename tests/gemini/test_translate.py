@@ -1,6 +1,6 @@
 """Gemini generateContent translation, both ways, without a server.
 
-In: a body goes through the view's own path (``camelize``, ``http.load`` with
+In: a body goes through the view's own path (``camelize``, ``web.load`` with
 ``GenerateContentSchema``, then ``translate.to_chat_request``), in both spellings.
 Out: neutral events go through ``ResponseStream`` (SSE frames and the JSON array) and are
 checked against what gemini-cli's strict parser accepts (../shared/CLIENTS.md): one JSON
@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from gateway import http
-from gateway.chat.model import (
+from gateway import web
+from gateway.errors import InvalidRequest, UpstreamTimeout, UpstreamUnavailable
+from gateway.gemini import translate
+from gateway.gemini.schemas import GenerateContentSchema, camelize
+from gateway.parts import (
     ChatRequest,
     ChatResult,
     Finish,
@@ -38,10 +41,7 @@ from gateway.chat.model import (
     ToolSpec,
     Usage,
 )
-from gateway.errors import InvalidRequest, UpstreamTimeout, UpstreamUnavailable
-from gateway.gemini import translate
-from gateway.gemini.schemas import GenerateContentSchema, camelize
-from tests.unit.wire import parse_frames
+from tests.wire import parse_frames
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"
 MODEL = "gemini-2.5-flash"
@@ -52,7 +52,7 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "require
 
 def translated(body: dict[str, Any]) -> ChatRequest:
     """What the generateContent view hands the chat service for this body."""
-    return translate.to_chat_request(http.load(GenerateContentSchema, camelize(body)), MODEL)
+    return translate.to_chat_request(web.load(GenerateContentSchema, camelize(body)), MODEL)
 
 
 def body(*contents: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -150,7 +150,7 @@ def test_model_name(raw: str, name: str) -> None:
     ({"thinkingConfig": {"thinkingBudget": 100}}, False),
 ])
 def test_wants_thoughts(config: dict[str, Any], wanted: bool) -> None:
-    data = http.load(GenerateContentSchema, camelize(body(generationConfig=config)))
+    data = web.load(GenerateContentSchema, camelize(body(generationConfig=config)))
     assert translate.wants_thoughts(data) is wanted
 
 

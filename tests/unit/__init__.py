@@ -1,1 +1,0 @@
-"""Fast unit tests of the pure layers (no server, no network): a failure names a function."""
