@@ -154,3 +154,104 @@ SESSION_UPLOAD_PURPOSE: Final = 1
 
 #: Upstream model names the gateway advertises; any other requested name maps to the first.
 UPSTREAM_MODELS: Final = ("MiniMax-M2", "MiniMax-M2-Stable")
+
+# -- the code surface: account info and Token Plan quota (UPSTREAM-CODE.md §4) -----------
+PATH_USER_EXTRA_INFO: Final = "/matrix/api/v1/user/get_user_extra_info"
+#: On the quota (open platform) host; Bearer and X-Group-Id only, no signature.
+PATH_CODING_PLAN_REMAINS: Final = "/v1/api/openplatform/coding_plan/remains"
+GROUP_ID_HEADER: Final = "X-Group-Id"
+#: The code catalogue (Bearer): the doctor's check that a token is accepted.
+PATH_CODE_MODELS: Final = "/mavis/api/v1/models"
+CODE_BUILD_ENV: Final = "prod"
+#: The catalogue's ``region`` per gateway region (``en`` for global is [assumed]).
+CODE_CATALOGUE_REGIONS: Final = {"cn": "cn", "global": "en"}
+#: The code client's matrix query, in its order; ``None`` marks a per-call value.
+CODE_MATRIX_QUERY: Final[tuple[tuple[str, str | None], ...]] = (
+    ("device_platform", "mcode"),
+    ("biz_id", "3"),
+    ("app_id", "3001"),
+    ("version_code", "22201"),
+    ("unix", None),
+    ("timezone_offset", None),
+    ("sys_language", None),
+    ("lang", None),
+    ("device_id", "0"),
+    ("os_name", "linux"),  # [assumed] the client sends its process.platform: a server's
+    ("browser_name", "mcode"),
+    ("user_id", None),
+    ("client", "mcode"),
+)
+#: ``sys_language``/``lang`` per region.
+CODE_LANGS: Final = {"cn": "zh", "global": "en"}
+#: [assumed] ``timezone_offset`` (seconds east) per region: the region's own clock.
+CODE_TIMEZONE_OFFSETS: Final = {"cn": "28800", "global": "0"}
+#: ``statusInfo.code`` of "log in again" (the official NEED_LOGIN_ERROR_CODE).
+CODE_NEED_LOGIN: Final = 1_000_048
+#: ``workspace_type`` of the personal workspace.
+PERSONAL_WORKSPACE_TYPE: Final = 0
+#: The ``model_remains`` bucket chat and code draw from.
+QUOTA_GENERAL_BUCKET: Final = "general"
+QUOTA_INTERVAL: Final = "interval"
+QUOTA_WEEKLY: Final = "weekly"
+#: ``current_*_status`` of an unlimited window.
+QUOTA_STATUS_UNLIMITED: Final = 3
+#: Percentage points within which a count agrees with the remaining percentage.
+QUOTA_PERCENT_TOLERANCE: Final = 1.0
+#: [assumed] field names of each window in a ``model_remains`` row, every form seen.
+QUOTA_WINDOW_FIELDS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    QUOTA_INTERVAL: {
+        "total": ("current_interval_total_count", "currentIntervalTotalCount"),
+        "count": ("current_interval_usage_count", "currentIntervalUsageCount"),
+        "remaining_percent": ("current_interval_remaining_percent", "currentIntervalRemainingPercent"),
+        "end": ("end_time", "endTime"),
+        "status": ("current_interval_status", "currentIntervalStatus", "status"),
+        "boost": (),
+    },
+    QUOTA_WEEKLY: {
+        "total": ("current_weekly_total_count", "currentWeeklyTotalCount"),
+        "count": ("current_weekly_usage_count", "currentWeeklyUsageCount"),
+        "remaining_percent": ("current_weekly_remaining_percent", "currentWeeklyRemainingPercent"),
+        "end": ("weekly_end_time", "weeklyEndTime"),
+        "status": ("current_weekly_status", "currentWeeklyStatus"),
+        "boost": ("weekly_boost_permille", "weeklyBoostPermille"),
+    },
+}
+
+# -- the code surface: OAuth device login and refresh (UPSTREAM-CODE.md §0, §1) -----------
+#: The code surface's regions, as ``python -m gateway login --region`` names them.
+CODE_REGIONS: Final = ("cn", "global")
+#: The account (OAuth) host of each region.
+ACCOUNT_HOSTS: Final = {"cn": "https://account.minimax.cn", "global": "https://account.minimax.io"}
+#: The LLM and catalogue host of each region (the official cn-prod preset).
+CODE_HOSTS: Final = {"cn": "https://agent.minimax.cn", "global": "https://agent.minimax.io"}
+#: The Token Plan quota (open platform) host of each region.
+QUOTA_HOSTS: Final = {"cn": "https://www.minimaxi.com", "global": "https://platform.minimax.io"}
+#: The public OAuth client of the official MiniMax Code client.
+OAUTH_CLIENT_ID: Final = "mcode-public"
+#: The scope and audience every device request and refresh asks for (any other scope gets
+#: ``invalid_scope``); a token answer whose scope lacks this one is refused.
+OAUTH_SCOPE: Final = "agent.default"
+OAUTH_AUDIENCE: Final = "agent-backend"
+PATH_OAUTH_DEVICE_CODE: Final = "/oauth2/device/code"
+PATH_OAUTH_TOKEN: Final = "/oauth2/token"
+# No revocation: POST /oauth2/revoke answers 404 on both hosts, so signing out is local.
+GRANT_DEVICE_CODE: Final = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_REFRESH_TOKEN: Final = "refresh_token"
+PKCE_METHOD: Final = "S256"
+#: PKCE verifier entropy: 32 random bytes, base64url without padding (43 characters).
+PKCE_VERIFIER_BYTES: Final = 32
+#: Seconds between polls when the device answer names no interval.
+DEVICE_DEFAULT_INTERVAL: Final = 5.0
+#: Seconds added to the poll interval on each ``slow_down`` (RFC 8628 §3.5).
+DEVICE_SLOW_DOWN_STEP: Final = 5.0
+#: Poll answers of the HTTP 200 form (``{"status": ...}``) and the 400 form (``{"error": ...}``).
+POLL_PENDING: Final = ("pending", "authorization_pending")
+POLL_SLOW_DOWN: Final = ("slow_down",)
+POLL_DENIED: Final = ("denied", "access_denied")
+POLL_EXPIRED: Final = ("expired", "expired_token")
+#: The refresh answer that ends a sign-in for good (reused or revoked refresh token).
+OAUTH_INVALID_GRANT: Final = "invalid_grant"
+#: The official client's identity on the code surface, for a user who sets it
+#: (MINIMAX_CODE_USER_AGENT); by default the gateway names itself.
+OFFICIAL_CODE_USER_AGENT: Final = "MiniMaxAgent"
+GATEWAY_USER_AGENT: Final = "MiniMax-Free-API/1.0 (self-hosted gateway)"

@@ -60,3 +60,42 @@ class UpstreamSettings:
         host = (urlsplit(self.base_url).hostname or "").lower()
         return next((pair for suffix, pair in C.SITE_LOCALES if host.endswith(suffix)),
                     C.DEFAULT_LOCALE)
+
+
+@dataclass(frozen=True)
+class CodeSettings:
+    """How to reach the MiniMax Code surface and its account hosts (UPSTREAM-CODE.md §0),
+    built by :meth:`gateway.config.Settings.code`."""
+
+    region: str  # "cn" | "global"
+    account_url: str  # OAuth host
+    code_url: str  # LLM and catalogue host
+    quota_url: str  # open platform host (coding_plan/remains)
+    matrix_url: str  # account and billing calls (the web API host)
+    client_id: str
+    refresh_before: float
+    user_agent: str
+    probe_web_tokens: bool
+    connect_timeout: float
+    read_timeout: float
+    catalogue_ttl: float
+
+
+@dataclass(frozen=True)
+class CodeSettings:
+    """How to reach the MiniMax Code surface of one region: its account (OAuth) host, its
+    LLM and catalogue host, its quota host, and who the gateway says it is there."""
+
+    #: ``cn`` or ``global``: tokens of one region are valid only on that region's hosts.
+    region: str
+    account_url: str
+    code_url: str
+    quota_url: str
+    client_id: str
+    #: Seconds before an access token's expiry at which the upkeep refreshes it.
+    refresh_before: float
+    user_agent: str
+    #: Whether ``auto`` tries a web ``_token`` as Bearer on the code endpoint (once per account).
+    probe_web_tokens: bool
+    connect_timeout: float
+    read_timeout: float
