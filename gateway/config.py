@@ -20,7 +20,7 @@ from gateway.i18n import Lang, lang_from_env
 from gateway.state import check_url as check_state_url
 from gateway.upstream import constants as C
 from gateway.upstream.constants import DEFAULT_BASE_URL, SIGNATURE_MODES, UPSTREAM_MODELS
-from gateway.upstream.settings import PollSettings, UpstreamSettings
+from gateway.upstream.settings import CodeSettings, PollSettings, UpstreamSettings
 from gateway.upstream.signing import SigningVariant
 
 LOG_FORMATS = ("plain", "json")
@@ -123,10 +123,44 @@ class Settings:
         "MINIMAX_SIGN_SESSION_BODY", "string",
         "Session POST bodies signed re-encoded as a JSON `string` (captured) or `raw`.",
     )
-    region: str = _setting(
-        "MINIMAX_REGION", "",
-        "`region,lang` override (e.g. `en,en`); default from the site: `cn,zh` "
+    web_locale: str = _setting(
+        "MINIMAX_WEB_LOCALE", "",
+        "`region,lang` override of the web surfaces (e.g. `en,en`); default from the site: `cn,zh` "
         "on agent.minimaxi.com, `en,en` on agent.minimax.io.",
+    )
+    code_region: str = _setting(
+        "MINIMAX_REGION", "cn",
+        "MiniMax Code region: `cn` (mainland) or `global`; picks the account, code and quota hosts below.",
+    )
+    account_base_url: str = _setting(
+        "MINIMAX_ACCOUNT_BASE_URL", "",
+        "OAuth (device login) host; default per region: https://account.minimax.cn, https://account.minimax.io.",
+    )
+    code_base_url: str = _setting(
+        "MINIMAX_CODE_BASE_URL", "",
+        "MiniMax Code LLM and catalogue host; default per region: https://agent.minimax.cn, "
+        "https://agent.minimax.io.",
+    )
+    quota_base_url: str = _setting(
+        "MINIMAX_QUOTA_BASE_URL", "",
+        "Token Plan quota host; default per region: https://www.minimaxi.com, https://platform.minimax.io.",
+    )
+    oauth_client_id: str = _setting(
+        "MINIMAX_OAUTH_CLIENT_ID", C.OAUTH_CLIENT_ID, "OAuth client of the device login (the official client's)."
+    )
+    refresh_before: float = _setting(
+        "MINIMAX_REFRESH_BEFORE", 300.0, "Refresh a signed-in account's access token this many seconds before expiry."
+    )
+    code_user_agent: str = _setting(
+        "MINIMAX_CODE_USER_AGENT", C.GATEWAY_USER_AGENT,
+        "User-Agent on the code surface and its account host; the official client sends `MiniMaxAgent`.",
+    )
+    catalogue_ttl: float = _setting(
+        "MINIMAX_CATALOGUE_TTL", 300.0, "Seconds the MiniMax Code model catalogue is kept (it advertises 300)."
+    )
+    code_probe_web_tokens: str = _setting(
+        "MINIMAX_CODE_PROBE_WEB_TOKENS", "on",
+        "`on`: in `auto`, try a web `_token` as Bearer on the code endpoint once per account; `off`.",
     )
     renew_before: float = _setting(
         "MINIMAX_RENEW_BEFORE", 86400.0, "Renew a token this many seconds before it expires."
@@ -227,15 +261,50 @@ class Settings:
         if self.admin_key and len(self.admin_key) < MIN_ADMIN_KEY_CHARS:
             raise ConfigError(f"GATEWAY_ADMIN_KEY must have at least {MIN_ADMIN_KEY_CHARS} characters")
         self.locale()
+        self._validate_code()
         self.voice_overrides()
 
     def locale(self) -> tuple[str, str] | None:
-        if not self.region:
+        if not self.web_locale:
             return None
-        region, _, lang = self.region.partition(",")
+        region, _, lang = self.web_locale.partition(",")
         if not region.strip() or not lang.strip():
-            raise ConfigError("MINIMAX_REGION must be `region,lang`, e.g. `en,en`")
+            raise ConfigError("MINIMAX_WEB_LOCALE must be `region,lang`, e.g. `en,en`")
         return region.strip(), lang.strip()
+
+    def _validate_code(self) -> None:
+        if "," in self.code_region:  # the web override's old name
+            raise ConfigError("MINIMAX_REGION is now the MiniMax Code region (cn or global); "
+                              "the web surfaces' `region,lang` override is MINIMAX_WEB_LOCALE")
+        _choice("MINIMAX_REGION", self.code_region, C.CODE_REGIONS)
+        _choice("MINIMAX_CODE_PROBE_WEB_TOKENS", self.code_probe_web_tokens, SWITCH)
+        for name, url in (("MINIMAX_ACCOUNT_BASE_URL", self.account_base_url),
+                          ("MINIMAX_CODE_BASE_URL", self.code_base_url),
+                          ("MINIMAX_QUOTA_BASE_URL", self.quota_base_url)):
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must start with http:// or https://")
+        if not self.oauth_client_id.isprintable() or not self.code_user_agent.isprintable():
+            raise ConfigError("MINIMAX_OAUTH_CLIENT_ID and MINIMAX_CODE_USER_AGENT must be printable text")
+
+    def code(self, region: str | None = None) -> CodeSettings:
+        """The code surface's settings for ``region`` (default MINIMAX_REGION): hosts set
+        explicitly win over the region's defaults."""
+        region = region or self.code_region
+        _choice("region", region, C.CODE_REGIONS)
+        return CodeSettings(
+            region=region,
+            account_url=(self.account_base_url or C.ACCOUNT_HOSTS[region]).rstrip("/"),
+            code_url=(self.code_base_url or C.CODE_HOSTS[region]).rstrip("/"),
+            quota_url=(self.quota_base_url or C.QUOTA_HOSTS[region]).rstrip("/"),
+            matrix_url=_matrix_url(self.base_url, region),
+            client_id=self.oauth_client_id,
+            refresh_before=self.refresh_before,
+            user_agent=self.code_user_agent,
+            probe_web_tokens=self.code_probe_web_tokens == "on",
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            catalogue_ttl=self.catalogue_ttl,
+        )
 
     def signing(self) -> SigningVariant:
         return SigningVariant(
@@ -320,6 +389,11 @@ def env_table() -> list[tuple[str, str, str]]:
         shown = shown or "(none)"
         rows.append((item.metadata["env"], shown, item.metadata["help"]))
     return rows
+
+
+def _matrix_url(base_url: str, region: str) -> str:
+    # A base URL set on purpose (e.g. a simulator) serves every region; the default is cn's.
+    return C.MATRIX_HOSTS[region] if base_url == DEFAULT_BASE_URL else base_url.rstrip("/")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

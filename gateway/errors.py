@@ -16,8 +16,12 @@ about OpenAI, Anthropic or Gemini.
     │   ├── UpstreamUnauthorized      401  (upstream refused the credential)
     │   ├── MissingApiKey             401  (client keys are configured; none was sent)
     │   ├── InvalidApiKey             401  (wrong or revoked client key)
-    │   └── AdminKeyRequired          401  (the admin pages and API)
+    │   ├── AdminKeyRequired          401  (the admin pages and API)
+    │   └── SignInRevoked             401  (a signed-in account's refresh token is refused: log in again)
     ├── PermissionDenied              403 permission
+    ├── DeviceLoginFailed             400 invalid_request  (a device login ended without tokens)
+    │   ├── DeviceLoginDenied         400  (the user refused it)
+    │   └── DeviceLoginExpired        400  (its code expired before approval)
     ├── NotFound                      404 not_found
     │   └── ModelNotFound             404 model_not_found
     ├── MethodNotAllowed              405 invalid_request
@@ -119,10 +123,36 @@ class AdminKeyRequired(AuthenticationFailed):
     message = "The admin key is required (Authorization: Bearer <GATEWAY_ADMIN_KEY> or X-Admin-Key)."
 
 
+class SignInRevoked(AuthenticationFailed):
+    """MiniMax refused a signed-in account's refresh token (``invalid_grant``): the sign-in
+    is gone for good, only a new ``python -m gateway login`` brings the account back."""
+
+    message = "The MiniMax Code sign-in was revoked or has expired; log in again (python -m gateway login)."
+
+
 class PermissionDenied(GatewayError):
     status = 403
     kind = "permission"
     message = "This operation is not permitted."
+
+
+class DeviceLoginFailed(GatewayError):
+    """A MiniMax Code device login ended without tokens; ``reason`` names how, for scripts."""
+
+    status = 400
+    kind = "invalid_request"
+    message = "The MiniMax device login failed."
+    reason: str = "failed"
+
+
+class DeviceLoginDenied(DeviceLoginFailed):
+    message = "The MiniMax device login was denied in the browser."
+    reason = "denied"
+
+
+class DeviceLoginExpired(DeviceLoginFailed):
+    message = "The MiniMax device login code expired before it was approved; start again."
+    reason = "expired"
 
 
 class NotFound(GatewayError):

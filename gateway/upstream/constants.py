@@ -226,6 +226,8 @@ ACCOUNT_HOSTS: Final = {"cn": "https://account.minimax.cn", "global": "https://a
 CODE_HOSTS: Final = {"cn": "https://agent.minimax.cn", "global": "https://agent.minimax.io"}
 #: The Token Plan quota (open platform) host of each region.
 QUOTA_HOSTS: Final = {"cn": "https://www.minimaxi.com", "global": "https://platform.minimax.io"}
+#: The account and billing ("matrix") host of each region, when MINIMAX_BASE_URL is left at its default.
+MATRIX_HOSTS: Final = {"cn": "https://agent.minimaxi.com", "global": "https://agent.minimax.io"}
 #: The public OAuth client of the official MiniMax Code client.
 OAUTH_CLIENT_ID: Final = "mcode-public"
 #: The scope and audience every device request and refresh asks for (any other scope gets

@@ -80,22 +80,3 @@ class CodeSettings:
     read_timeout: float
     catalogue_ttl: float
 
-
-@dataclass(frozen=True)
-class CodeSettings:
-    """How to reach the MiniMax Code surface of one region: its account (OAuth) host, its
-    LLM and catalogue host, its quota host, and who the gateway says it is there."""
-
-    #: ``cn`` or ``global``: tokens of one region are valid only on that region's hosts.
-    region: str
-    account_url: str
-    code_url: str
-    quota_url: str
-    client_id: str
-    #: Seconds before an access token's expiry at which the upkeep refreshes it.
-    refresh_before: float
-    user_agent: str
-    #: Whether ``auto`` tries a web ``_token`` as Bearer on the code endpoint (once per account).
-    probe_web_tokens: bool
-    connect_timeout: float
-    read_timeout: float
