@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +22,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+if TYPE_CHECKING:  # gunicorn's arbiter imports this module before gevent patches: no requests here
+    from gateway.upstream.quota import Quota
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 ACCOUNT_STATES = ("free", "busy", "cooling", "dead")
@@ -38,6 +42,9 @@ class Metrics:
     upstream_calls: Counter
     upstream_errors: Counter
     surfaces: Gauge
+    quota_used: Gauge
+    quota_resets: Gauge
+    credits: Gauge
 
 
 @functools.cache
@@ -62,6 +69,15 @@ def metrics() -> Metrics:
                                 ["endpoint", "kind"]),
         surfaces=Gauge("gateway_account_surface", "1 for the upstream surface each account uses.",
                        ["account", "surface"], multiprocess_mode="livemax"),
+        # Set by the one process that holds the maintenance lease: max over the live ones.
+        quota_used=Gauge("gateway_account_quota_used_percent",
+                         "Percent used of a MiniMax Code account's quota window (interval, weekly); "
+                         "-1 when unlimited.", ["account", "window"], multiprocess_mode="livemax"),
+        quota_resets=Gauge("gateway_account_quota_resets_at_seconds",
+                           "When a MiniMax Code account's quota window resets (Unix time).",
+                           ["account", "window"], multiprocess_mode="livemax"),
+        credits=Gauge("gateway_account_credits", "Credits left on a MiniMax Code account, as last read.",
+                      ["account"], multiprocess_mode="livemax"),
     )
 
 
@@ -84,6 +100,18 @@ def set_surface(account_key: str, surface: str) -> None:
     """The surface an account was found to use (the key is a non-reversible hash)."""
     for name in SURFACES:
         metrics().surfaces.labels(account_key, name).set(1 if name == surface else 0)
+
+
+def set_quota(account_key: str, quota: Quota) -> None:
+    """A code account's last quota reading (the key is a non-reversible hash)."""
+    for window in quota.windows:
+        used = -1.0 if window.unlimited else window.percent
+        if used is not None:
+            metrics().quota_used.labels(account_key, window.name).set(used)
+        if window.resets_at is not None:
+            metrics().quota_resets.labels(account_key, window.name).set(window.resets_at)
+    if quota.credits is not None:
+        metrics().credits.labels(account_key).set(float(quota.credits))
 
 
 def upstream_observer(path: str, error_kind: str | None) -> None:

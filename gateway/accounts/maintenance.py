@@ -7,7 +7,9 @@ gets it:
 - sweeps orphaned upstream conversations (:func:`gateway.chat.ledger.sweep`): recorded
   ones whose generation's lease is gone, never anything else;
 - re-probes dead accounts whose backoff ran out, with the identity check;
-- reads the credits of accounts not read for ``GATEWAY_CREDITS_INTERVAL`` seconds.
+- reads the credits of accounts not read for ``GATEWAY_CREDITS_INTERVAL`` seconds, and
+  as often the plan, credits and quota windows of MiniMax Code accounts
+  (:mod:`gateway.accounts.quotas`; a refusal there marks the account dead, "log in again").
 
 It runs in one daemon thread per process (a greenlet under gevent).
 """
@@ -21,10 +23,12 @@ import time
 import uuid
 from collections.abc import Callable
 
+from gateway.accounts.quotas import Quotas
 from gateway.chat.ledger import sweep
 from gateway.chat.service import ChatService
-from gateway.errors import GatewayError, UpstreamUnauthorized
+from gateway.errors import AuthenticationFailed, GatewayError, UpstreamUnauthorized
 from gateway.upstream.credentials import Credential
+from gateway.upstream.quota import credits_amount
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +45,13 @@ class Maintenance:
         accounts: Callable[[], list[Credential]],
         interval: float,
         credits_interval: float,
+        quotas: Quotas | None = None,
     ) -> None:
         self._chat = chat
         self._accounts = accounts
         self._interval = interval
         self._credits_interval = credits_interval
+        self._quotas = quotas
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -87,6 +93,9 @@ class Maintenance:
             self._check(cred)
 
     def _check(self, cred: Credential) -> None:
+        if cred.kind == "code":
+            self._check_code(cred)
+            return
         health = self._chat.health
         if health.probe_due(cred.key):
             self._reprobe(cred)
@@ -111,3 +120,23 @@ class Maintenance:
             log.info("could not read the credits of account %s (%s)", cred.key, type(error).__name__)
             # Keep what was read last; read again after the interval.
             self._chat.health.credits(cred.key, self._chat.health.of(cred.key).credits)
+
+    def _check_code(self, cred: Credential) -> None:
+        """A code account's quota reading doubles as its re-probe: it needs the token."""
+        health = self._chat.health
+        if self._quotas is None or not self._quotas.due(cred.key):
+            return
+        if health.is_dead(cred.key) and not health.probe_due(cred.key):
+            return
+        try:
+            quota = self._quotas.read(cred, self._credits_interval)
+        except AuthenticationFailed as error:  # signed out, or the sign-in was revoked
+            health.dead(cred.key, error)
+            return
+        except GatewayError as error:
+            log.info("could not read the quota of account %s (%s)", cred.key, type(error).__name__)
+            return
+        health.credits(cred.key, credits_amount(quota))
+        if health.is_dead(cred.key):
+            log.info("account %s answers again", cred.key)
+            health.ok(cred.key)
