@@ -42,6 +42,7 @@ from gateway.upstream.conversation import (
 )
 from gateway.upstream.credentials import Credential
 from gateway.upstream.settings import PollSettings, UpstreamSettings
+from gateway.upstream.walls import quota_guarded
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ class MatrixTurn:
         self.finished = False
 
     def events(self) -> Iterator[UpstreamEvent]:
+        return quota_guarded(self._events())
+
+    def _events(self) -> Iterator[UpstreamEvent]:
         shown = EMPTY
         last_change = time.monotonic()
         next_poll = last_change  # the first poll goes at once: a fast upstream may be done

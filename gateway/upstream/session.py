@@ -52,6 +52,7 @@ from gateway.upstream.conversation import (
 )
 from gateway.upstream.credentials import Credential
 from gateway.upstream.settings import UpstreamSettings
+from gateway.upstream.walls import is_quota_wall, quota_guarded
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ NAME = "session"
 STOP_CHECK_INTERVAL = 0.1
 STOP_CHECK_SECONDS = 3.0
 #: Words of an error text that mean the plan's quota is spent, not a passing failure.
-QUOTA_WORDS = ("quota", "credit", "额度", "积分")
+QUOTA_WORDS = ("quota", "credit", "usage limit", "额度", "积分")
 
 
 @dataclass
@@ -221,6 +222,9 @@ class SessionTurn:
         self._answer_id: int | None = None
 
     def events(self) -> Iterator[UpstreamEvent]:
+        return quota_guarded(self._events())
+
+    def _events(self) -> Iterator[UpstreamEvent]:
         try:
             for event in sseclient.SSEClient(chunks(self._response)).events():
                 outcome = list(self._read(S.read_frame(event.data)))
@@ -309,6 +313,6 @@ class SessionTurn:
 
 def _failure(text: str) -> GatewayError:
     """A turn that ended with ``finish_reason: "error"``: quota when it says so, else transient."""
-    if any(word in text.lower() for word in QUOTA_WORDS):
+    if is_quota_wall(text) or any(word in text.lower() for word in QUOTA_WORDS):
         return QuotaExhausted(f"MiniMax ended the answer: {text[:200]}")
     return UpstreamServerError(f"MiniMax ended the answer with an error: {text[:200]}")
