@@ -10,6 +10,7 @@ about OpenAI, Anthropic or Gemini.
 
     GatewayError                      500 internal
     ├── InvalidRequest                400 invalid_request
+    │   └── UpstreamRefusedRequest    400  (MiniMax Code refused the parameters: 2013)
     ├── AuthenticationFailed          401 authentication
     │   ├── MissingCredentials        401
     │   ├── ExpiredCredentials        401
@@ -28,6 +29,7 @@ about OpenAI, Anthropic or Gemini.
     ├── PayloadTooLarge               413 too_large
     ├── RateLimited                   429 rate_limit   (+ Retry-After)
     │   ├── AccountsBusy              429  (every account of the request stayed busy)
+    │   ├── UpstreamRateLimited       429  (MiniMax's own rate limit: TPM/RPM windows)
     │   └── KeyLimited                429  (a client key's requests-per-minute or concurrency)
     ├── QuotaExhausted                429 quota
     │   └── NoCredits                 429
@@ -40,7 +42,8 @@ about OpenAI, Anthropic or Gemini.
     │   ├── NoSurface                 502  (neither upstream surface works for the account)
     │   └── AccountRefused            502  (a surface refuses a token that is still valid)
     ├── UpstreamUnavailable           503 unavailable
-    │   └── NoWorkingAccount          503  (every server-side account is refused by MiniMax)
+    │   ├── NoWorkingAccount          503  (every server-side account is refused by MiniMax)
+    │   └── UpstreamOverloaded        503  (MiniMax's 529: overloaded, still after retries)
     └── UpstreamTimeout               504 timeout
 
 Beside the tree, :class:`ConfigError` (a ``ValueError``) reports an invalid setting at
@@ -84,6 +87,12 @@ class InvalidRequest(GatewayError):
     status = 400
     kind = "invalid_request"
     message = "The request is not valid."
+
+
+class UpstreamRefusedRequest(InvalidRequest):
+    """MiniMax Code answered 400 ``invalid params`` (2013); the message carries its reason."""
+
+    message = "MiniMax refused the request's parameters."
 
 
 class AuthenticationFailed(GatewayError):
@@ -203,6 +212,10 @@ class KeyLimited(RateLimited):
     message = "This API key is over its limit; retry after the time given in Retry-After."
 
 
+class UpstreamRateLimited(RateLimited):
+    message = "MiniMax's rate limit was reached; retry after the time given in Retry-After."
+
+
 class QuotaExhausted(GatewayError):
     status = 429
     kind = "quota"
@@ -272,6 +285,10 @@ class UpstreamNotReached(UpstreamUnavailable):
 class NoWorkingAccount(UpstreamUnavailable):
     message = ("None of this gateway's MiniMax accounts is accepted by MiniMax now; "
                "the operator must check them (see /admin).")
+
+
+class UpstreamOverloaded(UpstreamUnavailable):
+    message = "MiniMax is overloaded (529); retry later."
 
 
 class UpstreamTimeout(GatewayError):

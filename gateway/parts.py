@@ -14,6 +14,9 @@ from typing import Any, Literal
 from gateway.errors import GatewayError
 
 Role = Literal["system", "user", "assistant", "tool"]
+#: How hard the model should think: each dialect's knob mapped onto one scale; "none"
+#: asks for no thinking where the model allows it, None leaves it to the model.
+Effort = Literal["none", "low", "medium", "high", "xhigh", "max"]
 FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter"]
 
 
@@ -21,13 +24,18 @@ FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content
 @dataclass(frozen=True)
 class TextPart:
     text: str
+    #: The client marked a prompt-cache breakpoint here (Anthropic ``cache_control``);
+    #: an upstream that caches prompts is told, the others ignore it.
+    cache: bool = False
 
 
 @dataclass(frozen=True)
 class ReasoningPart:
-    """Earlier reasoning the client sends back (kept out of the upstream prompt)."""
+    """Earlier reasoning the client sends back (kept out of a folded prompt; replayed to
+    an upstream that reasons natively only when it carries that upstream's signature)."""
 
     text: str
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class ChatRequest:
     web_search: bool = False
     #: A client-chosen id pinning the upstream conversation this request continues.
     conversation_id: str | None = None
+    reasoning_effort: Effort | None = None
 
 
 # -- stream events ---------------------------------------------------------------------
@@ -118,6 +127,14 @@ class TextDelta:
 @dataclass(frozen=True)
 class ReasoningDelta:
     text: str
+
+
+@dataclass(frozen=True)
+class ReasoningSignature:
+    """The upstream's signature of the reasoning just streamed (it ends that reasoning
+    block). Only a dialect that returns thinking blocks to be replayed shows it."""
+
+    signature: str
 
 
 @dataclass(frozen=True)
@@ -182,7 +199,7 @@ class StreamError:
 
 
 Event = (
-    TextDelta | ReasoningDelta | ToolCall | AgentStep | SearchResults | Usage | Finish
+    TextDelta | ReasoningDelta | ReasoningSignature | ToolCall | AgentStep | SearchResults | Usage | Finish
     | Heartbeat | StreamError
 )
 
@@ -193,6 +210,8 @@ class ChatResult:
 
     text: str = ""
     reasoning: str = ""
+    #: The upstream's signature of the reasoning (the last one, when it sent several).
+    reasoning_signature: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     steps: list[AgentStep] = field(default_factory=list)
     searches: list[SearchResults] = field(default_factory=list)
@@ -211,6 +230,8 @@ def collect(events: Any) -> ChatResult:
                 text.append(delta)
             case ReasoningDelta(text=delta):
                 reasoning.append(delta)
+            case ReasoningSignature(signature=signature):
+                result.reasoning_signature = signature
             case ToolCall():
                 result.tool_calls.append(event)
             case AgentStep():

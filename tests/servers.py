@@ -100,6 +100,10 @@ def start_gateway(upstream: str, name: str, env: dict[str, str] | None = None) -
     settings = {
         "GATEWAY_BIND": f"127.0.0.1:{port}",
         "MINIMAX_BASE_URL": upstream,
+        # The simulator plays the MiniMax Code hosts too (OAuth, LLM, quota).
+        "MINIMAX_ACCOUNT_BASE_URL": upstream,
+        "MINIMAX_CODE_BASE_URL": upstream,
+        "MINIMAX_QUOTA_BASE_URL": upstream,
         "GATEWAY_LOG_LEVEL": "debug",
         "GATEWAY_GRACEFUL_TIMEOUT": "3",
         # Suites check that each turn's chat is deleted; tests/test_multiturn.py turns

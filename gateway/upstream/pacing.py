@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from gateway.errors import GatewayError, UpstreamServerError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import GatewayError, UpstreamNotReached, UpstreamServerError, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,3 +69,17 @@ def poll(
         if time.monotonic() + interval > deadline:
             raise on_timeout()
         time.sleep(interval)
+
+
+#: Before the one new attempt at a call that provably never reached the upstream.
+UNSENT_RETRY_DELAYS: tuple[float, ...] = (0.5,)
+
+
+def retry_unsent(call: Callable[[], T], what: str) -> T:
+    """``call()``, made once more when it failed without a connection to the upstream.
+
+    Only such a failure proves that nothing was created (no chat, no generation), so only
+    it is retried: a 5xx, a timeout or a connection lost after the request went out may
+    have started the turn, and sending it again could generate it twice.
+    """
+    return retry(call, UNSENT_RETRY_DELAYS, retry_on=(UpstreamNotReached,), what=what)
