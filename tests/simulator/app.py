@@ -51,7 +51,14 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from tests.simulator.accounts import ACCOUNT_FLAGS, SURFACES, Account
-from tests.simulator.faults import DEFAULT_HANG_SECONDS, FAULT_ENDPOINTS, FAULT_KINDS, Fault
+from tests.simulator.faults import (
+    CODE_FAULT_ENDPOINTS,
+    CODE_ONLY_FAULTS,
+    DEFAULT_HANG_SECONDS,
+    FAULT_ENDPOINTS,
+    FAULT_KINDS,
+    Fault,
+)
 from tests.simulator.media import NotMp3, analyse_mp3, synthesize_mp3
 from tests.simulator.oss import (
     OSS_PATH_PREFIX,
@@ -847,6 +854,8 @@ def _fault_options(body: dict[str, Any]) -> dict[str, Any]:
         raise ControlError(f"endpoint must be one of {FAULT_ENDPOINTS}")
     if kind not in FAULT_KINDS:
         raise ControlError(f"kind must be one of {FAULT_KINDS}")
+    if kind in CODE_ONLY_FAULTS and endpoint not in CODE_FAULT_ENDPOINTS:
+        raise ControlError(f"{kind} is a code-surface fault: endpoint one of {CODE_FAULT_ENDPOINTS}")
     count = _want(body, "count", int, 1)
     seconds = _want(body, "seconds", (int, float), None)
     if count < 1 or (seconds is not None and seconds < 0):
@@ -999,6 +1008,7 @@ def _register_control(app: Flask, state: SimState) -> None:
 def create_simulator_app(settings: SimSettings | None = None) -> Flask:
     """A fresh simulator (its own state) as a Flask app: the API host. `stream_app(app)`
     is its stream host (same state); serve each with gevent.pywsgi on its own port."""
+    from tests.simulator.code_app import register_code_surface
     from tests.simulator.session_app import create_stream_app, register_session_routes
 
     state = SimState(settings or SimSettings())
@@ -1007,6 +1017,7 @@ def create_simulator_app(settings: SimSettings | None = None) -> Flask:
     _register_protocol(app, state)
     register_session_routes(app, state, "api")
     _register_control(app, state)
+    register_code_surface(app, state)
     app.wsgi_app = DropMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     app.extensions[STREAM_EXTENSION_KEY] = create_stream_app(state)
     return app

@@ -65,9 +65,13 @@ class SimulatorControl:
         """endpoint: a protocol endpoint name (send_msg, msg_tts, phone_msg, user_renewal,
         ...), a session one (session_config, session_agents, session_create,
         session_message, session_status, session_archive, session_delete, uploads_prepare,
-        session_events), "upload_post", "oss_put", "media" (the TTS MP3 download) or "*".
+        session_events), "upload_post", "oss_put", "media" (the TTS MP3 download), a code
+        surface one (code_device, code_token, code_messages, code_count_tokens, code_models,
+        code_quota) or "*".
         kind: http_500/502/503, hang, drop, drop_after, expired, no_credits, quota, busy,
-        busy_msg (another code whose status_msg still says 'chat is running')."""
+        busy_msg (another code whose status_msg still says 'chat is running'); on code
+        endpoints only: http_429 (seconds -> Retry-After), http_529, and drop_mid,
+        error_mid, hang_mid (played by the next answer's stream)."""
         body: dict[str, Any] = {"endpoint": endpoint, "kind": kind, "count": count}
         if seconds is not None:
             body["seconds"] = seconds
@@ -126,13 +130,61 @@ class SimulatorControl:
         status_code, bytes, error."""
         return self._call("GET", "asr_log")
 
+    # -- the MiniMax Code surface (tests/simulator/code_control.py has the wire format) ------
+
+    def add_code_accounts(self, count: int = 1, **opts: Any) -> list[dict[str, Any]]:
+        """Signed-in code accounts. opts: of (a web account's real_user_id to link; count 1),
+        expires_in (s), quota (per interval), quota_left, web_token_accepted, has_token_plan.
+        Each: name, real_user_id, access_token, refresh_token, credential (= access_token),
+        expires_in, web_jwt, workspace_id, op_group_id, quota_total, quota_left, ..."""
+        return self._call("POST", "code/accounts", {"count": count, **opts})["accounts"]
+
+    def code_accounts(self) -> list[dict[str, Any]]:
+        return self._call("GET", "code/accounts")["accounts"]
+
+    def patch_code_account(self, name: str, **changes: Any) -> dict[str, Any]:
+        """changes: quota_left, quota_total, web_token_accepted, has_token_plan,
+        expire_access=True (its access tokens expire now), revoke=True (its refresh tokens die)."""
+        return self._call("PATCH", f"code/accounts/{name}", changes)
+
+    def approve_device(self, user_code: str, account: str | None = None,
+                       deny: bool = False) -> dict[str, Any]:
+        """Approve (or deny) a pending device login; without `account` a new one is made.
+        Returns {"ok", "account"}."""
+        body: dict[str, Any] = {"user_code": user_code, "deny": deny}
+        if account is not None:
+            body["account"] = account
+        return self._call("POST", "code/approve", body)
+
+    def code_devices(self) -> list[dict[str, Any]]:
+        """Device logins: user_code, verdict (pending|approved|denied|consumed), interval, account."""
+        return self._call("GET", "code/devices")["devices"]
+
+    def code_config(self, **opts: Any) -> dict[str, Any]:
+        """opts: pending_form ("200" | "400"), slow_down_once, slow_down_step, expires_in,
+        device_expires_in, interval, accept_web_tokens, m31_thinking_omitted ("accept" |
+        "refuse"), token_extras, refresh_keeps_token, ping_seconds. reset() restores them."""
+        return self._call("POST", "code/config", opts)
+
+    def code_stats(self) -> dict[str, Any]:
+        """Counters (messages_calls, generations, refreshes, invalid_grants, token_polls,
+        slow_downs, grants, ...), rejections and warnings by reason, per-account
+        {active, max_active, messages, refreshes, quota_left}, generating, max_concurrent."""
+        return self._call("GET", "code/stats")
+
+    def code_log(self) -> list[dict[str, Any]]:
+        """One entry per /messages or count_tokens call: t, path, auth, headers (no secrets),
+        body (image data as size + sha256), account, status, reason, extra_fields."""
+        return self._call("GET", "code/log")
+
     def wait_idle(self, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait until nothing generates on either surface and no matrix chat is left
-        undeleted nor any session left unarchived/undeleted; returns stats."""
+        """Wait until nothing generates on any surface (code included) and no matrix chat is
+        left undeleted nor any session left unarchived/undeleted; returns stats."""
         deadline = time.monotonic() + timeout
         while True:
             stats = self.stats()
-            if stats["chats_generating"] == 0 and stats["chats_alive"] == 0:
+            code_generating = self.code_stats()["generating"]
+            if stats["chats_generating"] == 0 and stats["chats_alive"] == 0 and not code_generating:
                 return stats
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"simulator not idle after {timeout}s: "

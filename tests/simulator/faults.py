@@ -19,11 +19,15 @@ from tests.simulator.tally import Tally
 
 TRANSPORT_FAULTS: tuple[str, ...] = ("http_500", "http_502", "http_503", "hang", "drop", "drop_after")
 SEMANTIC_FAULTS: tuple[str, ...] = ("expired", "no_credits", "quota", "busy", "busy_msg")
-FAULT_KINDS: tuple[str, ...] = TRANSPORT_FAULTS + SEMANTIC_FAULTS
+# The code surface's own: HTTP 429 / 529 answers, and a stream fault for its next answer.
+CODE_ONLY_FAULTS: tuple[str, ...] = ("http_429", "http_529", "drop_mid", "error_mid", "hang_mid")
+FAULT_KINDS: tuple[str, ...] = TRANSPORT_FAULTS + SEMANTIC_FAULTS + CODE_ONLY_FAULTS
 # Unsigned endpoints that take faults too: the OSS PUT and the TTS media download.
 UNSIGNED_FAULT_ENDPOINTS: tuple[str, ...] = ("oss_put", "media", "upload_post")
+CODE_FAULT_ENDPOINTS: tuple[str, ...] = ("code_device", "code_token", "code_messages",
+                                         "code_count_tokens", "code_models", "code_quota")
 FAULT_ENDPOINTS: tuple[str, ...] = (ENDPOINT_NAMES + SESSION_ENDPOINT_NAMES
-                                    + UNSIGNED_FAULT_ENDPOINTS + ("*",))
+                                    + UNSIGNED_FAULT_ENDPOINTS + CODE_FAULT_ENDPOINTS + ("*",))
 DEFAULT_HANG_SECONDS: float = 60.0
 
 

@@ -9,6 +9,7 @@ Like every part, `ScriptQueue` holds no lock: `SimState` uses it under its own.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ DEFAULT_MID_FAULT_SECONDS: float = 5.0
 GENERATION_FAULTS: tuple[str, ...] = ("drop_mid", "hang_mid", "error_mid")
 ANSWER_FIELDS: frozenset[str] = frozenset({
     "text", "length", "thinking", "cps", "thinking_cps", "first_delay", "pauses",
-    "tool_steps", "fault", "fault_seconds", "seconds", "echo",
+    "tool_steps", "fault", "fault_seconds", "seconds", "echo", "tool_calls",
 })
 # "quoted": the answer is the prompt's text between the last <<< and the next >>> after it
 # (the last, not the first: an instruction before the text may name the markers).
@@ -51,6 +52,18 @@ class ToolStep:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call the code surface answers as a tool_use block (the web surfaces ignore it)."""
+
+    name: str
+    input_json: str  # the input object as JSON text, so the spec stays immutable
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return dict(json.loads(self.input_json))
+
+
+@dataclass(frozen=True)
 class AnswerSpec:
     """One scripted answer, validated; unset fields take the defaults above."""
 
@@ -65,6 +78,7 @@ class AnswerSpec:
     fault: str | None = None
     fault_seconds: float = DEFAULT_MID_FAULT_SECONDS
     echo: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def _number(raw: dict[str, Any], key: str, default: float | None, positive: bool) -> float | None:
@@ -94,6 +108,14 @@ def _parse_tool_step(raw: Any) -> ToolStep:
     return ToolStep(name, content, seconds if seconds is not None else DEFAULT_TOOL_SECONDS)
 
 
+def _parse_tool_call(raw: Any) -> ToolCall:
+    if (not isinstance(raw, dict) or set(raw) - {"name", "input"}
+            or not isinstance(raw.get("name"), str) or not raw["name"]
+            or not isinstance(raw.get("input", {}), dict)):
+        raise ValueError("each tool call is {\"name\": str, \"input\": {...}}")
+    return ToolCall(raw["name"], json.dumps(raw.get("input", {}), ensure_ascii=False))
+
+
 def _parse_fault(raw: dict[str, Any]) -> tuple[str | None, float]:
     fault = raw.get("fault")
     if fault is not None and fault not in GENERATION_FAULTS:
@@ -117,7 +139,7 @@ def parse_answer(raw: Any) -> AnswerSpec:
     length = raw.get("length")
     if length is not None and (type(length) is not int or length < 0):
         raise ValueError("length must be an integer >= 0")
-    for key in ("pauses", "tool_steps"):
+    for key in ("pauses", "tool_steps", "tool_calls"):
         if not isinstance(raw.get(key, []), list):
             raise ValueError(f"{key} must be a list")
     fault, fault_seconds = _parse_fault(raw)
@@ -130,6 +152,7 @@ def parse_answer(raw: Any) -> AnswerSpec:
         pauses=tuple(_parse_pause(p) for p in raw.get("pauses", [])),
         tool_steps=tuple(_parse_tool_step(s) for s in raw.get("tool_steps", [])),
         fault=fault, fault_seconds=fault_seconds, echo=echo,
+        tool_calls=tuple(_parse_tool_call(c) for c in raw.get("tool_calls", [])),
     )
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from tests.simulator.accounts import SURFACE_SESSION, Account, AccountBook
 from tests.simulator.chats import Chat, ChatBook, ChatIds, Session, SessionBook, title_of
@@ -69,6 +69,8 @@ class SimState:
         self._tally = Tally()
         self._accounts = AccountBook(settings, self._rng, self._tally)
         self._ids = ChatIds(self._rng)
+        # Worlds beside this one (the code surface) that /_sim/reset must clear too.
+        self._reset_hooks: list[Callable[[bool], None]] = []
         self._clear_world()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -94,6 +96,12 @@ class SimState:
             if drop_accounts:
                 self._accounts.drop_all()
             self._accounts.restore_all()
+        for hook in self._reset_hooks:  # outside the lock: each hook takes its own
+            hook(drop_accounts)
+
+    def on_reset(self, hook: Callable[[bool], None]) -> None:
+        """Run `hook(drop_accounts)` after every reset."""
+        self._reset_hooks.append(hook)
 
     # -- live config (read by the web layer without the lock: each is one attribute) -------
 
@@ -183,6 +191,11 @@ class SimState:
             if account is not None:
                 self._accounts.get(account)  # KeyError for an unknown account
             return self._scripts.add(answers, account)
+
+    def next_answer(self, real_user_id: str) -> AnswerSpec:
+        """The next scripted answer for an account (the code surface's turns)."""
+        with self._lock:
+            return self._scripts.next_for(real_user_id)
 
     def set_default(self, answer: AnswerSpec) -> None:
         with self._lock:
