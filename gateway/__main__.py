@@ -1,9 +1,13 @@
-"""Command line: ``python -m gateway doctor [--base-url URL] [--signature MODE]
-[--surface auto|session|matrix] [--stream-base-url URL] [CRED | -]``.
+"""Command line.
 
-The credential comes from the argument, from standard input when it is ``-``, or from
-the ``MINIMAX_CREDENTIAL`` environment variable. Exit status 0 when the credential works
-end to end, 1 when a stage fails, 2 on usage errors.
+``python -m gateway doctor [--base-url URL] [--signature MODE] [--surface auto|session|matrix]
+[--stream-base-url URL] [CRED | -]`` checks a web credential: it comes from the argument,
+from standard input when it is ``-``, or from the ``MINIMAX_CREDENTIAL`` environment
+variable. Exit status 0 when the credential works end to end, 1 when a stage fails.
+
+``login [--region cn|global] [--name NAME] [--json]``, ``logout NAME`` and ``accounts
+[--json]`` manage the MiniMax Code accounts signed in on the server
+(:mod:`gateway.accounts.cli`). Exit status 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import dataclasses
 import sys
 
+from gateway.accounts import cli as signin_cli
 from gateway.config import Settings, doctor_credential, doctor_lang
 from gateway.doctor import Doctor, render
 from gateway.errors import ConfigError
@@ -29,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--surface", choices=("auto", "session", "matrix"),
                         help="surface(s) to walk (default: MINIMAX_SURFACE)")
     doctor.add_argument("--stream-base-url", help="session stream host (default: MINIMAX_STREAM_BASE_URL)")
+    signin_cli.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command != "doctor":
+        return signin_cli.run(args, parser)
     try:
         settings = Settings.from_env()
         given = (("base_url", args.base_url), ("signature", args.signature),
