@@ -302,7 +302,8 @@ def _check_signatures(state: SimState, spec: EndpointSpec, query: dict[str, str]
         variant=state.yy_variant, signature_mode=state.signature_mode, surface=spec.family,
         path=request.path, raw_query=raw_query, body=body, timestamp=headers["x-timestamp"],
         token=headers["token"], x_sig=headers["x-signature"], yy=headers["yy"],
-        unix_ms=query["unix"], origin=_origin(spec))
+        unix_ms=query["unix"], origin=_origin(spec), salt=state.drift.bundle_salt,
+        yy_suffix=state.drift.bundle_yy_suffix)
     if reason is not None:
         raise GateRejection(reason, _invalid_signature())
 
@@ -370,6 +371,8 @@ def _note_client_quirks(state: SimState, account: Account, query: dict[str, str]
         state.warn("referer_without_trailing_slash")
     if not state.device_id_plausible(account.real_user_id, query["device_id"]):
         state.warn("unregistered_device_id")
+    if query["version_code"] != state.drift.bundle_version_code:
+        state.warn("stale_version_code")  # the web app of another build
 
 
 def _gate(state: SimState, spec: EndpointSpec, path_args: dict[str, str] | None = None) -> Call:
@@ -523,7 +526,8 @@ def _request_policy(state: SimState, call: Call) -> dict[str, Any]:
 
 def _policy_callback(state: SimState, call: Call) -> dict[str, Any]:
     body = parse_policy_callback_body(call.body)
-    return api_ok({"fileID": state.register_file(call.account.real_user_id, body)})
+    file_id = state.register_file(call.account.real_user_id, body)
+    return api_ok({"fileID": file_id, "ossPath": state.oss_path(body), "coverUrl": ""})
 
 
 def _update_robot_custom_config(state: SimState, call: Call) -> dict[str, Any]:
@@ -757,7 +761,9 @@ def _register_protocol(app: Flask, state: SimState) -> None:
 #   POST  /_sim/faults     {"endpoint", "kind", "count": 1, "seconds": null}
 #   GET   /_sim/faults     -> {"faults": [pending...]}
 #   POST  /_sim/config     {"signature_mode", "max_skew_seconds", "yy_variant",
-#                           "session_prefix", "heartbeat_seconds", "linger_seconds"}
+#                           "session_prefix", "heartbeat_seconds", "linger_seconds",
+#                           "bundle_salt", "bundle_yy_suffix", "bundle_version_code",
+#                           "tool_status_form", "uploads_prepare"}  (see web_drift)
 #                          GET /_sim/config
 #   GET   /_sim/info       -> {"api_url", "stream_url" (null until the server sets it),
 #                              "session_prefix"}

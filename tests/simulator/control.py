@@ -83,7 +83,10 @@ class SimulatorControl:
     def config(self, **opts: Any) -> dict[str, Any]:
         """opts: signature_mode ("bundle" | "jwt" | "either"), max_skew_seconds,
         yy_variant ("captured" | "legacy"), session_prefix ("/archon/api/v1" |
-        "/minimax-cloud/api/v1"), heartbeat_seconds, linger_seconds. reset() restores them."""
+        "/minimax-cloud/api/v1"), heartbeat_seconds, linger_seconds; the web app's drift
+        (tests/simulator/web_drift.py): bundle_salt, bundle_yy_suffix, bundle_version_code
+        (what the gate verifies and the served bundle shows), tool_status_form ("word" |
+        "number"), uploads_prepare ("on" | "missing" | "refused"). reset() restores them."""
         return self._call("POST", "config", opts)
 
     @property

@@ -47,6 +47,7 @@ from tests.simulator.protocol import (
     FILE_NOT_IMAGE_CODE,
     FILE_NOT_IMAGE_MSG,
     FILE_TYPE_IMAGE,
+    FILE_TYPE_OTHER,
     UPLOAD_NOT_FOUND_CODE,
     UPLOAD_NOT_FOUND_MSG,
     UPLOAD_SIZE_MISMATCH_CODE,
@@ -234,6 +235,20 @@ class FileStore:
             raise Refusal(FILE_NOT_IMAGE_CODE, FILE_NOT_IMAGE_MSG, "attachment_not_image")
         return {**item.as_dict(), "size": len(stored.data), "sha256": stored.sha256,
                 "mime_type": stored.mime_type, "sniffed_image": sniffed,
+                "origin_file_name": stored.origin_file_name}
+
+    def oss_path_detail(self, account: str, oss_path: str, file_name: str, image: bool) -> dict[str, Any]:
+        """A session attachment by the ``ossPath`` policy_callback answered (the legacy STS
+        upload); raises Refusal for a foreign, unregistered or (as an image) non-image one."""
+        stored = self._objects.get((OSS_BUCKET, oss_path))
+        if stored is None or stored.file_id is None or stored.grant.account != account:
+            raise Refusal(FILE_NOT_FOUND_CODE, FILE_NOT_FOUND_MSG, "attachment_not_found")
+        sniffed = sniff_image(stored.data)
+        if image and sniffed is None:
+            raise Refusal(FILE_NOT_IMAGE_CODE, FILE_NOT_IMAGE_MSG, "attachment_not_image")
+        return {"file_type": FILE_TYPE_IMAGE if image else FILE_TYPE_OTHER, "file_id": stored.file_id,
+                "file_name": file_name, "oss_path": oss_path, "size": len(stored.data),
+                "sha256": stored.sha256, "mime_type": stored.mime_type, "sniffed_image": sniffed,
                 "origin_file_name": stored.origin_file_name}
 
     def image_sent_as_file(self, attachments: tuple[Attachment, ...]) -> bool:

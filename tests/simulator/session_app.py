@@ -30,7 +30,9 @@ from tests.simulator.app import (
     _spa_page,
     handle_protocol,
 )
+from tests.simulator.bundle import register_bundle_routes
 from tests.simulator.oss import OssError
+from tests.simulator.protocol import Refusal
 from tests.simulator.session_protocol import (
     match_route,
     parse_archive_body,
@@ -40,6 +42,8 @@ from tests.simulator.session_protocol import (
     pattern_of,
 )
 from tests.simulator.session_shapes import (
+    UPLOAD_REFUSED_CODE,
+    UPLOAD_REFUSED_MSG,
     UPLOAD_ROUTE,
     agents_answer,
     archive_answer,
@@ -100,6 +104,9 @@ def _delete(state: SimState, call: Call) -> dict[str, Any]:
 
 
 def _prepare(state: SimState, call: Call) -> dict[str, Any]:
+    if state.drift.uploads_prepare == "refused":
+        state.reject("uploads_prepare_refused")
+        raise Refusal(UPLOAD_REFUSED_CODE, UPLOAD_REFUSED_MSG, "uploads_prepare_refused", status=403)
     body = parse_prepare_body(call.body, state.settings.max_upload_bytes)
     upload = state.prepare_upload(call.account.real_user_id, body, state.clock())
     return prepare_answer(upload.object_key, _own_url(UPLOAD_ROUTE),
@@ -153,6 +160,8 @@ def _route(state: SimState, host: str) -> Response:
         state.reject("session_wrong_prefix")
         return _spa_page()
     spec, args, known = match_route(path[len(prefix):], request.method)
+    if spec is not None and spec.name == "uploads_prepare" and state.drift.uploads_prepare == "missing":
+        spec, known = None, False  # a site without it: the web app's page, as any unserved path
     if spec is None:
         state.count_request("<session unknown path>")
         if host == HOST_STREAM or known:
@@ -179,6 +188,7 @@ def register_session_routes(app: Flask, state: SimState, host: str) -> None:
     if host == HOST_API:
         app.add_url_rule(UPLOAD_ROUTE, endpoint="session_upload",
                          view_func=lambda: _upload_post(state), methods=["POST"])
+        register_bundle_routes(app, state)
 
 
 # --- The unsigned upload POST --------------------------------------------------------------------

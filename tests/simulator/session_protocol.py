@@ -139,16 +139,44 @@ class SessionAttachment:
 
 
 @dataclass(frozen=True)
+class StsAttachment:
+    """A file uploaded through the legacy STS steps, attached by its ``ossPath`` the way
+    public clients of August 2026 do: ``{type, file_path, file_name, mime_type, data_url}``."""
+
+    kind: str  # "image" | "file"
+    oss_path: str
+    file_name: str
+    mime_type: str
+
+
+STS_ATTACHMENT_KINDS: tuple[str, ...] = ("image", "file")
+STS_ATTACHMENT_KEYS: tuple[str, ...] = ("type", "file_path", "file_name", "mime_type", "data_url")
+
+
+@dataclass(frozen=True)
 class MessageBody:
     content: str
     model_id: str | None
     variant: str | None
     turn_id: str
-    attachments: tuple[SessionAttachment, ...]
+    attachments: tuple[SessionAttachment | StsAttachment, ...]
     key_order_ok: bool
 
 
-def _parse_attachment(item: Any) -> SessionAttachment:
+def _parse_sts_attachment(item: dict[str, Any]) -> StsAttachment:
+    if set(item) != set(STS_ATTACHMENT_KEYS) or item["type"] not in STS_ATTACHMENT_KINDS:
+        raise BadBody(f"an STS attachment is exactly {{{', '.join(STS_ATTACHMENT_KEYS)}}}, "
+                      f"type one of {STS_ATTACHMENT_KINDS}")
+    if not all(isinstance(item[key], str) and item[key] for key in STS_ATTACHMENT_KEYS):
+        raise BadBody("an STS attachment's fields are non-empty strings")
+    if not MIME_TYPE.fullmatch(item["mime_type"]):
+        raise BadBody("attachment mime_type must look like type/subtype")
+    return StsAttachment(item["type"], item["data_url"], item["file_name"], item["mime_type"])
+
+
+def _parse_attachment(item: Any) -> SessionAttachment | StsAttachment:
+    if isinstance(item, dict) and "type" in item:
+        return _parse_sts_attachment(item)
     meta = item.get("meta") if isinstance(item, dict) else None
     cloud = item.get("cloud") if isinstance(item, dict) else None
     if not isinstance(meta, dict) or not isinstance(cloud, dict):

@@ -47,6 +47,9 @@ UPLOAD_NOT_FOUND_CODE: int = 1406010460
 UPLOAD_NOT_FOUND_MSG: str = "uploaded object not found"
 UPLOAD_MISMATCH_CODE: int = 1406010461
 UPLOAD_MISMATCH_MSG: str = "attachment does not match the uploaded object"
+# uploads/prepare refused (the `uploads_prepare: refused` drift knob), HTTP 403.
+UPLOAD_REFUSED_CODE: int = 1406010403
+UPLOAD_REFUSED_MSG: str = "upload not permitted"
 # The fault kind busy_msg: a code other than 1400010170 whose message still says busy.
 BUSY_MSG_CODE: int = 1400010172
 BUSY_MSG_MSG: str = "chat is running"
@@ -146,6 +149,10 @@ CHUNK_KIND: str = "text"
 FINISH_REASON_STOP: str = "stop"
 TOOL_RUNNING: str = "running"
 TOOL_DONE: str = "done"
+# A tool call's status (running, finished) per `tool_status_form`: the words of the web
+# app's own reducer, or numbers as some clients report them [simulator's choice: 1, 2].
+TOOL_STATUSES: dict[str, tuple[str | int, str | int]] = {"word": (TOOL_RUNNING, TOOL_DONE),
+                                                         "number": (1, 2)}
 
 
 def frame(payload: dict[str, Any]) -> bytes:
@@ -171,10 +178,12 @@ def chunk(msg_id: int, index: int, timestamp_ms: int, text: str = "", thinking: 
     return {"type": FRAME_CHUNK, "agent_message_chunk": body}
 
 
-def tool_call(call_id: str, name: str, args: dict[str, Any], result: str | None) -> dict[str, Any]:
+def tool_call(call_id: str, name: str, args: dict[str, Any], result: str | None,
+              status_form: str = "word") -> dict[str, Any]:
+    running, done = TOOL_STATUSES[status_form]
     entry: dict[str, Any] = {"tool_call_id": call_id, "tool_name": name,
                              "tool_call_args": json.dumps(args, ensure_ascii=False),
-                             "tool_call_status": TOOL_RUNNING if result is None else TOOL_DONE}
+                             "tool_call_status": running if result is None else done}
     if result is not None:
         entry["tool_call_result_data"] = result
     return entry

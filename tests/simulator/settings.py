@@ -17,6 +17,7 @@ from tests.simulator.oss import MAX_OBJECT_BYTES
 from tests.simulator.protocol import SIGNATURE_MODES
 from tests.simulator.session_shapes import DEFAULT_SESSION_PREFIX, SESSION_PREFIXES
 from tests.simulator.signing import YY_CAPTURED, YY_VARIANTS
+from tests.simulator.web_drift import WEB_DRIFT_KEYS, WebDrift, checked_drift
 
 DEFAULT_CREDITS: int = 1000
 DEFAULT_EXP_SECONDS: int = 30 * 86400
@@ -24,7 +25,8 @@ DEFAULT_MAX_SKEW_SECONDS: float = 300.0
 DEFAULT_HEARTBEAT_SECONDS: float = 0.5
 DEFAULT_LINGER_SECONDS: float = 30.0
 CONFIG_KEYS: tuple[str, ...] = ("signature_mode", "max_skew_seconds", "yy_variant",
-                                "session_prefix", "heartbeat_seconds", "linger_seconds")
+                                "session_prefix", "heartbeat_seconds", "linger_seconds",
+                                *WEB_DRIFT_KEYS)
 
 
 def _real_sleep(seconds: float) -> None:
@@ -78,6 +80,8 @@ def checked_config(key: str, value: Any) -> Any:
         return _positive_number(key, value)
     if key == "linger_seconds":
         return _positive_number(key, value, allow_zero=True)
+    if key in WEB_DRIFT_KEYS:
+        return checked_drift(key, value)
     raise ValueError(f"unknown config key {key!r}")
 
 
@@ -91,13 +95,15 @@ class LiveConfig:
         self.session_prefix = settings.session_prefix
         self.heartbeat_seconds = settings.heartbeat_seconds
         self.linger_seconds = settings.linger_seconds
+        self.drift = WebDrift()
 
     def change(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate every change first, then apply them all (a bad one changes nothing)."""
         checked = {key: checked_config(key, value) for key, value in changes.items()}
         for key, value in checked.items():
-            setattr(self, key, value)
+            setattr(self.drift if key in WEB_DRIFT_KEYS else self, key, value)
         return self.public()
 
     def public(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in CONFIG_KEYS}
+        return {key: getattr(self.drift if key in WEB_DRIFT_KEYS else self, key)
+                for key in CONFIG_KEYS}

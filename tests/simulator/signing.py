@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 BUNDLE_SALT: str = "I*7Cf%WZ#S&%1RlZJ&C2"
 YY_SUFFIX: str = "ooui"
+VERSION_CODE: str = "22201"
 OP_TICKET_PAIR: str = "op_ticket=undefined"
 EMPTY_BODY_B: str = "{}"
 
@@ -87,10 +88,11 @@ def x_signature(timestamp: str, salt: str, body: bytes) -> str:
     return md5_hex(timestamp.encode("utf-8") + salt.encode("utf-8") + body)
 
 
-def x_signature_ok(mode: str, timestamp: str, token: str, body: bytes, given: str) -> bool:
+def x_signature_ok(mode: str, timestamp: str, token: str, body: bytes, given: str,
+                   salt: str = BUNDLE_SALT) -> bool:
     """Accept the salt(s) the configured mode allows: the bundle salt, the JWT, or either."""
     if mode in ("bundle", "either") and same_digest(
-            x_signature(timestamp, BUNDLE_SALT, body), given):
+            x_signature(timestamp, salt, body), given):
         return True
     if mode in ("jwt", "either") and same_digest(x_signature(timestamp, token, body), given):
         return True
@@ -133,33 +135,36 @@ def yy_body(variant: str, surface: str, body: bytes) -> bytes:
     return body
 
 
-def yy_signature(target: str, b: bytes, unix_ms: str) -> str:
+def yy_signature(target: str, b: bytes, unix_ms: str, suffix: str = YY_SUFFIX) -> str:
     """md5_hex(encodeURIComponent(T) + "_" + B + md5_hex(unix_ms) + "ooui")."""
     head = encode_uri_component(target) + "_"
-    tail = md5_hex(unix_ms) + YY_SUFFIX
+    tail = md5_hex(unix_ms) + suffix
     return md5_hex(head.encode("utf-8") + b + tail.encode("utf-8"))
 
 
 def expected_yy(variant: str, surface: str, path: str, raw_query: str, body: bytes,
-                unix_ms: str, origin: str | None) -> str:
+                unix_ms: str, origin: str | None, suffix: str = YY_SUFFIX) -> str:
     return yy_signature(yy_target(variant, path, raw_query, origin),
-                        yy_body(variant, surface, body), unix_ms)
+                        yy_body(variant, surface, body), unix_ms, suffix)
 
 
 # --- Both at once ----------------------------------------------------------------------------
 
 def verify_signatures(*, variant: str, signature_mode: str, surface: str, path: str,
                       raw_query: str, body: bytes, timestamp: str, token: str,
-                      x_sig: str, yy: str, unix_ms: str, origin: str | None) -> str | None:
+                      x_sig: str, yy: str, unix_ms: str, origin: str | None,
+                      salt: str = BUNDLE_SALT, yy_suffix: str = YY_SUFFIX) -> str | None:
     """None when both signatures are right, else the rejection reason.
 
     `origin` is scheme://host[:port] for a stream-host call (T is then absolute), None
     on the API host. `body` is what the signatures cover: the wire body, or a multipart
-    form's digest for phone_msg.
+    form's digest for phone_msg. `salt` and `yy_suffix` are the web bundle's constants
+    in force (they rotate with the site's builds).
     """
-    if not x_signature_ok(signature_mode, timestamp, token, body, x_sig):
+    if not x_signature_ok(signature_mode, timestamp, token, body, x_sig, salt):
         return "bad_signature"
-    if not same_digest(expected_yy(variant, surface, path, raw_query, body, unix_ms, origin), yy):
+    if not same_digest(expected_yy(variant, surface, path, raw_query, body, unix_ms, origin,
+                                   yy_suffix), yy):
         return "bad_yy"
     return None
 

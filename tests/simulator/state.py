@@ -39,7 +39,7 @@ from tests.simulator.faults import Fault, FaultBoard
 from tests.simulator.files import FileStore, StoredObject, StsGrant
 from tests.simulator.generations import Generation, Generations, TurnRequest
 from tests.simulator.media import AudioInfo
-from tests.simulator.oss import OssError, OssPut
+from tests.simulator.oss import OssError, OssPut, object_key
 from tests.simulator.protocol import (
     VOICE_MISMATCH_CODE,
     VOICE_MISMATCH_MSG,
@@ -49,12 +49,13 @@ from tests.simulator.protocol import (
     SendMsgBody,
 )
 from tests.simulator.scripts import AnswerSpec, ScriptQueue
-from tests.simulator.session_protocol import MessageBody, PrepareBody
+from tests.simulator.session_protocol import MessageBody, PrepareBody, SessionAttachment, StsAttachment
 from tests.simulator.session_shapes import NOT_CONFIGURED_CODE, NOT_CONFIGURED_MSG
 from tests.simulator.sessions import PreparedUpload, UploadDesk, UploadForm
 from tests.simulator.settings import LiveConfig, SimSettings
 from tests.simulator.speech import SpeechDesk, TtsJob, TtsPlan
 from tests.simulator.tally import Tally
+from tests.simulator.web_drift import WebDrift
 
 
 class SimState:
@@ -128,6 +129,11 @@ class SimState:
     @property
     def linger_seconds(self) -> float:
         return self._config.linger_seconds
+
+    @property
+    def drift(self) -> WebDrift:
+        """The web app's build-dependent constants and the drifting answer shapes."""
+        return self._config.drift
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate every change first, then apply them all (a bad one changes nothing)."""
@@ -324,6 +330,11 @@ class SimState:
         with self._lock:
             return self._tally.counted(self._files.register, real_user_id, body)
 
+    @staticmethod
+    def oss_path(body: PolicyCallbackBody) -> str:
+        """[simulator's choice] the ``ossPath`` policy_callback answers: the object's key."""
+        return object_key(body.directory, body.file_name)
+
     def file_listing(self) -> list[dict[str, Any]]:
         with self._lock:
             return self._files.listing()
@@ -428,8 +439,7 @@ class SimState:
                 raise self._tally.refuse(NOT_CONFIGURED_CODE, NOT_CONFIGURED_MSG,
                                          "not_configured", status=500)
             session = self._sessions.owned(real_user_id, session_id)
-            details = self._tally.counted(self._uploads.attachment_details, real_user_id,
-                                          body.attachments)
+            details = self._tally.counted(self._attachment_details, real_user_id, body.attachments)
             self._admit(account, now)
             attachments = tuple(Attachment(d["file_type"], d["file_id"], d["file_name"])
                                 for d in details)
@@ -440,6 +450,15 @@ class SimState:
             session.updated = now
             self._tally.count("stream_messages")
             return self._begin_turn(account, session, turn, details, now)
+
+    def _attachment_details(self, real_user_id: str,
+                            items: tuple[SessionAttachment | StsAttachment, ...]) -> tuple[dict[str, Any], ...]:
+        """Uploaded objects (uploads/prepare) or files by ossPath (the legacy STS steps)."""
+        return tuple(self._files.oss_path_detail(real_user_id, item.oss_path, item.file_name,
+                                                 item.kind == "image")
+                     if isinstance(item, StsAttachment)
+                     else self._uploads.attachment_details(real_user_id, (item,))[0]
+                     for item in items)
 
     def turn_generating(self, generation: Generation, now: float) -> bool:
         with self._lock:

@@ -132,7 +132,7 @@ class TurnStream:
 
     def _turn(self) -> Iterator[bytes]:
         gen, clock = self.generation, self.state.clock
-        cursor = _Cursor(gen)
+        cursor = _Cursor(gen, self.state.drift.tool_status_form)
         last_sent = clock()
         while True:
             now = clock()
@@ -184,8 +184,9 @@ class TurnStream:
 class _Cursor:
     """What of a turn's timeline the stream has sent so far, and the next deltas."""
 
-    def __init__(self, generation: Generation) -> None:
+    def __init__(self, generation: Generation, tool_status_form: str = "word") -> None:
         self.gen = generation
+        self.tool_status_form = tool_status_form
         self.thinking_sent = self.text_sent = 0
         self.index = 0
         self.tools_started: set[int] = set()
@@ -218,11 +219,11 @@ class _Cursor:
             if t >= window.begin and window.msg_id not in self.tools_started:
                 self.tools_started.add(window.msg_id)
                 pieces.append(self._chunk(window.msg_id, window.begin, tool_calls=[
-                    tool_call(call_id, step.name, args, None)]))
+                    tool_call(call_id, step.name, args, None, self.tool_status_form)]))
             if t >= window.end and window.msg_id not in self.tools_done:
                 self.tools_done.add(window.msg_id)
                 pieces.append(self._chunk(window.msg_id, window.end, tool_calls=[
-                    tool_call(call_id, step.name, args, step.content)]))
+                    tool_call(call_id, step.name, args, step.content, self.tool_status_form)]))
         return pieces
 
     def closing(self) -> bytes:
