@@ -220,6 +220,7 @@ class SessionTurn:
         self._stack = stack
         self._saw_text = False
         self._answer_id: int | None = None
+        self._steps_seen: set[str] = set()
 
     def events(self) -> Iterator[UpstreamEvent]:
         return quota_guarded(self._events())
@@ -267,11 +268,13 @@ class SessionTurn:
             yield UpIdle()
             return
         self._note_id(chunk)
-        reasoning, text = S.text_of(chunk.get("thinking_content")), S.text_of(chunk.get("msg_content"))
+        reasoning, text = S.text_of(chunk.get("thinking_content")), S.answer_text(chunk)
         if reasoning:
             yield UpReasoning(reasoning)
-        for name, content in S.tool_steps_of(chunk):
-            yield UpStep(name, content)
+        for step in S.tool_steps_of(chunk):
+            if not step.call_id or step.call_id not in self._steps_seen:  # a result may repeat
+                self._steps_seen.add(step.call_id)
+                yield UpStep(step.name, step.result)
         if text:
             self._saw_text = True
             yield UpText(text)
@@ -287,7 +290,7 @@ class SessionTurn:
             yield UpIdle()  # the echo of what was sent: never output
             return
         self._note_id(message)
-        text = S.text_of(message.get("msg_content"))
+        text = S.answer_text(message)
         if message.get("finish_reason") == "error":
             yield TurnFailed(_failure(text))
             return

@@ -101,11 +101,27 @@ def models_of(config: dict[str, Any]) -> list[ModelInfo]:
         return []
     found = []
     for entry in models:
-        if isinstance(entry, dict) and isinstance(entry.get("model_id"), str):
-            variants = entry.get("supported_variants")
-            kept = tuple(v for v in variants if isinstance(v, str)) if isinstance(variants, list) else ()
-            found.append(ModelInfo(entry["model_id"], kept))
+        model_id = _first_string(entry, MODEL_ID_KEYS) if isinstance(entry, dict) else ""
+        if model_id:
+            variants: list[Any] = next((entry[k] for k in VARIANTS_KEYS if isinstance(entry.get(k), list)), [])
+            found.append(ModelInfo(model_id, tuple(v for v in variants if isinstance(v, str))))
     return found
+
+
+#: [assumed] where a catalogue entry names its id and variants (later clients: ``id``, ``variants``).
+MODEL_ID_KEYS = ("model_id", "id")
+VARIANTS_KEYS = ("supported_variants", "variants")
+#: [assumed] where a chunk or message carries its answer text (``msg_content``, captured).
+TEXT_KEYS = ("msg_content", "content", "text")
+
+
+def _first_string(body: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return next((body[k] for k in keys if isinstance(body.get(k), str) and body[k]), "")
+
+
+def answer_text(body: dict[str, Any]) -> str:
+    """The answer text of a chunk or whole message, under any of :data:`TEXT_KEYS`."""
+    return _first_string(body, TEXT_KEYS)
 
 
 def turn_running(status: dict[str, Any]) -> bool:
@@ -173,17 +189,40 @@ def error_of(frame: dict[str, Any]) -> tuple[int, str]:
     return (code if isinstance(code, int) else -1), str(text)[:200]
 
 
-def tool_steps_of(chunk: dict[str, Any]) -> list[tuple[str, str]]:
-    """[assumed] finished agent tool calls of a chunk: ``(tool name, result)``."""
+#: [assumed] words of a finished tool call's ``tool_call_status`` (any case).
+TOOL_DONE_WORDS = ("done", "success", "succeeded", "finished", "completed", "complete")
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """A finished agent tool call: its id (when given), tool name and result text."""
+
+    call_id: str
+    name: str
+    result: str
+
+
+def tool_finished(call: dict[str, Any]) -> bool:
+    """[assumed] whether an agent tool call is finished. The status may be a word or a
+    number whose meanings no capture shows; a result present means it finished."""
+    if call.get("tool_call_result_data") not in (None, ""):
+        return True
+    status = call.get("tool_call_status")
+    return isinstance(status, str) and status.strip().lower() in TOOL_DONE_WORDS
+
+
+def tool_steps_of(chunk: dict[str, Any]) -> list[ToolStep]:
+    """[assumed] the finished agent tool calls of a chunk."""
     calls = chunk.get("tool_calls")
     if not isinstance(calls, list):
         return []
     done = []
     for call in calls:
-        if isinstance(call, dict) and call.get("tool_call_status") in ("done", "success", "finished"):
+        if isinstance(call, dict) and tool_finished(call):
             result = call.get("tool_call_result_data")
             text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-            done.append((str(call.get("tool_name") or "tool"), text if result is not None else ""))
+            done.append(ToolStep(str(call.get("tool_call_id") or ""), str(call.get("tool_name") or "tool"),
+                                 text if result is not None else ""))
     return done
 
 

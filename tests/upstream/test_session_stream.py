@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import AccountInUse, QuotaExhausted, UpstreamServerError, UpstreamUnavailable
+from gateway.upstream import session_shapes as S
 from gateway.upstream.conversation import (
     Conversation,
     TurnFailed,
@@ -98,6 +99,31 @@ def test_agent_tool_steps_are_reported_when_done() -> None:
     assert events == [UpStep("web_search", "[]"), UpText("ok"), TurnFinished(77)]
 
 
+def tool(status: object, result: object = None, call_id: str = "t") -> dict[str, Any]:
+    call = {"tool_call_id": call_id, "tool_name": "web_search", "tool_call_status": status}
+    return call if result is None else {**call, "tool_call_result_data": result}
+
+
+@pytest.mark.parametrize(("running", "done"), [
+    ("running", "done"), (1, 2), ("1", "2"), ("RUNNING", "Success"), (0, "completed"), (None, None),
+])
+def test_a_tool_step_is_finished_when_its_result_is_there_whatever_its_status(running: object, done: object) -> None:
+    events, _ = run(chunk(tool_calls=[tool(running)]) + chunk(tool_calls=[tool(done, "[]")])
+                    + chunk(msg_content="ok") + FINISH)
+    assert events == [UpStep("web_search", "[]"), UpText("ok"), TurnFinished(77)]
+
+
+def test_a_tool_step_is_reported_once_even_if_its_result_repeats() -> None:
+    finished = chunk(tool_calls=[tool(2, "[1]")])
+    events, _ = run(finished + finished + chunk(tool_calls=[tool(2, "[2]", "u")]) + chunk(msg_content="ok") + FINISH)
+    assert events == [UpStep("web_search", "[1]"), UpStep("web_search", "[2]"), UpText("ok"), TurnFinished(77)]
+
+
+def test_a_numeric_status_without_a_result_is_not_yet_a_step() -> None:
+    events, _ = run(chunk(tool_calls=[tool(2)]) + chunk(msg_content="ok") + FINISH)
+    assert events == [UpText("ok"), TurnFinished(77)]
+
+
 @pytest.mark.parametrize(("body", "error"), [
     (frame({"type": "error", "errorCode": 2056, "message": "quota"}), QuotaExhausted),
     (frame({"type": "error", "errorCode": 1400010170, "message": "chat is running"}), AccountInUse),
@@ -108,6 +134,18 @@ def test_agent_tool_steps_are_reported_when_done() -> None:
 def test_errors_end_the_turn(body: bytes, error: type) -> None:
     events, _ = run(ECHO + body)
     assert isinstance(events[-1], TurnFailed) and isinstance(events[-1].error, error)
+
+
+@pytest.mark.parametrize("key", ["msg_content", "content", "text"])
+def test_the_answer_text_under_any_known_key(key: str) -> None:
+    events, _ = run(ECHO + chunk(**{key: "a"}) + chunk(**{key: "b"}) + FINISH)
+    assert events == [UpText("a"), UpText("b"), TurnFinished(77)]
+
+
+def test_catalogue_entries_in_the_later_clients_form() -> None:
+    config = {"models": [{"id": "MiniMax-M3", "model_name": "M3", "variants": ["", "thinking"], "provider_id": "minimax"},
+                         {"model_id": "MiniMax-M2.7", "supported_variants": [""]}, {"name": "nameless"}]}
+    assert S.models_of(config) == [S.ModelInfo("MiniMax-M3", ("", "thinking")), S.ModelInfo("MiniMax-M2.7", ("",))]
 
 
 def test_user_echo_and_unknown_frames_are_never_output() -> None:
