@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from gateway.config import Settings
 from gateway.state import SharedState
+from gateway.upstream import constants as C
 from gateway.upstream.credentials import Credential
-from gateway.upstream.quota import Quota, QuotaReader
+from gateway.upstream.quota import AccessTokens, Quota, QuotaReader
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +77,10 @@ class Quotas:
             return None
         until = quota.resets_at
         return until if until is not None and until > now else None
+
+
+def build_quotas(settings: Settings, state: SharedState, signins: AccessTokens,
+                 on_reading: OnReading | None = None) -> Quotas:
+    """The quotas of ``state``, each account read on its own region's hosts."""
+    regions = {region: settings.code(region) for region in C.CODE_REGIONS}
+    return Quotas(state, QuotaReader(regions, settings.code_region, signins), on_reading)

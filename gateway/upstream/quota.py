@@ -51,12 +51,19 @@ T = TypeVar("T")
 SIGNED_OUT = "MiniMax Code refused the access token: signed out, log in again."
 
 
+class Regional(Protocol):
+    @property
+    def region(self) -> str: ...
+
+
 class AccessTokens(Protocol):
     """What quota reading needs of the sign-in store (:class:`gateway.upstream.signins.SignIns`)."""
 
     def access_token(self, name: str) -> str: ...
 
     def refresh(self, name: str, seen_access: str | None = None) -> str: ...
+
+    def get(self, name: str) -> Regional | None: ...
 
 
 @dataclass(frozen=True)
@@ -161,9 +168,11 @@ class Workspace:
 class QuotaReader:
     """Reads the quota of code accounts (one per process; thread- and greenlet-safe)."""
 
-    def __init__(self, settings: CodeSettings, signins: AccessTokens | None = None,
-                 session: requests.Session | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
+    def __init__(self, regions: Mapping[str, CodeSettings], default_region: str,
+                 signins: AccessTokens | None = None, session: requests.Session | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._regions = regions  # a signed-in account is read on its own region's hosts
+        self.settings = regions[default_region]
         self._signins = signins
         self._session = session or _new_session()
         self._clock = clock
@@ -174,45 +183,51 @@ class QuotaReader:
     def read(self, cred: Credential) -> Quota:
         """Plan, credits and quota windows of a code account (refreshes a signed-in
         account's token once when it is refused)."""
-        return self._with_token(cred, lambda token: self._read(cred, token))
+        return self._with_token(cred, lambda token: self._read(cred, token, self.settings_of(cred)))
 
     def workspace(self, cred: Credential) -> Workspace:
         """The account's personal workspace (cached)."""
-        return self._with_token(cred, lambda token: self._workspace(cred, token))
+        return self._with_token(cred, lambda token: self._workspace(cred, token, self.settings_of(cred)))
 
     def models(self, cred: Credential) -> list[str]:
         """The model ids of the code catalogue (the doctor's check that the token is accepted)."""
-        query = urlencode({"region": C.CODE_CATALOGUE_REGIONS.get(self.settings.region, "cn"),
+        settings = self.settings_of(cred)
+        query = urlencode({"region": C.CODE_CATALOGUE_REGIONS.get(settings.region, "cn"),
                            "buildEnv": C.CODE_BUILD_ENV})
-        url = f"{self.settings.code_url}{C.PATH_CODE_MODELS}?{query}"
-        return self._with_token(cred, lambda token: model_ids(self._get(url, self._bearer(token))))
+        url = f"{settings.code_url}{C.PATH_CODE_MODELS}?{query}"
+        return self._with_token(cred, lambda token: model_ids(self._get(settings, url, self._bearer(settings, token))))
+
+    def settings_of(self, cred: Credential) -> CodeSettings:
+        """The hosts of the account's region (a client-given token: the gateway's region)."""
+        signin = self._signins.get(cred.signin) if cred.signin and self._signins else None
+        return self._regions.get(signin.region, self.settings) if signin else self.settings
 
     def close(self) -> None:
         self._session.close()
 
     # -- one reading ----------------------------------------------------------------------
-    def _read(self, cred: Credential, token: str) -> Quota:
-        space = self._workspace(cred, token)
+    def _read(self, cred: Credential, token: str, settings: CodeSettings) -> Quota:
+        space = self._workspace(cred, token, settings)
         body = {"workspace_id": _as_json_id(space.workspace_id)} if space.workspace_id else {}
-        membership = self._matrix(token, space.user_id, "POST", C.PATH_MEMBERSHIP, body)
-        remains = self._remains(token, space.op_group_id) if space.op_group_id else {}
+        membership = self._matrix(settings, token, space.user_id, "POST", C.PATH_MEMBERSHIP, body)
+        remains = self._remains(settings, token, space.op_group_id) if space.op_group_id else {}
         return parse_quota(membership, remains, self._clock(), space.has_token_plan)
 
-    def _workspace(self, cred: Credential, token: str) -> Workspace:
+    def _workspace(self, cred: Credential, token: str, settings: CodeSettings) -> Workspace:
         known = self._workspaces.get(cred.key)
         if known is not None:
             return known
-        info = self._matrix(token, C.UNKNOWN_USER_ID, "GET", C.PATH_USER_INFO, None)
+        info = self._matrix(settings, token, C.UNKNOWN_USER_ID, "GET", C.PATH_USER_INFO, None)
         user_id = real_user_id(info) or C.UNKNOWN_USER_ID
-        extra = self._matrix(token, user_id, "POST", C.PATH_USER_EXTRA_INFO, {})
+        extra = self._matrix(settings, token, user_id, "POST", C.PATH_USER_EXTRA_INFO, {})
         space = personal_workspace(extra, user_id)
         with self._lock:
             self._workspaces[cred.key] = space
         return space
 
-    def _remains(self, token: str, group_id: str) -> dict[str, Any]:
-        headers = {**self._bearer(token), C.GROUP_ID_HEADER: group_id}
-        return self._get(self.settings.quota_url + C.PATH_CODING_PLAN_REMAINS, headers)
+    def _remains(self, settings: CodeSettings, token: str, group_id: str) -> dict[str, Any]:
+        headers = {**self._bearer(settings, token), C.GROUP_ID_HEADER: group_id}
+        return self._get(settings, settings.quota_url + C.PATH_CODING_PLAN_REMAINS, headers)
 
     # -- tokens ---------------------------------------------------------------------------
     def _with_token(self, cred: Credential, call: Callable[[str], T]) -> T:
@@ -235,30 +250,32 @@ class QuotaReader:
         return self._signins.access_token(cred.signin)
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _matrix(self, token: str, user_id: str, method: str, path: str,
+    def _matrix(self, settings: CodeSettings, token: str, user_id: str, method: str, path: str,
                 body: dict[str, Any] | None) -> dict[str, Any]:
         """A signed matrix call with the mcode query (§4)."""
         ms = int(self._clock() * 1000)
-        query = mcode_query(self.settings.region, user_id, ms)
+        query = mcode_query(settings.region, user_id, ms)
         text = None if body is None else dump_body(body)
-        headers = {**self._bearer(token), **mcode_signatures(f"{path}?{query}", text, ms),
+        headers = {**self._bearer(settings, token), **mcode_signatures(f"{path}?{query}", text, ms),
                    "Content-Type": "application/json"}
-        return self._exchange(method, f"{self.settings.matrix_url}{path}?{query}", headers, text)
+        return self._exchange(settings, method, f"{settings.matrix_url}{path}?{query}", headers, text)
 
-    def _get(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
-        return self._exchange("GET", url, headers, None)
+    def _get(self, settings: CodeSettings, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        return self._exchange(settings, "GET", url, headers, None)
 
-    def _bearer(self, token: str) -> dict[str, str]:
+    @staticmethod
+    def _bearer(settings: CodeSettings, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                "User-Agent": self.settings.user_agent}
+                "User-Agent": settings.user_agent}
 
-    def _exchange(self, method: str, url: str, headers: dict[str, str], body: str | None) -> dict[str, Any]:
+    def _exchange(self, settings: CodeSettings, method: str, url: str, headers: dict[str, str],
+                  body: str | None) -> dict[str, Any]:
         response = None
         try:
             with transport_errors():
                 response = self._session.request(
                     method, url, headers=headers, data=None if body is None else body.encode(),
-                    timeout=(self.settings.connect_timeout, self.settings.read_timeout), allow_redirects=False)
+                    timeout=(settings.connect_timeout, settings.read_timeout), allow_redirects=False)
                 status, payload = response.status_code, response.content
         finally:
             if response is not None:
