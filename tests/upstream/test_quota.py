@@ -4,19 +4,31 @@ First the reading of answers, on examples built from the page and from the publi
 clients it cites (every plausible form: ``data`` wrappers, camelCase, strings, ms or s,
 the ambiguous ``usage_count``, unlimited windows, a plan-less bucket), and the mcode
 query and signatures checked against the page's formulas computed here independently.
+Then end to end against the simulator's account host (which checks the 13-parameter
+query, the signatures, the Bearer and X-Group-Id): a client-given token's reading, a
+spent quota, an unknown token, the catalogue, a signed-in account whose refused token is
+refreshed once, and a revoked sign-in that ends dead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from gateway.errors import QuotaExhausted, UpstreamBadAnswer, UpstreamError, UpstreamUnauthorized
+from gateway.errors import AuthenticationFailed, QuotaExhausted, UpstreamBadAnswer, UpstreamError, UpstreamUnauthorized
+from gateway.state import open_state
+from gateway.upstream.credentials import parse_one, signed_in
+from gateway.upstream.oauth import OAuthClient, TokenPair
 from gateway.upstream.quota import (
     Quota,
+    QuotaReader,
     buckets,
     classify_answer,
     describe,
@@ -28,6 +40,9 @@ from gateway.upstream.quota import (
     real_user_id,
     used_count,
 )
+from gateway.upstream.settings import CodeSettings
+from gateway.upstream.signins import SignIns
+from tests.simulator.control import SimulatorControl
 
 HOUR_MS = 3_600_000
 END_MS = 1_767_286_800_000  # 2026-01-01 17:00 UTC
@@ -248,3 +263,86 @@ def test_the_signatures_follow_the_page() -> None:
     get = mcode_signatures(target, None, ms)
     assert get["x-signature"] == md5("1767268800" + "I*7Cf%WZ#S&%1RlZJ&C2")
     assert get["yy"] == md5(quote(target, safe="-_.!~*'()") + "_{}" + md5(str(ms)) + "ooui")
+
+
+# --- against the simulator ---------------------------------------------------------------------
+
+
+def code_settings(url: str, region: str = "cn") -> CodeSettings:
+    return CodeSettings(region=region, account_url=url, code_url=url, quota_url=url, matrix_url=url,
+                        client_id="mcode-public", refresh_before=300.0, user_agent="quota-tests/1.0",
+                        probe_web_tokens=False, connect_timeout=5.0, read_timeout=15.0, catalogue_ttl=300.0)
+
+
+@pytest.fixture
+def reader(simulator_url: str) -> Iterator[QuotaReader]:
+    quota_reader = QuotaReader({"cn": code_settings(simulator_url)}, "cn")
+    yield quota_reader
+    quota_reader.close()
+
+
+def test_a_client_token_reads_plan_credits_and_windows(sim: SimulatorControl, reader: QuotaReader) -> None:
+    (account,) = sim.add_code_accounts(1, quota=600, quota_left=450)
+    quota = reader.read(parse_one(account["access_token"]))
+    assert quota.plan_tier == "plus" and quota.has_token_plan is True
+    assert quota.credits is not None and Decimal(quota.credits) == Decimal("4.50")
+    interval, weekly = quota.windows
+    assert (interval.used, interval.total, interval.percent) == (150, 600, 25.0)
+    assert (weekly.total, weekly.percent) == (6000, 25.0)  # its counts disagree with its percent: not used
+    assert interval.resets_at is not None and interval.resets_at > time.time()
+    assert not quota.exhausted
+    stats = sim.code_stats()
+    assert not stats["rejections"].get("mcode_refusals") and not stats.get("warnings", {}).get("mcode_user_id_zero")
+    assert stats["quota_calls"] == 1
+
+
+def test_a_spent_quota_is_exhausted_until_its_window_resets(sim: SimulatorControl, reader: QuotaReader) -> None:
+    (account,) = sim.add_code_accounts(1, quota=600, quota_left=0)
+    quota = reader.read(parse_one(account["access_token"]))
+    assert quota.exhausted and quota.percent == 100.0
+    # The simulator spends both windows: the account answers again when the later one resets.
+    weekly = quota.window("weekly")
+    assert weekly is not None and weekly.exhausted and quota.resets_at == weekly.resets_at
+
+
+def test_an_unknown_token_is_signed_out(sim: SimulatorControl, reader: QuotaReader) -> None:
+    with pytest.raises(UpstreamUnauthorized, match="log in again"):
+        reader.read(parse_one("mmoat_" + "x" * 54))
+
+
+def test_the_catalogue_lists_the_models(sim: SimulatorControl, reader: QuotaReader) -> None:
+    (account,) = sim.add_code_accounts(1)
+    assert "MiniMax-M3" in reader.models(parse_one(account["access_token"]))
+
+
+def signins_over(state_url: str, settings: CodeSettings) -> SignIns:
+    return SignIns(open_state(state_url), {"cn": OAuthClient(settings)}, refresh_before=300.0)
+
+
+def test_a_signed_in_account_refreshes_once_when_refused(sim: SimulatorControl, simulator_url: str,
+                                                         tmp_path: Path) -> None:
+    settings = code_settings(simulator_url)
+    (account,) = sim.add_code_accounts(1, quota=100, quota_left=40)
+    signins = signins_over(f"sqlite:///{tmp_path}/state.db", settings)
+    tokens = TokenPair(account["access_token"], account["refresh_token"], time.time() + 3600, "agent.default")
+    signins.add("alice", "cn", tokens)
+    sim.patch_code_account(account["name"], expire_access=True)  # the stored token is refused now
+    reader = QuotaReader({"cn": settings}, "cn", signins)
+    quota = reader.read(signed_in("alice"))
+    assert quota.window("interval") is not None and quota.percent == 60.0
+    assert sim.code_stats()["refreshes"] == 1
+    sign_in = signins.get("alice")
+    assert sign_in is not None and sign_in.tokens.access_token != account["access_token"]
+
+
+def test_a_revoked_sign_in_is_dead(sim: SimulatorControl, simulator_url: str, tmp_path: Path) -> None:
+    settings = code_settings(simulator_url)
+    (account,) = sim.add_code_accounts(1)
+    signins = signins_over(f"sqlite:///{tmp_path}/state.db", settings)
+    signins.add("bob", "cn", TokenPair(account["access_token"], account["refresh_token"], time.time() + 3600,
+                                       "agent.default"))
+    sim.patch_code_account(account["name"], expire_access=True, revoke=True)
+    with pytest.raises(AuthenticationFailed):
+        QuotaReader({"cn": settings}, "cn", signins).read(signed_in("bob"))
+    sign_in = signins.get("bob")
+    assert sign_in is not None and sign_in.state == "dead"
