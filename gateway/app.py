@@ -29,7 +29,9 @@ from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
 from gateway.accounts import AccountsService
 from gateway.accounts.keys import KeyRing, parse_keys
 from gateway.accounts.maintenance import Maintenance
+from gateway.accounts.quotas import build_quotas
 from gateway.accounts.roster import parse_roster
+from gateway.accounts.signins import build_signins
 from gateway.accounts.watch import Listing, setting_entries
 from gateway.chat.janitor import Janitor
 from gateway.chat.media import MediaResolver
@@ -48,7 +50,9 @@ from gateway.errors import (
 from gateway.state import open_state
 from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.credentials import Credential
+from gateway.upstream.code import CodeDriver
+from gateway.upstream.credentials import Credential, signed_in
+from gateway.upstream.signins import SignIns
 from gateway.upstream.surfaces import build_surfaces
 
 log = logging.getLogger("gateway.access")
@@ -75,7 +79,8 @@ def build_app(settings: Settings | None = None) -> Flask:
     provider = cast(DefaultJSONProvider, app.json)
     provider.sort_keys, provider.ensure_ascii = False, False
     _build_services(app, settings)
-    for blueprint in (system.bp, system.ops_bp, system.openapi_bp, system.admin_bp, openai.bp, anthropic.bp, gemini.bp):
+    for blueprint in (system.bp, system.ops_bp, system.openapi_bp, system.admin_bp, system.admin_signin_bp,
+                      openai.bp, anthropic.bp, gemini.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     _register_request_hooks(app)
@@ -93,20 +98,26 @@ def _build_services(app: Flask, settings: Settings) -> None:
     upstream = settings.upstream()
     state = open_state(settings.state)
     client = UpstreamClient(upstream, observer=observe, tokens=state)  # renewed tokens are shared
-    surfaces = build_surfaces(client, upstream, metrics.set_surface)
+    signins = build_signins(settings, state)
+    code = CodeDriver(settings.code(), upstream, tokens=signins, observer=observe)
+    surfaces = build_surfaces(client, upstream, metrics.set_surface, code=code)
     pool = AccountPool(state, on_change=metrics.set_accounts)
     janitor = Janitor(on_gone=lambda conversation: chat.ledger.removed(conversation))
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
     chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
     accounts = _accounts_service(settings, chat)
-    Maintenance(chat, lambda: _upkept(accounts, pool), settings.sweep_interval, settings.credits_interval).start()
+    quotas = build_quotas(settings, state, signins, metrics.set_quota)
+    Maintenance(chat, lambda: _upkept(accounts, pool, signins), settings.sweep_interval, settings.credits_interval,
+                quotas=quotas).start()
     app.extensions.update({
         "gateway.settings": settings,
         "gateway.state": state,
+        "gateway.signins": signins,
+        "gateway.quotas": quotas,
         "gateway.accounts": accounts,
         "gateway.chat": chat,
         "gateway.speech": SpeechService(chat),
-        "gateway.doctor": Doctor(client, build_surfaces(client, upstream), settings.models[0]),
+        "gateway.doctor": Doctor(client, build_surfaces(client, upstream, code=code), settings.models[0]),
         "gateway.upstream_probe": probe,
     })
 
@@ -123,11 +134,12 @@ def _accounts_service(settings: Settings, chat: ChatService) -> AccountsService:
     return service
 
 
-def _upkept(accounts: AccountsService, pool: AccountPool) -> list[Credential]:
-    """The accounts whose health and credits this process keeps up: the server's, and the
-    callers' own it has seen."""
+def _upkept(accounts: AccountsService, pool: AccountPool, signins: SignIns) -> list[Credential]:
+    """The accounts whose health and credits (or quota) this process keeps up: the
+    server's, the callers' own it has seen, and the signed-in MiniMax Code accounts."""
     known = {cred.key: cred for cred in pool.known()}
     known.update((cred.key, cred) for cred in accounts.server_accounts())
+    known.update((sign_in.key, signed_in(sign_in.name)) for sign_in in signins.all())
     return list(known.values())
 
 

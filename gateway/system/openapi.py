@@ -158,6 +158,9 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                                      "accounts": {"type": "array", "items": {"type": "object"}},
                                      "keys": {"type": "array", "items": {"type": "object"}},
                                      "series": {"type": "object"}}},
+    "AdminSigninStatus": {"type": "object", "required": ["status", "message"], "properties": {
+        "status": {"enum": ["pending", "ok", "denied", "expired", "failed"]}, "message": {"type": "string"},
+        "interval": {"type": "number"}, "name": {"type": "string"}, "detail": {"type": "string"}}},
 }
 ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
     "OpenAIError": {
@@ -322,6 +325,19 @@ def operations() -> list[Operation]:
                   parameters=(LANG,), other=((303, "Logged in: to the admin page"), (401, "Wrong key"), *ADMIN_OFF)),
         Operation("/admin/logout", "/admin/logout", "POST", "Admin log out", content=HTML,
                   other=((303, "Logged out: to the login page"), *ADMIN_OFF)),
+        Operation("/admin/signin/start", "/admin/signin/start", "POST",
+                  "Start a MiniMax Code device login (form fields name, region)", content=HTML,
+                  parameters=(LANG,), other=((303, "Started: to the login's page"), (401, "Not logged in"),
+                                             *ADMIN_OFF)),
+        Operation("/admin/signin/<login_id>", "/admin/signin/{login_id}", "GET",
+                  "A device login's page: user code, link, progress", content=HTML,
+                  parameters=(_path_param("login_id"), LANG), other=((401, "Not logged in"), *ADMIN_OFF)),
+        Operation("/admin/signin/<login_id>/poll", "/admin/signin/{login_id}/poll", "POST",
+                  "One poll step of a device login", content=_json("AdminSigninStatus"),
+                  parameters=(_path_param("login_id"), LANG), other=((401, "Not logged in"), *ADMIN_OFF)),
+        Operation("/admin/signin/logout", "/admin/signin/logout", "POST",
+                  "Log a MiniMax Code account out (form field name; local)", content=HTML,
+                  other=((303, "Logged out: to the admin page"), (401, "Not logged in"), *ADMIN_OFF)),
     ]
 
 

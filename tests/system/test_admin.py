@@ -405,7 +405,7 @@ ASKED: dict[str, tuple[str, str | None]] = {
     "zh-query": ("?lang=zh", None),
     "zh-header": ("", "zh-CN,zh;q=0.9,en;q=0.8"),
 }
-DASHBOARD_HEADINGS = ("admin.title", "admin.accounts.title", "admin.keys.title", "admin.chart.title")
+DASHBOARD_HEADINGS = ("admin.title", "admin.accounts.title", "admin.code.title", "admin.keys.title", "admin.chart.title")
 
 
 @pytest.mark.parametrize("asked", ASKED)
