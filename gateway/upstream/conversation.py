@@ -60,6 +60,8 @@ class Attachment:
     mime_type: str
     size: int
     is_image: bool
+    #: Session surface, uploaded by the legacy STS steps: the ``ossPath`` it is attached by.
+    oss_path: str = ""
 
 
 @dataclass(frozen=True, repr=False)

@@ -1,5 +1,6 @@
-"""Uploading images and documents for the matrix surface: request_policy → OSS upload →
-policy_callback.
+"""Uploading images and documents by the legacy STS steps: request_policy → OSS upload →
+policy_callback (the matrix surface's way; the session surface's where uploads/prepare is
+refused or missing, attaching the file by the ``ossPath`` the callback answers).
 
 The upload goes to Alibaba Cloud OSS with the temporary STS credentials the upstream
 hands out, signed with OSS's header signature (V1: HMAC-SHA1 over the verb, MD5, type,
@@ -71,7 +72,8 @@ def upload(client: UpstreamClient, cred: Credential, item: Upload) -> Attachment
     file_id = data.get("fileID")
     if not file_id:
         raise UpstreamBadAnswer("MiniMax accepted the upload but returned no file id.")
-    return Attachment(str(file_id), item.filename, item.mime_type, item.size, item.is_image)
+    return Attachment(str(file_id), item.filename, item.mime_type, item.size, item.is_image,
+                      oss_path=str(data.get("ossPath") or ""))
 
 
 def oss_headers(policy: Policy, key: str, item: Upload, date: str | None = None) -> dict[str, str]:

@@ -29,12 +29,13 @@ from gateway.errors import (
     GatewayError,
     QuotaExhausted,
     UpstreamBadAnswer,
+    UpstreamError,
     UpstreamServerError,
     UpstreamUnavailable,
     UpstreamWrongPath,
 )
 from gateway.upstream import constants as C
-from gateway.upstream import pacing
+from gateway.upstream import files, pacing
 from gateway.upstream import session_shapes as S
 from gateway.upstream.client import UpstreamClient, chunks, error_for
 from gateway.upstream.conversation import (
@@ -71,6 +72,8 @@ class _Opened:
     prefix: str | None = None
     agent_id: str | None = None
     models: list[S.ModelInfo] = field(default_factory=list)
+    #: uploads/prepare was refused or missing: upload by the legacy STS steps.
+    sts_uploads: bool = False
 
 
 class SessionDriver:
@@ -130,7 +133,24 @@ class SessionDriver:
             self.client.call(cred, "POST", path, dict(S.ARCHIVE_BODY))
 
     def upload(self, cred: Credential, item: Upload) -> Attachment:
+        """uploads/prepare, or the legacy STS steps where it is refused or missing (then
+        for good on this account): a file uploaded so is attached by its ``ossPath``."""
         opened = self._ready(cred)
+        if not opened.sts_uploads:
+            try:
+                return self._prepared_upload(cred, opened, item)
+            except UpstreamError as error:
+                if not _prepare_unavailable(error):
+                    raise
+                log.info("uploads/prepare unavailable for account %s (%s): legacy STS uploads instead",
+                         cred.key, type(error).__name__)
+                opened.sts_uploads = True
+        attachment = files.upload(self.client, cred, item)
+        if not attachment.oss_path:
+            raise UpstreamBadAnswer("MiniMax's upload callback named no ossPath to attach the file by.")
+        return attachment
+
+    def _prepared_upload(self, cred: Credential, opened: _Opened, item: Upload) -> Attachment:
         answer = self.client.call(cred, "POST", _path(opened, C.SESSION_PATH_UPLOAD_PREPARE),
                                   S.prepare_body(item.filename, item.mime_type, item.size))
         instruction = S.upload_instruction_of(answer)
@@ -205,6 +225,12 @@ class SessionDriver:
 
 def _path(opened: _Opened, tail: str) -> str:
     return f"{opened.prefix}{tail}"
+
+
+def _prepare_unavailable(error: UpstreamError) -> bool:
+    """uploads/prepare is missing (the site's page, 404, no instruction) or refused (a
+    4xx or business error), as opposed to busy, failing (5xx) or a refused signature."""
+    return isinstance(error, UpstreamBadAnswer) or type(error) is UpstreamError
 
 
 class SessionTurn:

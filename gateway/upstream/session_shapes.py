@@ -56,8 +56,17 @@ def pick_variant(model: ModelInfo) -> str:
     return model.variants[0] if model.variants else ""
 
 
+#: [assumed] ``type`` of a legacy STS upload's entry: ``image`` as public clients of August
+#: 2026 send it, ``file`` (no source shows one) for anything else.
+STS_ATTACHMENT_TYPES = {True: "image", False: "file"}
+
+
 def attachment_entry(item: Attachment) -> dict[str, Any]:
-    """[assumed] an uploaded file as the message's ``attachments`` entry."""
+    """[assumed] an uploaded file as the message's ``attachments`` entry: by its object key
+    (uploads/prepare) or by the ``ossPath`` of a legacy STS upload."""
+    if item.oss_path:
+        return {"type": STS_ATTACHMENT_TYPES[item.is_image], "file_path": item.file_name,
+                "file_name": item.file_name, "mime_type": item.mime_type, "data_url": item.oss_path}
     return {"meta": {"attachment_type": "file", "file_name": item.file_name,
                      "mime_type": item.mime_type, "size_bytes": item.size},
             "cloud": {"object_key": item.ref}}

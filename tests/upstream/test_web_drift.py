@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from tests.media_files import data_url, png
 from tests.openai.test_chat_completions import client
 
 SEARCH_RESULTS = [{"title": "MiniMax", "url": "https://www.minimaxi.com/", "snippet": "MiniMax home"},
@@ -43,3 +44,31 @@ def test_search_citations_whatever_the_tool_status_form(gateway, sim, upstream, 
         found = [a.model_dump() for a in reply.choices[0].message.annotations]
     assert text == "MiniMax is an AI company."
     assert [a["url_citation"]["url"] for a in found] == [r["url"] for r in SEARCH_RESULTS]
+
+
+def image_request(shade: int) -> list[dict]:
+    image = png(shade=shade)
+    return [{"role": "user", "content": [{"type": "text", "text": "What is in this image?"},
+                                         {"type": "image_url", "image_url": {"url": data_url(image, "image/png")}}]}]
+
+
+def prepare_asked(sim, mode: str) -> int:
+    requests = sim.stats()["requests"]
+    return sum(n for path, n in requests.items()
+               if path.endswith("/uploads/prepare") or (mode == "missing" and path == "<session unknown path>"))
+
+
+@pytest.mark.parametrize("mode", ["missing", "refused"])
+def test_session_uploads_fall_back_to_the_legacy_sts_steps(gateway, sim, upstream, credential, mode) -> None:
+    session_only(upstream)
+    sim.config(uploads_prepare=mode)
+    api = client(gateway, credential)
+    reply = api.chat.completions.create(model="m", messages=image_request(200))
+    entry = sim.log()[-1]
+    assert reply.choices[0].message.content == entry["answer"]
+    (sent,) = entry["attachment_details"]
+    assert sent["oss_path"] and sent["sniffed_image"] == "image/png" and sent["file_type"] == 2
+    assert prepare_asked(sim, mode) == 1
+    api.chat.completions.create(model="m", messages=image_request(100))  # another image
+    assert sim.log()[-1]["attachment_details"][0]["oss_path"] != sent["oss_path"]
+    assert prepare_asked(sim, mode) == 1  # known unavailable for this account: not asked again
