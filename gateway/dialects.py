@@ -18,6 +18,7 @@ from gateway.anthropic import translate as anthropic_translate
 from gateway.errors import GatewayError
 from gateway.gemini import translate as gemini_translate
 from gateway.openai import translate as openai_translate
+from gateway.parts import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class Dialect:
     render_error: Callable[[GatewayError], Response]
     #: ``model_list(models)`` and ``model_info(model_id, models)``: the same signatures in
     #: every dialect's translate module.
-    model_list: Callable[[tuple[str, ...]], dict[str, Any]]
-    model_info: Callable[[str, tuple[str, ...]], dict[str, Any]]
+    model_list: Callable[[tuple[ModelInfo, ...]], dict[str, Any]]
+    model_info: Callable[[str, tuple[ModelInfo, ...]], dict[str, Any]]
 
 
 def _anthropic(request: Request) -> bool:

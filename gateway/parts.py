@@ -17,6 +17,14 @@ Role = Literal["system", "user", "assistant", "tool"]
 #: How hard the model should think: each dialect's knob mapped onto one scale; "none"
 #: asks for no thinking where the model allows it, None leaves it to the model.
 Effort = Literal["none", "low", "medium", "high", "xhigh", "max"]
+#: A thinking budget in tokens (Anthropic ``budget_tokens``, Gemini ``thinkingBudget``)
+#: up to each size, as an effort; larger ones are ``xhigh``.
+BUDGET_EFFORTS: tuple[tuple[int, Effort], ...] = ((2048, "low"), (8192, "medium"), (32768, "high"))
+
+
+def effort_for_budget(budget: int) -> Effort:
+    """The effort a positive thinking budget asks for."""
+    return next((effort for limit, effort in BUDGET_EFFORTS if budget <= limit), "xhigh")
 FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter"]
 
 
@@ -101,6 +109,16 @@ class ResponseFormat:
 
     kind: Literal["text", "json"] = "text"
     schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One offered model (limits in tokens; 0 when unknown)."""
+
+    id: str
+    context: int = 0
+    output: int = 0
+    label: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.parts import ChatRequest
+from gateway.upstream.credentials import Credential
 from gateway.validation import MAX_CONVERSATION_ID, first_error
 
 log = logging.getLogger("gateway.web")
@@ -133,8 +134,28 @@ def key_checked() -> None:
     """For routes that use no account (model lists): with client keys configured, the
     request must still carry a valid one, wherever its dialect puts it."""
     if accounts().keyed:
-        credentials(bearer_token(), request.headers.get("x-api-key"), request.headers.get("x-goog-api-key"),
-                    request.args.get("key"))
+        credentials(*_any_key())
+
+
+def caller_accounts() -> tuple[Credential, ...]:
+    """For routes that need no account but show more with one (model lists): the
+    caller's accounts, after the key check; none when a personal caller sent none or
+    one that is not accepted."""
+    key_checked()
+    given = _any_key()
+    if accounts().keyed:
+        return credentials(*given).credentials
+    if not any(given):
+        return ()
+    try:
+        return credentials(*given).credentials
+    except GatewayError:
+        return ()
+
+
+def _any_key() -> tuple[str | None, ...]:
+    return (bearer_token(), request.headers.get("x-api-key"), request.headers.get("x-goog-api-key"),
+            request.args.get("key"))
 
 
 def _release_when_done(caller: Caller) -> None:

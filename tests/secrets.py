@@ -49,6 +49,8 @@ def record_key(key: str) -> None:
 #: Any JWT at all (a renewed token is in no list of minted ones): three base64url parts,
 #: the first two JSON objects.
 JWT_PATTERN = re.compile(r"eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]{8,}")
+#: A MiniMax Code access or refresh token, minted here or not.
+CODE_TOKEN_PATTERN = re.compile(r"mmo[ar]t_[\w-]{16,}")
 
 
 def secrets_of(minted: Iterable[dict[str, Any]]) -> set[str]:
@@ -59,8 +61,11 @@ def secrets_of(minted: Iterable[dict[str, Any]]) -> set[str]:
     """
     found = set(KEYS)
     for account in minted:
-        jwt = str(account["jwt"])
-        found.update((str(account["credential"]), jwt, *jwt.split(".")[1:]))
+        # A web account's JWT, or a code account's tokens (and the web JWT it may carry).
+        for jwt in (str(account[name]) for name in ("jwt", "web_jwt") if account.get(name)):
+            found.update((jwt, *jwt.split(".")[1:]))
+        found.update(str(account[name]) for name in ("credential", "access_token", "refresh_token")
+                     if account.get(name))
     return {secret for secret in found if len(secret) >= 8}
 
 
@@ -70,4 +75,5 @@ def leaks(texts: Iterable[tuple[str, str]], secrets: set[str]) -> list[str]:
     for where, text in texts:
         found.extend(f"{where}: a minted secret" for secret in secrets if secret in text)
         found.extend(f"{where}: a JWT" for _ in JWT_PATTERN.finditer(text))
+        found.extend(f"{where}: a MiniMax Code token" for _ in CODE_TOKEN_PATTERN.finditer(text))
     return sorted(set(found))

@@ -17,5 +17,16 @@ def call_block(*calls: tuple[str, dict], before: str = "") -> str:
     return f"{before}<tool_calls>\n{json.dumps(items)}\n</tool_calls>"
 
 
+def tool_answer(surface: str, *calls: tuple[str, dict], before: str = "", **extra: object) -> dict:
+    """A scripted upstream answer that calls tools, as the surface answers it: the web
+    surfaces in the gateway's text convention, the code surface with native tool_use."""
+    if surface == "code":
+        answer: dict = {"tool_calls": [{"name": name, "input": args} for name, args in calls], **extra}
+        if before:
+            answer["text"] = before
+        return answer
+    return {"text": call_block(*calls, before=before), **extra}
+
+
 def weather(city: str, unit: str = "C") -> str:
     return json.dumps({"city": city, "temperature": 21, "unit": unit})

@@ -36,6 +36,8 @@ class OtherBlockSchema(Lenient):
 
 class TextBlockSchema(Lenient):
     text = fields.Str(required=True)
+    #: A prompt-cache breakpoint, told to an upstream that caches (MiniMax Code).
+    cache_control = fields.Dict(allow_none=True)
 
 
 class Base64SourceSchema(Lenient):
@@ -146,6 +148,8 @@ class OutputFormatSchema(Lenient):
 
 class OutputConfigSchema(Lenient):
     format = fields.Nested(OutputFormatSchema, allow_none=True)
+    #: low … max, as Claude Code sends it; other words leave the effort to the model.
+    effort = fields.Str(allow_none=True)
 
 
 class MessagesSchema(Lenient):

@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from gateway import sse
 from gateway.anthropic.errors import error_body
@@ -23,14 +23,17 @@ from gateway.errors import ModelNotFound
 from gateway.parts import (
     ChatRequest,
     ChatResult,
+    Effort,
     Event,
     Finish,
     Heartbeat,
     MediaPart,
     Message,
+    ModelInfo,
     Part,
     ReasoningDelta,
     ReasoningPart,
+    ReasoningSignature,
     ResponseFormat,
     SearchResults,
     StreamError,
@@ -42,6 +45,7 @@ from gateway.parts import (
     ToolResultPart,
     ToolSpec,
     Usage,
+    effort_for_budget,
 )
 
 STOP_REASONS = {
@@ -52,6 +56,8 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"  # a fixed date: the upstream gives none
+#: ``output_config.effort`` words that are an effort (``default`` and others are not).
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
 TOOL_CHOICES: dict[str, Literal["auto", "required", "none", "named"]] = {
     "auto": "auto", "any": "required", "none": "none", "tool": "named"}
 
@@ -73,6 +79,7 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
         stop=tuple(data.get("stop_sequences") or ()),
         response_format=_response_format(data.get("output_config")),
         conversation_id=(data.get("metadata") or {}).get("conversation_id"),
+        reasoning_effort=_effort(data.get("thinking"), data.get("output_config")),
     )
 
 
@@ -101,9 +108,12 @@ def _blocks(content: str | list[dict[str, Any]]) -> Iterator[Part]:
 def _block(block: dict[str, Any]) -> Part | None:
     kind = block["type"]
     if kind == "text":
-        return TextPart(block["text"])
+        return TextPart(block["text"], cache=bool(block.get("cache_control")))
     if kind == "thinking":
-        return ReasoningPart(block.get("thinking") or "")
+        text = block.get("thinking") or ""
+        signature = block.get("signature") or None
+        # The gateway's own stand-in signature is no upstream's: such thinking is not replayed.
+        return ReasoningPart(text, None if signature == signature_for(text) else signature)
     if kind in ("image", "document"):
         return _media(block["source"], block.get("title"))
     if kind == "tool_use":
@@ -140,6 +150,21 @@ def _tool_choice(choice: dict[str, Any] | None) -> ToolChoice:
     return ToolChoice(TOOL_CHOICES[choice["type"]], choice.get("name"))
 
 
+def _effort(thinking: dict[str, Any] | None, output_config: dict[str, Any] | None) -> Effort | None:
+    """``output_config.effort`` as it is; else none for disabled thinking, else the
+    thinking budget's size; adaptive (or nothing) leaves it to the model."""
+    named = (output_config or {}).get("effort")
+    if named in EFFORTS:
+        return cast(Effort, named)
+    thinking = thinking or {}
+    if thinking.get("type") == "disabled":
+        return "none"
+    budget = thinking.get("budget_tokens")
+    if thinking.get("type") == "enabled" and isinstance(budget, int):
+        return effort_for_budget(budget)
+    return None
+
+
 def _response_format(output_config: dict[str, Any] | None) -> ResponseFormat:
     fmt = (output_config or {}).get("format")
     if fmt and fmt["type"] == "json_schema":
@@ -164,7 +189,7 @@ def message(result: ChatResult, model: str, thinking: bool) -> dict[str, Any]:
         content += search_blocks(search)
     if thinking and result.reasoning:
         content.append({"type": "thinking", "thinking": result.reasoning,
-                        "signature": signature_for(result.reasoning)})
+                        "signature": result.reasoning_signature or signature_for(result.reasoning)})
     if result.text:
         content.append({"type": "text", "text": result.text})
     content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
@@ -211,6 +236,7 @@ class EventStream:
         self._index = -1
         self._open: str | None = None
         self._reasoning: list[str] = []
+        self._signature: str | None = None  # the upstream's, for the open thinking block
 
     def frames(self, events: Iterable[Event]) -> Iterator[bytes]:
         yield self._event("message_start", {"message": self._start_message()})
@@ -221,6 +247,9 @@ class EventStream:
                 case ReasoningDelta(text=text) if self.thinking:
                     yield from self._delta("thinking", {"type": "thinking_delta", "thinking": text})
                     self._reasoning.append(text)
+                case ReasoningSignature(signature=signature) if self.thinking and self._open == "thinking":
+                    self._signature = signature  # it ends the block: the next thinking is another
+                    yield from self._close_block()
                 case TextDelta(text=text) if text:
                     yield from self._delta("text", {"type": "text_delta", "text": text})
                 case ToolCall():
@@ -236,7 +265,8 @@ class EventStream:
                     yield self._event("message_delta", {
                         "delta": {"stop_reason": STOP_REASONS[event.reason],
                                   "stop_sequence": event.stop_sequence},
-                        "usage": {"output_tokens": final_usage.output_tokens},
+                        "usage": {"input_tokens": final_usage.input_tokens,
+                                  "output_tokens": final_usage.output_tokens},
                     })
                     yield self._event("message_stop", {})
                 case StreamError(error=error):
@@ -288,10 +318,10 @@ class EventStream:
         if self._open is None:
             return
         if self._open == "thinking":
-            signature = signature_for("".join(self._reasoning))
+            signature = self._signature or signature_for("".join(self._reasoning))
             yield self._event("content_block_delta", {
                 "index": self._index, "delta": {"type": "signature_delta", "signature": signature}})
-            self._reasoning = []
+            self._reasoning, self._signature = [], None
         yield self._event("content_block_stop", {"index": self._index})
         self._open = None
 
@@ -301,13 +331,24 @@ class EventStream:
 
 
 # -- models ----------------------------------------------------------------------------
-def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
+def model_info(model_id: str, known: tuple[ModelInfo, ...]) -> dict[str, Any]:
     """One offered model; 404 for any other name."""
-    if model_id not in known:
+    model = next((m for m in known if m.id == model_id), None)
+    if model is None:
         raise ModelNotFound(f"model: {model_id}")
-    return {"type": "model", "id": model_id, "display_name": model_id, "created_at": MODEL_CREATED_AT}
+    return _model(model)
 
 
-def model_list(models: tuple[str, ...]) -> dict[str, Any]:
-    data = [model_info(m, models) for m in models]
-    return {"data": data, "has_more": False, "first_id": models[0], "last_id": models[-1]}
+def model_list(models: tuple[ModelInfo, ...]) -> dict[str, Any]:
+    data = [_model(m) for m in models]
+    return {"data": data, "has_more": False, "first_id": models[0].id, "last_id": models[-1].id}
+
+
+def _model(model: ModelInfo) -> dict[str, Any]:
+    info: dict[str, Any] = {"type": "model", "id": model.id, "display_name": model.label or model.id,
+                            "created_at": MODEL_CREATED_AT}
+    if model.context:
+        info["max_input_tokens"] = model.context
+    if model.output:
+        info["max_tokens"] = model.output
+    return info

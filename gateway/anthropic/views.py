@@ -36,7 +36,7 @@ def messages() -> Response:
 @bp.post("/v1/messages/count_tokens")
 def count_tokens() -> Response:
     """Anthropic token count."""
-    credentials()
+    creds = credentials()
     data = web.load(CountTokensSchema, web.json_body())
-    tokens = web.service().count_tokens(translate.to_chat_request(data))
+    tokens = web.service().count_tokens(translate.to_chat_request(data), creds.credentials)
     return jsonify(translate.count_tokens(tokens))

@@ -26,6 +26,8 @@ from gateway.state import SharedState
 log = logging.getLogger(__name__)
 
 HEALTH_KEY = "health:"
+#: An account whose quota (or credits) ran out, until when: it is skipped meanwhile.
+QUOTA_KEY = "quota-out:"
 ANSWERS_KEY = "answers:"
 DAY = 86400.0
 #: Seconds before each re-probe of a dead account, then the last one repeated.
@@ -64,6 +66,7 @@ class AccountHealth:
         self._state = state
         self._clock = clock
         self._dead_cache: dict[str, tuple[bool, float]] = {}
+        self._quota_cache: dict[str, tuple[float, float]] = {}
 
     def of(self, key: str) -> Health:
         try:
@@ -119,6 +122,31 @@ class AccountHealth:
     def probe_due(self, key: str) -> bool:
         health = self.of(key)
         return health.state == DEAD and (health.probe_at or 0) <= self._clock()
+
+    def out_of_quota(self, key: str, seconds: float) -> None:
+        """The account's quota ran out: skip it for ``seconds`` (every worker and host)."""
+        until = self._clock() + seconds
+        self._safely(lambda: self._state.put(QUOTA_KEY + key, repr(until), seconds))
+        self._quota_cache[key] = (until, self._clock())
+
+    def out_of_quota_among(self, keys: list[str]) -> dict[str, float]:
+        """Which of ``keys`` are out of quota now, with the seconds left (read at most once
+        a second per account and process, like :meth:`dead_among`)."""
+        now = self._clock()
+        out: dict[str, float] = {}
+        for key in keys:
+            seen = self._quota_cache.get(key)
+            if seen is None or now - seen[1] >= DEAD_CACHE_SECONDS:
+                seen = self._quota_cache[key] = (self._quota_until(key), now)
+            if seen[0] > now:
+                out[key] = seen[0] - now
+        return out
+
+    def _quota_until(self, key: str) -> float:
+        try:
+            return float(self._state.get(QUOTA_KEY + key) or 0.0)
+        except Exception:  # unreadable (or the state is down): not known to be out
+            return 0.0
 
     def dead_among(self, keys: list[str]) -> set[str]:
         """Which of ``keys`` are dead (read at most once a second per account and process:

@@ -40,7 +40,9 @@ class NativeSide:
         return iter(self.turn.events())
 
     def shape(self, relay: Relay) -> Iterator[Event]:
-        events = relay()
+        # The upstream stops at the stop sequences itself; cutting again costs nothing and
+        # holds the promise even where an upstream lets one through.
+        events = transforms.cut_at_stop_sequences(relay(), self.request.stop)
         return transforms.json_only(events) if json_mode(self.request) else events
 
     def stop(self) -> None:

@@ -48,7 +48,7 @@ from gateway.errors import (
     UpstreamWrongPath,
 )
 from gateway.metrics import metrics
-from gateway.parts import ChatRequest, TextPart
+from gateway.parts import ChatRequest, ModelInfo, TextPart
 from gateway.upstream import pacing
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.conversation import Conversation, Driver, NativeDriver, Turn, TurnInput
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: Chat calls refused in a way that may mean "wrong surface" rather than "dead account".
 REFUSED = (UpstreamUnauthorized, UpstreamWrongPath)
+#: Seconds an account out of quota is skipped when the upstream did not say when it resets.
+QUOTA_COOLDOWN = 600.0
 #: Seconds an account the upstream rate-limited sits out when it named no wait.
 RATE_LIMIT_COOLDOWN = 10.0
 
@@ -97,6 +99,23 @@ class ChatService:
     def upstream_model(self, requested: str) -> str:
         """The upstream model for any requested name (unknown names get the default)."""
         return requested if requested in self.settings.models else self.settings.models[0]
+
+    def models(self, accounts: Sequence[Credential] = ()) -> tuple[ModelInfo, ...]:
+        """The models offered: the code surface's catalogue (read with the first code
+        account among ``accounts``, cached; the built-in one before any read), then the
+        web surfaces' own names it does not list."""
+        native = self.surfaces.native
+        listed: tuple[ModelInfo, ...] = ()
+        if native is not None:
+            cred = next((c for c in accounts if self.surfaces.native_for(c) is native), None)
+            listed = native.known_models()
+            if cred is not None:
+                try:
+                    listed = native.catalogue(cred)
+                except GatewayError as error:
+                    log.info("the model catalogue could not be read (%s)", type(error).__name__)
+        names = {model.id for model in listed}
+        return listed + tuple(ModelInfo(name) for name in self.settings.models if name not in names)
 
     def count_tokens(self, request: ChatRequest, accounts: Sequence[Credential] = ()) -> int:
         """The upstream's count where the caller's first account is on a surface that
@@ -179,9 +198,13 @@ class ChatService:
             self.ledger.closed(conversation)
             self.janitor.discard(driver, cred, conversation)
 
-    def lease(self, accounts: Accounts, timeout: float) -> Lease:
-        """A free account of the request's (a server pool's dead accounts are skipped)."""
-        return self.pool.acquire(self._usable(accounts), timeout, accounts.tag)
+    def lease(self, accounts: Accounts, timeout: float, web_only: str = "") -> Lease:
+        """A free account of the request's (a server pool's dead accounts are skipped);
+        with ``web_only`` naming a feature, one of its web accounts."""
+        candidates = self._usable(accounts)
+        if web_only:
+            candidates = _web_accounts(candidates, web_only)
+        return self.pool.acquire(candidates, timeout, accounts.tag)
 
     def _usable(self, accounts: Accounts) -> list[Credential]:
         candidates = list(accounts.credentials)
@@ -192,7 +215,11 @@ class ChatService:
             candidates = [cred for cred in candidates if cred.key not in dead]
         if not candidates:
             raise NoWorkingAccount()
-        return candidates
+        spent = self.health.out_of_quota_among([cred.key for cred in candidates])
+        if len(spent) == len(candidates):
+            raise QuotaExhausted("The quota of every MiniMax account of this request is used up; it resets later.",
+                                 retry_after=min(spent.values()))
+        return [cred for cred in candidates if cred.key not in spent]
 
     def _start(self, request: ChatRequest, blobs: list[Blob], accounts: Accounts, thread: Thread,
                disconnected: Disconnected) -> tuple[Lease, Side]:
@@ -200,6 +227,8 @@ class ChatService:
         can; move on when one is busy, refused or out of credits."""
         deadline = time.monotonic() + self.settings.queue_timeout
         candidates = self._usable(accounts)
+        if request.web_search:  # the web app's own search step: only its surfaces have it
+            candidates = _web_accounts(candidates, "Web search")
         prompt: str | None = None  # folded once, only if a text-only surface is used
         while True:
             waited = time.monotonic()
@@ -210,7 +239,7 @@ class ChatService:
                 lease.release()
                 raise ClientGone()
             try:
-                driver = self.surfaces.native_for(cred)
+                driver = None if request.web_search else self.surfaces.native_for(cred)
                 if driver is not None:
                     return lease, self._start_native(driver, cred, request, blobs)
                 prompt = self.emulation.prompt_for(request) if prompt is None else prompt
@@ -240,6 +269,8 @@ class ChatService:
         return NativeSide(driver, cred, request, turn)
 
     def _account_failed(self, cred: Credential, error: GatewayError) -> None:
+        if isinstance(error, QuotaExhausted):  # skipped until its window resets (when unknown: a while)
+            self.health.out_of_quota(cred.key, error.retry_after or QUOTA_COOLDOWN)
         if isinstance(error, AuthenticationFailed):
             self.health.dead(cred.key, error)  # the identity check confirmed the refusal
         elif isinstance(error, AccountRefused):
@@ -252,6 +283,8 @@ class ChatService:
         self.health.answered(cred.key)
 
     def stream_failed(self, cred: Credential, error: GatewayError) -> None:
+        if isinstance(error, QuotaExhausted):
+            self.health.out_of_quota(cred.key, error.retry_after or QUOTA_COOLDOWN)
         self.health.failed(cred.key, error)
         self.activity.error()
 
@@ -261,6 +294,15 @@ def _cooldown(error: GatewayError) -> float:
     if isinstance(error, UpstreamRateLimited):
         return error.retry_after or RATE_LIMIT_COOLDOWN
     return 0.0
+
+
+def _web_accounts(candidates: list[Credential], feature: str) -> list[Credential]:
+    """The web accounts among ``candidates``; a 400 naming what is missing when none is."""
+    web = [cred for cred in candidates if cred.kind == "web"]
+    if not web:
+        raise InvalidRequest(f"{feature} needs a MiniMax Agent web account (its _token): the MiniMax Code "
+                             "surface has no such feature, and this request has only MiniMax Code accounts.")
+    return web
 
 
 def _has_content(request: ChatRequest) -> bool:

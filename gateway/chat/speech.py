@@ -72,7 +72,7 @@ class SpeechService:
     def speak(self, text: str, voice: str, credentials: Accounts | Sequence[Credential]) -> list[bytes]:
         """The MP3 clips speaking ``text`` in ``voice``, in order."""
         client = self.chat.client
-        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout)
+        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout, "Text to speech")
         cred = lease.credential
         spoken: tuple[Driver, Conversation] | None = None
         try:
@@ -102,7 +102,7 @@ class SpeechService:
     def transcribe(self, clip: bytes, credentials: Accounts | Sequence[Credential]) -> Transcript:
         pcm = audio.decode([clip])
         mp3 = audio.encode(pcm, "mp3")
-        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout)
+        lease = self.chat.lease(as_accounts(credentials), self.chat.settings.queue_timeout, "Transcription")
         try:
             text = upstream_audio.transcribe(self.chat.client, lease.credential, mp3)
         finally:

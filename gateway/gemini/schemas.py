@@ -150,6 +150,7 @@ class ToolConfigSchema(Lenient):
 class ThinkingConfigSchema(Lenient):
     includeThoughts = fields.Bool(load_default=False)
     thinkingBudget = fields.Int(allow_none=True)
+    thinkingLevel = fields.Str(allow_none=True)
 
 
 class GenerationConfigSchema(Lenient):

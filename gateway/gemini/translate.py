@@ -19,10 +19,12 @@ from gateway.gemini.errors import error_body
 from gateway.parts import (
     ChatRequest,
     ChatResult,
+    Effort,
     Event,
     Finish,
     MediaPart,
     Message,
+    ModelInfo,
     Part,
     ReasoningDelta,
     ResponseFormat,
@@ -36,8 +38,13 @@ from gateway.parts import (
     ToolResultPart,
     ToolSpec,
     Usage,
+    effort_for_budget,
 )
 
+THINKING_LEVELS: dict[str, Effort] = {"minimal": "low", "low": "low", "medium": "medium", "high": "high"}
+#: Limits shown for a model name the gateway maps but does not know the limits of.
+DEFAULT_INPUT_LIMIT = 1_000_000
+DEFAULT_OUTPUT_LIMIT = 65_536
 FINISH_REASONS = {
     "stop": "STOP",
     "stop_sequence": "STOP",
@@ -73,7 +80,22 @@ def to_chat_request(data: dict[str, Any], model: str) -> ChatRequest:
         stop=tuple(config.get("stopSequences") or ()),
         response_format=_response_format(config),
         web_search=any("googleSearch" in t or "googleSearchRetrieval" in t for t in tools),
+        reasoning_effort=_effort(config.get("thinkingConfig") or {}),
     )
+
+
+def _effort(thinking: dict[str, Any]) -> Effort | None:
+    """``thinkingLevel`` as it is; a ``thinkingBudget`` of 0 is none, -1 (dynamic) the
+    model's choice, any other its size."""
+    level = str(thinking.get("thinkingLevel") or "").lower()
+    if level in THINKING_LEVELS:
+        return THINKING_LEVELS[level]
+    budget = thinking.get("thinkingBudget")
+    if not isinstance(budget, int) or budget < 0:
+        return None
+    if budget == 0:
+        return "none"
+    return effort_for_budget(budget)
 
 
 def to_count_request(data: dict[str, Any], model: str) -> ChatRequest:
@@ -244,19 +266,21 @@ class ResponseStream:
 
 
 # -- models ----------------------------------------------------------------------------
-def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
-    """Any name is a model: gemini-cli asks for Google's names, and every name maps upstream."""
-    model = model_name(model_id)
+def model_info(model_id: str, known: tuple[ModelInfo, ...]) -> dict[str, Any]:
+    """Any name is a model: gemini-cli asks for Google's names, and every name maps
+    upstream (an offered model shows its own limits)."""
+    name = model_name(model_id)
+    model = next((m for m in known if m.id == name), ModelInfo(name))
     return {
-        "name": f"{MODEL_PREFIX}{model}",
+        "name": f"{MODEL_PREFIX}{name}",
         "version": "001",
-        "displayName": model,
-        "description": "MiniMax Agent through MiniMax Free API (any model name maps upstream).",
-        "inputTokenLimit": 1_000_000,
-        "outputTokenLimit": 65_536,
+        "displayName": model.label or name,
+        "description": "MiniMax through MiniMax Free API (any model name maps upstream).",
+        "inputTokenLimit": model.context or DEFAULT_INPUT_LIMIT,
+        "outputTokenLimit": model.output or DEFAULT_OUTPUT_LIMIT,
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
     }
 
 
-def model_list(models: tuple[str, ...]) -> dict[str, Any]:
-    return {"models": [model_info(m, models) for m in models]}
+def model_list(models: tuple[ModelInfo, ...]) -> dict[str, Any]:
+    return {"models": [model_info(m.id, models) for m in models]}

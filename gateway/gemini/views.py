@@ -51,21 +51,19 @@ def _generate(model: str, streamed: bool) -> Response:
 
 
 def _count_tokens(model: str, _streamed: bool) -> Response:
-    credentials()
+    creds = credentials()
     data = web.load(CountTokensSchema, web.json_body())
-    tokens = web.service().count_tokens(translate.to_count_request(data, model))
+    tokens = web.service().count_tokens(translate.to_count_request(data, model), creds.credentials)
     return jsonify(translate.count_tokens(tokens))
 
 
 @bp.get("/v1beta/models")
 def list_models() -> Response:
     """Gemini model list."""
-    web.key_checked()
-    return jsonify(translate.model_list(web.service().settings.models))
+    return jsonify(translate.model_list(web.service().models(web.caller_accounts())))
 
 
 @bp.get("/v1beta/models/<path:model>")
 def get_model(model: str) -> Response:
     """Gemini model info."""
-    web.key_checked()
-    return jsonify(translate.model_info(model, web.service().settings.models))
+    return jsonify(translate.model_info(model, web.service().models(web.caller_accounts())))

@@ -200,6 +200,8 @@ class ChatCompletionSchema(Lenient):
     parallel_tool_calls = fields.Bool(allow_none=True)
     web_search_options = fields.Dict(allow_none=True)
     metadata = fields.Nested(Metadata, allow_none=True)
+    #: none … xhigh; a word the gateway does not know leaves the effort to the model.
+    reasoning_effort = fields.Str(allow_none=True)
 
 
 # -- audio -----------------------------------------------------------------------------

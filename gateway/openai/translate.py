@@ -21,11 +21,13 @@ from gateway.openai.errors import error_body
 from gateway.parts import (
     ChatRequest,
     ChatResult,
+    Effort,
     Event,
     Finish,
     Heartbeat,
     MediaPart,
     Message,
+    ModelInfo,
     Part,
     ReasoningDelta,
     ReasoningPart,
@@ -42,6 +44,9 @@ from gateway.parts import (
     Usage,
 )
 
+#: ``reasoning_effort`` on the neutral scale (``minimal`` is the lowest effort that thinks).
+REASONING_EFFORTS: dict[str, Effort] = {
+    "none": "none", "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
 FINISH_REASONS = {
     "stop": "stop",
     "stop_sequence": "stop",
@@ -68,6 +73,7 @@ def to_chat_request(data: dict[str, Any]) -> ChatRequest:
         response_format=_response_format(data.get("response_format")),
         web_search=model.endswith(SEARCH_SUFFIX) or data.get("web_search_options") is not None,
         conversation_id=(data.get("metadata") or {}).get("conversation_id"),
+        reasoning_effort=REASONING_EFFORTS.get(data.get("reasoning_effort") or ""),
     )
 
 
@@ -266,15 +272,26 @@ class ChunkStream:
 
 
 # -- models ----------------------------------------------------------------------------
-def model_info(model_id: str, known: tuple[str, ...]) -> dict[str, Any]:
-    """One offered model; 404 for any other name."""
-    if model_id not in known:
+def model_info(model_id: str, known: tuple[ModelInfo, ...]) -> dict[str, Any]:
+    """One offered model (its limits too, where known, as LiteLLM and others read them);
+    404 for any other name."""
+    model = next((m for m in known if m.id == model_id), None)
+    if model is None:
         raise ModelNotFound(f"The model '{model_id}' does not exist.", param="model")
-    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": MODEL_OWNER}
+    return _model(model)
 
 
-def model_list(models: tuple[str, ...]) -> dict[str, Any]:
-    return {"object": "list", "data": [model_info(m, models) for m in models]}
+def model_list(models: tuple[ModelInfo, ...]) -> dict[str, Any]:
+    return {"object": "list", "data": [_model(m) for m in models]}
+
+
+def _model(model: ModelInfo) -> dict[str, Any]:
+    info: dict[str, Any] = {"id": model.id, "object": "model", "created": MODEL_CREATED, "owned_by": MODEL_OWNER}
+    if model.context:
+        info["context_window"] = model.context
+    if model.output:
+        info["max_output_tokens"] = model.output
+    return info
 
 
 # -- audio -----------------------------------------------------------------------------

@@ -101,12 +101,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "GeminiTokenCount": {"type": "object", "required": ["totalTokens"], "properties": {"totalTokens": COUNT}},
     "OpenAIModel": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {
         "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
-        "owned_by": {"type": "string"}}},
+        "owned_by": {"type": "string"}, "context_window": COUNT, "max_output_tokens": COUNT}},
     "OpenAIModelList": {"type": "object", "required": ["object", "data"], "properties": {
         "object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/OpenAIModel"}}}},
     "AnthropicModel": {"type": "object", "required": ["type", "id", "display_name", "created_at"], "properties": {
         "type": {"const": "model"}, "id": {"type": "string"}, "display_name": {"type": "string"},
-        "created_at": {"type": "string", "format": "date-time"}}},
+        "created_at": {"type": "string", "format": "date-time"}, "max_input_tokens": COUNT, "max_tokens": COUNT}},
     "AnthropicModelList": {"type": "object", "required": ["data", "has_more", "first_id", "last_id"], "properties": {
         "data": {"type": "array", "items": {"$ref": "#/components/schemas/AnthropicModel"}},
         "has_more": {"type": "boolean"}, "first_id": NULLABLE_STRING, "last_id": NULLABLE_STRING}},

@@ -158,12 +158,10 @@ def healthz() -> Response:
 @bp.get("/v1/models")
 def list_models() -> Response:
     """Advertised models, in the caller's dialect."""
-    web.key_checked()
-    return jsonify(dialects.of(request).model_list(web.service().settings.models))
+    return jsonify(dialects.of(request).model_list(web.service().models(web.caller_accounts())))
 
 
 @bp.get("/v1/models/<path:model_id>")
 def get_model(model_id: str) -> Response:
     """One model, in the caller's dialect."""
-    web.key_checked()
-    return jsonify(dialects.of(request).model_info(model_id, web.service().settings.models))
+    return jsonify(dialects.of(request).model_info(model_id, web.service().models(web.caller_accounts())))

@@ -26,12 +26,12 @@ import requests
 import sseclient
 
 from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamOverloaded, UpstreamUnavailable
-from gateway.parts import ChatRequest, Event, StreamError
+from gateway.parts import ChatRequest, Event, ModelInfo, StreamError
 from gateway.upstream import pacing
 from gateway.upstream.client import chunks, new_session, set_read_timeout, transport_errors
 from gateway.upstream.code_errors import code_error
 from gateway.upstream.code_messages import EventReader, count_body, encoded, request_body
-from gateway.upstream.conversation import Capabilities, Conversation, ModelInfo
+from gateway.upstream.conversation import Capabilities, Conversation
 from gateway.upstream.credentials import Credential
 from gateway.upstream.settings import CodeSettings, UpstreamSettings
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from gateway.errors import GatewayError
-from gateway.parts import ChatRequest, Event
+from gateway.parts import ChatRequest, Event, ModelInfo
 from gateway.upstream.credentials import Credential
 
 
@@ -146,16 +146,6 @@ class Turn(Protocol):
 
     def stop(self) -> None:
         """End the turn upstream if it is still running (client gone). Never raises."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One model of a surface's catalogue (limits in tokens; 0 when unknown)."""
-
-    id: str
-    context: int = 0
-    output: int = 0
-    label: str = ""
 
 
 class Driver(Protocol):
