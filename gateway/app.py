@@ -117,7 +117,8 @@ def _build_services(app: Flask, settings: Settings) -> None:
         "gateway.accounts": accounts,
         "gateway.chat": chat,
         "gateway.speech": SpeechService(chat),
-        "gateway.doctor": Doctor(client, build_surfaces(client, upstream, code=code), settings.models[0]),
+        "gateway.doctor": Doctor(client, build_surfaces(client, upstream, code=code), settings.models[0],
+                                 quota=quotas.reader, signins=signins),
         "gateway.upstream_probe": probe,
     })
 

@@ -7,6 +7,11 @@ streamed answer and the archive; the matrix surface through send, poll and delet
 report names the surface that works, the signing variant in use, and each surface's
 first failing stage with its likely cause. The same check backs
 ``python -m gateway doctor`` and ``POST /token/check``.
+
+A MiniMax Code credential (a client's ``mmoat_`` token, or an account signed in on this
+gateway: ``--signin NAME``) walks its own stages: the sign-in's state (dead: "log in
+again"), the quota (plan, credits, windows; a spent window fails), then the code surface:
+the token accepted by the code endpoint (its catalogue).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from gateway.upstream import constants as C
 from gateway.upstream import pacing
 from gateway.upstream.client import UpstreamClient, credits_of
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
-from gateway.upstream.credentials import Credential, mask, parse_one
+from gateway.upstream.credentials import Credential, mask, parse_one, signed_in
+from gateway.upstream.quota import QuotaReader, credits_amount, describe
 from gateway.upstream.session import SessionDriver
+from gateway.upstream.signins import SignIns
 from gateway.upstream.surfaces import Surfaces
 
 PING_PROMPT = "Reply with the single word: pong"
@@ -111,17 +118,25 @@ class Report:
 
 
 class Doctor:
-    def __init__(self, client: UpstreamClient, surfaces: Surfaces, model: str) -> None:
+    def __init__(self, client: UpstreamClient, surfaces: Surfaces, model: str,
+                 quota: QuotaReader | None = None, signins: SignIns | None = None) -> None:
         self.client = client
         self.surfaces = surfaces
         self.model = model
+        self.quota = quota
+        self.signins = signins
 
-    def check(self, text: str) -> Report:
-        """The walk, with causes as catalogue keys (see :meth:`checked`)."""
+    def check(self, text: str, signin: str | None = None) -> Report:
+        """The walk, with causes as catalogue keys (see :meth:`checked`); ``signin`` names
+        an account signed in on this gateway instead of ``text``."""
         report = Report(signing=self.client.settings.signing.describe())
+        if signin is not None:
+            return self._code(signed_in(signin), report)
         cred = _stage(report.stages, "parse token", lambda: self._parse(text))
         if cred is None:
             return report
+        if cred.kind == "code":
+            return self._code(cred, report)
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("user info", lambda: self._user_info(cred)),
             ("device registration", lambda: self._register(cred)),
@@ -134,9 +149,9 @@ class Doctor:
             report.surfaces[surface] = self._walk(surface, cred)
         return report
 
-    def checked(self, text: str, lang: Lang = DEFAULT_LANG) -> Report:
+    def checked(self, text: str, lang: Lang = DEFAULT_LANG, signin: str | None = None) -> Report:
         """:meth:`check`, with stage names and causes in ``lang``."""
-        report = self.check(text)
+        report = self.check(text, signin)
         for stage in report.all_stages():
             stage.label = i18n.text(i18n.stage_key(stage.name), lang)
             stage.cause = i18n.text(stage.cause, lang) if stage.cause else ""
@@ -149,6 +164,8 @@ class Doctor:
     @staticmethod
     def _parse(text: str) -> tuple[Credential, str]:
         cred = parse_one(text.strip())
+        if cred.kind == "code":
+            return cred, "MiniMax Code access token"
         if cred.expired():
             raise ExpiredCredentials()
         expiry = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cred.expires_at)) if cred.expires_at else "none"
@@ -172,6 +189,46 @@ class Doctor:
         if report.credits is not None and report.credits <= 0:
             raise StageFailed("no credits left")
         return f"{data.get('plan_name') or 'plan ?'}: {report.credits} credits"
+
+    # -- MiniMax Code accounts --------------------------------------------------------------
+    def _code(self, cred: Credential, report: Report) -> Report:
+        steps: list[tuple[str, Callable[[], Any]]] = [("quota", lambda: self._quota(cred, report))]
+        if cred.signin is not None:
+            steps.insert(0, ("signed in", lambda: self._signed_in(cred.signin or "")))
+        for name, step in steps:
+            if _stage(report.stages, name, step, cred) is None:
+                return report
+        walk = report.surfaces["code"] = SurfaceReport()
+        _stage(walk.stages, "code endpoint", lambda: self._code_endpoint(cred), cred)
+        return report
+
+    def _signed_in(self, name: str) -> str:
+        sign_in = self.signins.get(name) if self.signins is not None else None
+        if sign_in is None:
+            raise StageFailed(f"no MiniMax Code account is signed in as {name!r}: log in again")
+        if sign_in.state != "ok":
+            raise StageFailed(f"the sign-in is dead ({sign_in.reason or 'refused'}): log in again")
+        expiry = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(sign_in.expires_at))
+        return f"{name} ({sign_in.region}), access token expires {expiry}"
+
+    def _code_reader(self) -> QuotaReader:
+        if self.quota is None:
+            raise StageFailed("this doctor cannot reach MiniMax Code (no quota reader)")
+        return self.quota
+
+    def _quota(self, cred: Credential, report: Report) -> str:
+        quota = self._code_reader().read(cred)
+        report.credits = credits_amount(quota)
+        if quota.exhausted:
+            resets = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(quota.resets_at)) if quota.resets_at else "?"
+            raise StageFailed(f"quota used up until {resets} ({describe(quota)})")
+        return describe(quota)
+
+    def _code_endpoint(self, cred: Credential) -> str:
+        models = self._code_reader().models(cred)
+        if not models:
+            raise StageFailed("the code endpoint accepted the token but listed no models")
+        return f"token accepted; models: {', '.join(models)}"
 
     # -- surface walks --------------------------------------------------------------------
     def _walk(self, surface: str, cred: Credential) -> SurfaceReport:
@@ -288,6 +345,10 @@ CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 
 def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> str:
     """The catalogue key of the likeliest cause of ``error`` at ``stage``."""
+    if cred is not None and cred.kind == "code":
+        found = _code_cause(error, cred)
+        if found:
+            return found
     if isinstance(error, AuthenticationFailed) and stage == "parse token" \
             and not isinstance(error, ExpiredCredentials):
         return "doctor.cause.malformed"
@@ -300,6 +361,18 @@ def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> s
     if isinstance(error, StageFailed):
         return "doctor.cause.no_credits" if "credits" in str(error) else "doctor.cause.wrong_user_id"
     return next((key for kinds, key in CAUSES if isinstance(error, kinds)), "doctor.cause.unexpected")
+
+
+def _code_cause(error: BaseException, cred: Credential) -> str | None:
+    """A code credential's causes: a dead or missing sign-in, a refused token, a spent quota."""
+    if isinstance(error, AuthenticationFailed):
+        return "doctor.cause.log_in_again" if cred.signin is not None else "doctor.cause.code_token_refused"
+    if isinstance(error, StageFailed):
+        if "quota used up" in str(error):
+            return "doctor.cause.quota_used"
+        if "log in again" in str(error):
+            return "doctor.cause.log_in_again"
+    return None
 
 
 def render(report: Report, lang: Lang = DEFAULT_LANG) -> str:

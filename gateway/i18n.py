@@ -67,9 +67,24 @@ _DOCTOR_STAGES: dict[str, Message] = {
     "doctor.stage.create_session": Message("create session", "创建会话"),
     "doctor.stage.stream_answer": Message("stream answer", "流式接收回答"),
     "doctor.stage.archive_session": Message("archive session", "归档会话"),
+    "doctor.stage.signed_in": Message("signed in", "登录状态"),
+    "doctor.stage.quota": Message("quota", "额度"),
+    "doctor.stage.code_endpoint": Message("code endpoint", "Code 接口"),
 }
 
 _DOCTOR_CAUSES: dict[str, Message] = {
+    "doctor.cause.log_in_again": Message(
+        "the sign-in is gone: log in again (python -m gateway login, or the admin page)",
+        "登录已失效：请重新登录（python -m gateway login，或在管理后台）",
+    ),
+    "doctor.cause.code_token_refused": Message(
+        "MiniMax Code refused this access token (it lasts about an hour, or it was revoked): sign in again",
+        "MiniMax Code 拒绝了这个访问令牌（有效期约一小时，或已被注销）：请重新登录",
+    ),
+    "doctor.cause.quota_used": Message(
+        "the Token Plan quota is used up until its window resets",
+        "Token Plan 额度已用完，要等额度窗口重置",
+    ),
     "doctor.cause.expired": Message(
         "the token has expired: log in again and copy a fresh _token",
         "token 已过期：请重新登录，再复制一份新的 _token",

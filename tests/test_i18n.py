@@ -26,7 +26,7 @@ TAG = re.compile(r"<(/?[a-z]+)")
 DOCTOR_STAGES = (
     "parse token", "user info", "device registration", "credits", "send message",
     "poll to finished", "delete chat", "surface probe", "session config", "agent discovery",
-    "create session", "stream answer", "archive session",
+    "create session", "stream answer", "archive session", "signed in", "quota", "code endpoint",
 )
 
 

@@ -79,8 +79,13 @@ class Quotas:
         return until if until is not None and until > now else None
 
 
+def quota_reader(settings: Settings, signins: AccessTokens | None = None) -> QuotaReader:
+    """A reader of code accounts' quota, each on its own region's hosts."""
+    regions = {region: settings.code(region) for region in C.CODE_REGIONS}
+    return QuotaReader(regions, settings.code_region, signins)
+
+
 def build_quotas(settings: Settings, state: SharedState, signins: AccessTokens,
                  on_reading: OnReading | None = None) -> Quotas:
-    """The quotas of ``state``, each account read on its own region's hosts."""
-    regions = {region: settings.code(region) for region in C.CODE_REGIONS}
-    return Quotas(state, QuotaReader(regions, settings.code_region, signins), on_reading)
+    """The quotas of ``state``, read as :func:`quota_reader` reads them."""
+    return Quotas(state, quota_reader(settings, signins), on_reading)
