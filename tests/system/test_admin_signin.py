@@ -11,7 +11,8 @@ End to end in headless Chromium against a gunicorn gateway and the simulator: th
 logs in with the form, starts a device login on the page, the simulator's control API
 approves the user code, the page's script sees it through and the dashboard lists the
 account with its region, token expiry, quota and state; once MiniMax revokes the sign-in
-the maintenance round marks it dead and the page says "log in again". Screenshots go to
+the maintenance round marks it dead and the page says "log in again"; meanwhile /metrics
+shows its quota and credits by account key. Screenshots go to
 ``test-artifacts/admin-signin*.png``.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -33,6 +35,7 @@ from gateway.app import build_app
 from gateway.config import Settings
 from gateway.i18n import text
 from gateway.system import admin_signin
+from gateway.upstream.credentials import signin_key
 from gateway.upstream.oauth import TokenPair
 from tests.deploy.debian import require
 from tests.servers import ARTIFACTS, start_gateway
@@ -255,6 +258,16 @@ def wait_for(page: Page, expression: str, timeout: float = WAIT_SECONDS, reload:
     raise AssertionError(f"never true: {expression}")
 
 
+def wait_for_text(url: str, wanted: str) -> str:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        body = requests.get(url, timeout=10).text
+        if wanted in body:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never showed {wanted}")
+
+
 def row_of(name: str) -> str:
     selector = '#code-accounts tr[data-name="' + name + '"]'
     return f"document.querySelector({json.dumps(selector)})"
@@ -286,6 +299,12 @@ def test_browser_device_login_from_the_admin_page(tab: Page, gateway: str, sim: 
     assert row["state"] == "ok" and row["region"] == "cn" and row["expires"].endswith("Z")
     assert "5 h: 25% used" in row["quota"]
     tab.screenshot(ARTIFACTS / "admin-signin-listed.png")
+    # The maintenance round keeps the reading in the metrics too, by account key (no secret).
+    key = signin_key("erin")
+    gauge = f'gateway_account_quota_used_percent{{account="{key}",window="interval"}} 25.0'
+    metrics = wait_for_text(gateway + "/metrics", gauge)
+    assert f'gateway_account_credits{{account="{key}"}} 4.5' in metrics
+    assert str(account["access_token"]) not in metrics and str(account["refresh_token"]) not in metrics
     # MiniMax revokes the sign-in: the next maintenance round finds it refused, for good.
     sim.patch_code_account(account["name"], expire_access=True, revoke=True)
     wait_for(tab, f"{row_of('erin')}?.dataset.state === 'dead'", reload=True)
