@@ -31,7 +31,7 @@ from gateway.accounts.keys import KeyRing, parse_keys
 from gateway.accounts.maintenance import Maintenance
 from gateway.accounts.quotas import build_quotas
 from gateway.accounts.roster import parse_roster
-from gateway.accounts.signins import build_signins
+from gateway.accounts.signins import build_signins, protect_state_file
 from gateway.accounts.watch import Listing, setting_entries
 from gateway.chat.janitor import Janitor
 from gateway.chat.media import MediaResolver
@@ -96,6 +96,7 @@ def _build_services(app: Flask, settings: Settings) -> None:
         probe.note(path, error_kind)
 
     upstream = settings.upstream()
+    protect_state_file(settings.state)  # it holds the sign-ins' refresh tokens
     state = open_state(settings.state)
     client = UpstreamClient(upstream, observer=observe, tokens=state)  # renewed tokens are shared
     signins = build_signins(settings, state)
@@ -105,10 +106,10 @@ def _build_services(app: Flask, settings: Settings) -> None:
     janitor = Janitor(on_gone=lambda conversation: chat.ledger.removed(conversation))
     atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
     chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
-    accounts = _accounts_service(settings, chat)
+    accounts = _accounts_service(settings, chat, signins)
     quotas = build_quotas(settings, state, signins, metrics.set_quota)
     Maintenance(chat, lambda: _upkept(accounts, pool, signins), settings.sweep_interval, settings.credits_interval,
-                quotas=quotas).start()
+                quotas=quotas, signins=signins).start()
     app.extensions.update({
         "gateway.settings": settings,
         "gateway.state": state,
@@ -123,12 +124,12 @@ def _build_services(app: Flask, settings: Settings) -> None:
     })
 
 
-def _accounts_service(settings: Settings, chat: ChatService) -> AccountsService:
+def _accounts_service(settings: Settings, chat: ChatService, signins: SignIns) -> AccountsService:
     keys: Listing[KeyRing] = Listing(parse_keys, setting_entries("GATEWAY_API_KEYS", settings.api_keys),
                                      settings.api_keys_file)
     roster: Listing[tuple[Credential, ...]] = Listing(
         parse_roster, setting_entries("MINIMAX_CREDENTIALS", settings.server_credentials), settings.accounts_file)
-    service = AccountsService(keys, roster, chat)
+    service = AccountsService(keys, roster, chat, signins=signins)
     if roster.current() and not keys.current():
         logging.getLogger("gateway").warning(
             "server-side accounts are configured but no client keys (GATEWAY_API_KEYS): they stay unused")

@@ -48,3 +48,16 @@ def test_the_sweep_finds_what_it_looks_for() -> None:
     assert leaks([("b", "only eyJ1c2VyIjoiYWxpY2UifQ here")], secrets) == ["b: a minted secret"]
     assert leaks([("c", "renewed eyJhbGciOiJFUzI1NiJ9.eyJvdGhlciI6dHJ1ZX0.c2lnbmF0dXJl")], set()) == ["c: a JWT"]
     assert leaks([("d", "nothing to see, Bearer ***")], secrets) == []
+
+
+def test_the_sweep_finds_minimax_code_tokens() -> None:
+    """A minted code account's tokens, and any refreshed mmoat_/mmort_ token, are found;
+    their masked forms are not."""
+    minted = [{"credential": "mmoat_minted0123456789", "access_token": "mmoat_minted0123456789",
+               "refresh_token": "mmort_minted0123456789"}]
+    secrets = secrets_of(minted)
+    assert "mmort_minted0123456789" in secrets
+    assert "a: a minted secret" in leaks([("a", "x mmort_minted0123456789 y")], secrets)
+    assert leaks([("b", "refreshed mmoat_Zx9-new_token_value")], set()) == ["b: a MiniMax Code token"]
+    assert leaks([("c", "refreshed mmort_Zx9-new_token_value")], set()) == ["c: a MiniMax Code token"]
+    assert leaks([("d", "account mmoa…alue, key 1a2b3c4d5e6f")], secrets) == []

@@ -11,7 +11,11 @@ gets it:
   as often the plan, credits and quota windows of MiniMax Code accounts
   (:mod:`gateway.accounts.quotas`; a refusal there marks the account dead, "log in again").
 
-It runs in one daemon thread per process (a greenlet under gevent).
+It runs in one daemon thread per process (a greenlet under gevent). A second one, in
+every process, refreshes the access tokens of signed-in MiniMax Code accounts ahead of
+expiry every few seconds (:meth:`gateway.upstream.signins.SignIns.refresh_due`): each
+refresh takes its own lease in the shared state, so processes never refresh one token
+twice, and no request has to.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from gateway.chat.service import ChatService
 from gateway.errors import AuthenticationFailed, GatewayError, UpstreamUnauthorized
 from gateway.upstream.credentials import Credential
 from gateway.upstream.quota import credits_amount
+from gateway.upstream.signins import SignIns
 
 log = logging.getLogger(__name__)
 
 #: The pseudo-account whose lease makes one process the maintainer.
 MAINTENANCE_LOCK = "maintenance"
+#: Seconds between two looks for sign-ins whose access token is due for a refresh.
+SIGNIN_UPKEEP_SECONDS = 5.0
 
 
 class Maintenance:
@@ -46,12 +53,14 @@ class Maintenance:
         interval: float,
         credits_interval: float,
         quotas: Quotas | None = None,
+        signins: SignIns | None = None,
     ) -> None:
         self._chat = chat
         self._accounts = accounts
         self._interval = interval
         self._credits_interval = credits_interval
         self._quotas = quotas
+        self._signins = signins
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -61,6 +70,9 @@ class Maintenance:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="maintenance", daemon=True).start()
+                if self._signins is not None:
+                    threading.Thread(target=self._refresh_tokens, args=(self._signins,), name="signin-upkeep",
+                                     daemon=True).start()
 
     def _run(self) -> None:
         pid = os.getpid()
@@ -70,6 +82,15 @@ class Maintenance:
             except Exception:
                 log.warning("account maintenance failed; trying again later", exc_info=True)
             time.sleep(self._interval)
+
+    def _refresh_tokens(self, signins: SignIns) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            try:
+                signins.refresh_due()
+            except Exception:  # the state is down: the next round tries again
+                log.warning("the sign-in upkeep failed; trying again later", exc_info=True)
+            time.sleep(SIGNIN_UPKEEP_SECONDS)
 
     def run_once(self) -> bool:
         """One round, if no other process is running one; True when it ran."""

@@ -6,7 +6,8 @@ With no client keys configured, the key a caller sends *is* their MiniMax creden
 server-side accounts, counted against the key's requests-per-minute (fixed one-minute
 windows in the shared state, so every worker and host counts together) and holds one of
 the key's concurrency slots (leases in the shared state, renewed like account leases)
-until its response ends.
+until its response ends. The server-side accounts are the configured credentials and
+every working MiniMax Code account signed in on the server (``python -m gateway login``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from gateway.errors import (
     MissingCredentials,
 )
 from gateway.state import AccountView
-from gateway.upstream.credentials import Credential, mask, parse_pool
+from gateway.upstream.credentials import Credential, mask, parse_pool, signed_in
+from gateway.upstream.signins import SignIns
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ RPM_KEY, DAY_KEY, USED_KEY, SLOT_KEY = "rpm:", "keyday:", "keyused:", "slot:"
 SEEN_KIND = "accounts"
 #: Seconds a caller over its concurrency limit is told to wait.
 CONCURRENCY_RETRY_AFTER = 1.0
+#: Seconds the list of signed-in accounts is kept per process (one state read per request
+#: would do, but a burst of requests needs it only once).
+SIGNED_IN_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,15 @@ class AccountsService:
         roster: Listing[tuple[Credential, ...]],
         chat: ChatService,
         clock: Callable[[], float] = time.time,
+        signins: SignIns | None = None,
     ) -> None:
         self._keys = keys
         self._roster = roster
         self._chat = chat
         self._state = chat.pool.state
         self._clock = clock
+        self._signins = signins
+        self._signed_in: tuple[float, tuple[Credential, ...]] = (0.0, ())
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -81,7 +89,23 @@ class AccountsService:
         return bool(self._keys.current())
 
     def server_accounts(self) -> tuple[Credential, ...]:
-        return self._roster.current()
+        """The configured credentials, then the working signed-in accounts."""
+        return self._roster.current() + self._signed_in_accounts()
+
+    def _signed_in_accounts(self) -> tuple[Credential, ...]:
+        if self._signins is None:
+            return ()
+        now = self._clock()
+        kept_until, kept = self._signed_in
+        if now < kept_until:
+            return kept
+        try:
+            fresh = tuple(signed_in(sign_in.name) for sign_in in self._signins.all() if sign_in.ok)
+        except Exception:  # the state is down: keep serving the accounts known last
+            log.warning("could not read the signed-in accounts; using the last list")
+            fresh = kept
+        self._signed_in = (now + SIGNED_IN_TTL, fresh)
+        return fresh
 
     def caller(self, candidates: Sequence[str | None]) -> Caller:
         """The caller of a request, from the key texts its dialect found (first given wins)."""
@@ -106,7 +130,7 @@ class AccountsService:
     def _keyed(self, key: ApiKey) -> Caller:
         self._count(key)
         slot = self._slot(key)
-        return Caller(Accounts(self._roster.current(), tag=key.id, server=True), key, slot)
+        return Caller(Accounts(self.server_accounts(), tag=key.id, server=True), key, slot)
 
     def _count(self, key: ApiKey) -> None:
         now = self._clock()
@@ -156,7 +180,7 @@ class AccountsService:
 
     def _accounts_shown(self) -> dict[str, tuple[str, str]]:
         """Account key → (masked label, source): the server's, then clients' seen."""
-        shown = {cred.key: (_label(cred), "server") for cred in self._roster.current()}
+        shown = {cred.key: (_label(cred), "server") for cred in self.server_accounts()}
         for key, raw in self._state.records(SEEN_KIND).items():
             if key not in shown:
                 shown[key] = (_seen_label(raw, key), "client")
@@ -193,6 +217,8 @@ def _state_of(view: AccountView, health: Health) -> str:
 
 
 def _label(cred: Credential) -> str:
+    if cred.signin is not None:
+        return cred.signin  # the name its operator gave it
     return mask(cred.real_user_id or cred.jwt_user_id or cred.key)
 
 
