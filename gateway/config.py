@@ -19,13 +19,15 @@ from gateway.errors import ConfigError
 from gateway.i18n import Lang, lang_from_env
 from gateway.state import check_url as check_state_url
 from gateway.upstream import constants as C
+from gateway.upstream.bundle import valid as bundle_valid
 from gateway.upstream.constants import DEFAULT_BASE_URL, SIGNATURE_MODES, UPSTREAM_MODELS
-from gateway.upstream.settings import CodeSettings, PollSettings, UpstreamSettings
-from gateway.upstream.signing import SigningVariant
+from gateway.upstream.settings import BundleSettings, CodeSettings, PollSettings, UpstreamSettings
+from gateway.upstream.signing import CAPTURED_CONSTANTS, SigningVariant, WebConstants
 
 LOG_FORMATS = ("plain", "json")
 MIN_ADMIN_KEY_CHARS = 16
 SWITCH = ("on", "off")
+BINARY_SWITCH = ("1", "0")
 
 
 def _setting(env: str, default: Any, help: str, secret: bool = False) -> Any:
@@ -122,6 +124,28 @@ class Settings:
     sign_session_body: str = _setting(
         "MINIMAX_SIGN_SESSION_BODY", "string",
         "Session POST bodies signed re-encoded as a JSON `string` (captured) or `raw`.",
+    )
+    # -- the web app build's signing constants (gateway/upstream/bundle.py) ------------------
+    signing_salt: str = _setting(
+        "MINIMAX_SIGNING_SALT", C.BUNDLE_SALT, "x-signature salt of the web app's script bundle (the captured build's)."
+    )
+    yy_suffix: str = _setting(
+        "MINIMAX_YY_SUFFIX", C.YY_SUFFIX, "Suffix of the text the `yy` header hashes (the captured build's)."
+    )
+    version_code: str = _setting(
+        "MINIMAX_VERSION_CODE", C.VERSION_CODE, "The web app's `version_code` query value (the captured build's)."
+    )
+    bundle_refresh: str = _setting(
+        "MINIMAX_BUNDLE_REFRESH", "off",
+        "`on`: read the three values above from the web app's own script bundle (its page at the base URL) "
+        "every MINIMAX_BUNDLE_REFRESH_INTERVAL and after a refused signature; `off` (also `0`/`1`).",
+    )
+    bundle_refresh_interval: float = _setting(
+        "MINIMAX_BUNDLE_REFRESH_INTERVAL", 21600.0, "Seconds between two readings of the web app's bundle."
+    )
+    bundle_hosts: tuple[str, ...] = _setting(
+        "MINIMAX_BUNDLE_HOSTS", C.BUNDLE_ASSET_HOSTS,
+        "Hosts besides the base URL's whose (HTTPS) scripts the bundle reading may fetch.",
     )
     web_locale: str = _setting(
         "MINIMAX_WEB_LOCALE", "",
@@ -253,6 +277,7 @@ class Settings:
         _choice("MINIMAX_SIGN_REGION", self.sign_region, C.REGION_VARIANTS)
         _choice("MINIMAX_SIGN_SESSION_BODY", self.sign_session_body, C.SESSION_BODY_VARIANTS)
         _choice("MINIMAX_MATRIX_MODEL_OPTION", self.matrix_model_option, SWITCH)
+        self._validate_web_constants()
         if not all(p.startswith("/") for p in self.session_prefixes) or not self.session_prefixes:
             raise ConfigError("MINIMAX_SESSION_PREFIXES must list paths starting with /")
         if self.stream_base_url and not self.stream_base_url.startswith(("http://", "https://")):
@@ -306,6 +331,23 @@ class Settings:
             catalogue_ttl=self.catalogue_ttl,
         )
 
+    def _validate_web_constants(self) -> None:
+        _choice("MINIMAX_BUNDLE_REFRESH", self.bundle_refresh, SWITCH + BINARY_SWITCH)
+        for env, name, value in (("MINIMAX_SIGNING_SALT", "salt", self.signing_salt),
+                                 ("MINIMAX_YY_SUFFIX", "yy_suffix", self.yy_suffix),
+                                 ("MINIMAX_VERSION_CODE", "version_code", self.version_code)):
+            if not bundle_valid(name, value):
+                raise ConfigError(f"{env} does not look like the web app's {name.replace('_', ' ')}")
+
+    def bundle(self) -> BundleSettings:
+        constants = WebConstants(self.signing_salt, self.yy_suffix, self.version_code)
+        configured = frozenset(name for name in ("salt", "yy_suffix", "version_code")
+                               if getattr(constants, name) != getattr(CAPTURED_CONSTANTS, name))
+        return BundleSettings(constants=constants, configured=configured,
+                              refresh=self.bundle_refresh in ("on", "1"),
+                              refresh_interval=self.bundle_refresh_interval,
+                              asset_hosts=tuple(h.lower() for h in self.bundle_hosts))
+
     def signing(self) -> SigningVariant:
         return SigningVariant(
             salt_mode=self.signature, op_ticket=self.sign_op_ticket == "on",
@@ -331,6 +373,7 @@ class Settings:
             renew_before=self.renew_before,
             matrix_model_option=self.matrix_model_option == "on",
             poll=PollSettings(first=self.poll_first, steady=self.poll_steady, idle=self.poll_idle),
+            bundle=self.bundle(),
         )
 
     def chat(self) -> ChatSettings:

@@ -45,9 +45,10 @@ from gateway.errors import (
     UpstreamWrongPath,
 )
 from gateway.upstream import constants as C
+from gateway.upstream.bundle import LiveConstants
 from gateway.upstream.credentials import Credential, token_expiry
 from gateway.upstream.settings import UpstreamSettings
-from gateway.upstream.signing import Identity, build_query, carries_region, dump_body, signatures
+from gateway.upstream.signing import Identity, WebConstants, build_query, carries_region, dump_body, signatures
 from gateway.upstream.transport import NotConnected, Wire
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class UpstreamClient:
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
+        #: The web app build's signing constants (read from its bundle if so configured).
+        self.constants = LiveConstants(settings.bundle, settings.base_url, self._fetch_page, tokens)
 
     # -- account-level endpoints (both surfaces) ------------------------------------------
     def user_info(self, cred: Credential) -> dict[str, Any]:
@@ -241,30 +244,48 @@ class UpstreamClient:
         leading_query: Iterable[tuple[str, str]] = (),
     ) -> dict[str, Any]:
         text = None if body is None else dump_body(body)
-        url, headers = self.signed(account, API, path, text, leading_query)
+        constants = self.constants.current()
         try:
-            with transport_errors():
-                status, payload = self.wire.exchange(method, url, headers, _wire_body(text),
-                                                     self._timeouts())
-            answer = classify(status, payload)
+            try:
+                answer = self._exchange_signed(account, method, path, text, leading_query, constants)
+            except UpstreamRejectedSignature:
+                # A new build of the web app may have rotated its constants: once read
+                # again, the refused call (which created nothing) is made once more.
+                if not self.constants.after_refusal(constants):
+                    raise
+                answer = self._exchange_signed(account, method, path, text, leading_query,
+                                               self.constants.current())
         except GatewayError as error:
             self._observer(path, type(error).__name__)
             raise
         self._observer(path, None)
         return answer
 
+    def _exchange_signed(self, account: _Account, method: str, path: str, text: str | None,
+                         leading_query: Iterable[tuple[str, str]], constants: WebConstants) -> dict[str, Any]:
+        url, headers = self.signed(account, API, path, text, leading_query, constants)
+        with transport_errors():
+            status, payload = self.wire.exchange(method, url, headers, _wire_body(text), self._timeouts())
+        return classify(status, payload)
+
+    def _fetch_page(self, url: str) -> tuple[int, bytes]:
+        """A plain GET of the web app's page or one of its scripts (for :mod:`.bundle`)."""
+        return self._exchange_url("GET", url, {"User-Agent": C.USER_AGENT}, b"")
+
     def signed(
         self, account: _Account, host: str, path: str, body: str | None,
-        leading_query: Iterable[tuple[str, str]] = (),
+        leading_query: Iterable[tuple[str, str]] = (), constants: WebConstants | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """The full URL and headers of a request whose wire body is ``body``."""
+        """The full URL and headers of a request whose wire body is ``body``, signed with
+        ``constants`` (default: those in force)."""
+        constants = constants or self.constants.current()
         seconds = int(time.time())
         session_call = path.startswith(tuple(self.settings.session_prefixes))
         region, lang = self.settings.region_lang
         identity = Identity(account.uuid, account.device_id,
                             account.real_user_id or C.UNKNOWN_USER_ID, account.token, region, lang)
         query = build_query(identity, seconds * 1000, leading_query,
-                            carries_region(session_call, self.settings.signing))
+                            carries_region(session_call, self.settings.signing), constants.version_code)
         base = self.settings.stream_url if host == STREAM else self.settings.base_url
         url = f"{base}{path}?{query}"
         # On the stream host the browser signs the absolute URL, elsewhere path?query.
@@ -272,7 +293,7 @@ class UpstreamClient:
         headers = {
             "token": account.token,
             **signatures(target=target, body=body, seconds=seconds, token=account.token,
-                         session_call=session_call, variant=self.settings.signing),
+                         session_call=session_call, variant=self.settings.signing, constants=constants),
             "Referer": self.settings.base_url + "/",
             "User-Agent": C.USER_AGENT,
         }

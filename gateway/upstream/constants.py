@@ -14,10 +14,17 @@ from typing import Final
 
 DEFAULT_BASE_URL: Final = "https://agent.minimaxi.com"
 
-#: Salt of the ``x-signature`` header, from the web app's bundle.
+# -- the web app build's signing constants (defaults of settings; see gateway.upstream.bundle)
+#: Salt of the ``x-signature`` header, from the web app's bundle (the captured build's).
 BUNDLE_SALT: Final = "I*7Cf%WZ#S&%1RlZJ&C2"
-#: Suffix of the ``yy`` header's hashed text.
+#: Suffix of the ``yy`` header's hashed text (the captured build's).
 YY_SUFFIX: Final = "ooui"
+#: The query's ``version_code`` (the captured build's).
+VERSION_CODE: Final = "22201"
+#: When the three above were captured (shared/CAPTURES.md): their age in the doctor.
+CONSTANTS_CAPTURED_AT: Final = "2026-06-03"
+#: Hosts besides the web app's own that serve its scripts (public clients, Aug 2026).
+BUNDLE_ASSET_HOSTS: Final = ("cdn.hailuo.ai", "cdn.hailuoai.com")
 SIGNATURE_MODES: Final = ("bundle", "jwt")
 #: Signed right after ``user_id`` in yy's target but never sent (the browser's
 #: ``op_ticket`` is undefined outside sign-in).
@@ -35,7 +42,7 @@ QUERY_TEMPLATE: Final[tuple[tuple[str, str | None], ...]] = (
     ("device_platform", "web"),
     ("biz_id", "3"),
     ("app_id", "3001"),
-    ("version_code", "22201"),
+    ("version_code", None),
     ("unix", None),
     ("timezone_offset", "28800"),
     ("sys_language", None),

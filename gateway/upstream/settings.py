@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.upstream import constants as C
-from gateway.upstream.signing import SigningVariant
+from gateway.upstream.signing import CAPTURED_CONSTANTS, SigningVariant, WebConstants
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,21 @@ class PollSettings:
     first: float
     steady: float
     idle: float
+
+
+# -- the web app build's signing constants and their refresh from its bundle ----------------
+@dataclass(frozen=True)
+class BundleSettings:
+    """The signing constants to start from, and whether (and how often) to read them from
+    the web app's own script bundle (:mod:`gateway.upstream.bundle`)."""
+
+    constants: WebConstants = CAPTURED_CONSTANTS
+    #: Which constants the operator set: source "setting" rather than "default".
+    configured: frozenset[str] = frozenset()
+    refresh: bool = False
+    refresh_interval: float = 6 * 3600.0
+    #: Hosts besides the base URL's that may serve the bundle's scripts (HTTPS only).
+    asset_hosts: tuple[str, ...] = C.BUNDLE_ASSET_HOSTS
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class UpstreamSettings:
     renew_before: float
     matrix_model_option: bool
     poll: PollSettings
+    bundle: BundleSettings = BundleSettings()
 
     @functools.cached_property
     def stream_url(self) -> str:

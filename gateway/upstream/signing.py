@@ -4,7 +4,7 @@ The rule (``shared/CAPTURES.md``, reproduced bit for bit by the captured vectors
 
     seconds     = the x-timestamp header;  unix (query) = seconds * 1000
     x-signature = md5(seconds + SALT + wire body)                  ("" without a body)
-    yy          = md5(encodeURIComponent(T) + "_" + B + md5(unix) + "ooui")
+    yy          = md5(encodeURIComponent(T) + "_" + B + md5(unix) + SUFFIX)
 
 T is ``path?query`` as sent (the absolute URL on the stream host) with
 ``op_ticket=undefined`` inserted after the ``user_id`` pair; B is ``{}`` for a call
@@ -12,6 +12,9 @@ without a body, the body itself on matrix and v1 calls, and the body JSON-encode
 more as a string on session calls. Each of those choices is a :class:`SigningVariant`
 field, so an older form can be switched back on without code changes. Both signatures
 cover the exact body text put on the wire: serialise once with :func:`dump_body`.
+SALT, SUFFIX (``ooui`` in the captures) and the query's ``version_code`` belong to the web
+app's build: they are a :class:`WebConstants` (settings, optionally read from the live
+bundle by :mod:`gateway.upstream.bundle`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,17 @@ class SigningVariant:
                 f"region on {self.region} calls, session body={self.session_body}")
 
 
+@dataclass(frozen=True)
+class WebConstants:
+    """The web app build's signing constants; the defaults are the captured build's."""
+
+    salt: str = C.BUNDLE_SALT
+    yy_suffix: str = C.YY_SUFFIX
+    version_code: str = C.VERSION_CODE
+
+
+CAPTURED_CONSTANTS = WebConstants()
+
 #: What the June 2026 browser does (shared/CAPTURES.md).
 CAPTURED = SigningVariant(salt_mode="bundle", op_ticket=True, empty_body="braces", region="session",
                           session_body="string")
@@ -111,11 +125,11 @@ class Identity:
 
 def build_query(
     identity: Identity, unix_ms: int, leading: Iterable[tuple[str, str]] = (),
-    with_region: bool = False,
+    with_region: bool = False, version_code: str = C.VERSION_CODE,
 ) -> str:
     """The sent query string: ``leading`` pairs, the standard ones in order, ``region``."""
     dynamic = {
-        "unix": str(unix_ms), "uuid": identity.uuid, "device_id": identity.device_id,
+        "version_code": version_code, "unix": str(unix_ms), "uuid": identity.uuid, "device_id": identity.device_id,
         "user_id": identity.user_id, "token": identity.token,
         "sys_language": identity.lang, "lang": identity.lang,
     }
@@ -153,21 +167,20 @@ def yy_body(body: str | None, session_call: bool, variant: SigningVariant) -> st
     return body
 
 
-def x_signature(seconds: int, body: str, mode: str, token: str) -> str:
+def x_signature(seconds: int, body: str, mode: str, token: str, salt: str = C.BUNDLE_SALT) -> str:
     """``md5_hex(seconds + SALT + body)``; SALT is the bundle salt or, for old clients, the JWT."""
-    salt = token if mode == "jwt" else C.BUNDLE_SALT
-    return md5_hex(f"{seconds}{salt}{body}")
+    return md5_hex(f"{seconds}{token if mode == 'jwt' else salt}{body}")
 
 
-def yy_signature(target: str, body: str, unix_ms: int) -> str:
-    """``md5_hex(encodeURIComponent(T) + "_" + B + md5_hex(unix_ms) + "ooui")``."""
+def yy_signature(target: str, body: str, unix_ms: int, suffix: str = C.YY_SUFFIX) -> str:
+    """``md5_hex(encodeURIComponent(T) + "_" + B + md5_hex(unix_ms) + SUFFIX)``."""
     signed = encode_uri_component(target)
-    return md5_hex(f"{signed}_{body}{md5_hex(str(unix_ms))}{C.YY_SUFFIX}")
+    return md5_hex(f"{signed}_{body}{md5_hex(str(unix_ms))}{suffix}")
 
 
 def signatures(
     *, target: str, body: str | None, seconds: int, token: str, session_call: bool,
-    variant: SigningVariant,
+    variant: SigningVariant, constants: WebConstants = CAPTURED_CONSTANTS,
 ) -> dict[str, str]:
     """``x-timestamp``, ``x-signature`` and ``yy`` for a request.
 
@@ -176,7 +189,7 @@ def signatures(
     """
     return {
         "x-timestamp": str(seconds),
-        "x-signature": x_signature(seconds, body or "", variant.salt_mode, token),
+        "x-signature": x_signature(seconds, body or "", variant.salt_mode, token, constants.salt),
         "yy": yy_signature(yy_target(target, variant), yy_body(body, session_call, variant),
-                           seconds * 1000),
+                           seconds * 1000, constants.yy_suffix),
     }

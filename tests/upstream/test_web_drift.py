@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 
 from tests.media_files import data_url, png
@@ -72,3 +73,42 @@ def test_session_uploads_fall_back_to_the_legacy_sts_steps(gateway, sim, upstrea
     api.chat.completions.create(model="m", messages=image_request(100))  # another image
     assert sim.log()[-1]["attachment_details"][0]["oss_path"] != sent["oss_path"]
     assert prepare_asked(sim, mode) == 1  # known unavailable for this account: not asked again
+
+
+ROTATED = {"bundle_salt": "Zq9!rotated#Salt%2026", "bundle_yy_suffix": "tailv", "bundle_version_code": "33333"}
+SITE_FETCHES = ("/", "/static/js/*")
+
+
+def web_only(upstream) -> None:
+    if upstream.surface not in ("session", "matrix"):
+        pytest.skip("the web surfaces' signing")
+
+
+def fetched(sim) -> int:
+    return sum(sim.stats()["requests"].get(path, 0) for path in SITE_FETCHES)
+
+
+def test_with_the_refresh_on_a_rotated_build_is_followed(gateway_factory, sim, upstream, credential) -> None:
+    web_only(upstream)
+    gateway = gateway_factory(MINIMAX_BUNDLE_REFRESH="on")
+    sim.config(**ROTATED)  # a new build of the web app, before the gateway's first call
+    api = client(gateway, credential)
+    reply = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hello"}])
+    assert reply.choices[0].message.content == sim.log()[-1]["answer"]
+    assert fetched(sim) >= 2
+    stats = sim.stats()
+    assert not stats["rejections"].get("bad_signature") and not stats["warnings"].get("stale_version_code")
+    sim.config(bundle_salt="An0ther&Build*Salt", bundle_yy_suffix="ouio", bundle_version_code="44444")
+    reply = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "Again"}])
+    assert reply.choices[0].message.content == sim.log()[-1]["answer"]
+    stats = sim.stats()
+    assert stats["rejections"].get("bad_signature") == 1  # once refused, read again, sent again
+
+
+def test_with_the_refresh_off_nothing_is_fetched(gateway, sim, upstream, credential) -> None:
+    web_only(upstream)
+    sim.config(**ROTATED)
+    with pytest.raises(openai.APIStatusError) as info:
+        client(gateway, credential).chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}])
+    assert info.value.status_code == 502
+    assert fetched(sim) == 0 and sim.stats()["rejections"].get("bad_signature")
