@@ -27,6 +27,7 @@ from gateway.errors import ConfigError
 from gateway.state import open_state
 from gateway.upstream import constants as C
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.code import CodeDriver
 from gateway.upstream.surfaces import build_surfaces
 
 
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     state = open_state(settings.state) if args.signin else None
     try:
         signins = build_signins(settings, state) if state is not None else None
-        checker = Doctor(client, build_surfaces(client, upstream), settings.models[0],
+        code = CodeDriver(settings.code(), upstream, tokens=signins)
+        checker = Doctor(client, build_surfaces(client, upstream, code=code), settings.models[0],
                          quota=quota_reader(settings, signins), signins=signins)
         report = checker.checked(text, lang, signin=args.signin)
     finally:

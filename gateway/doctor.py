@@ -11,7 +11,8 @@ first failing stage with its likely cause. The same check backs
 A MiniMax Code credential (a client's ``mmoat_`` token, or an account signed in on this
 gateway: ``--signin NAME``) walks its own stages: the sign-in's state (dead: "log in
 again"), the quota (plan, credits, windows; a spent window fails), then the code surface:
-the token accepted by the code endpoint (its catalogue).
+the token accepted by the code endpoint (its catalogue) and by the messages route (a
+token count, when the code driver is there).
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ class Doctor:
             if _stage(report.stages, name, step, cred) is None:
                 return report
         walk = report.surfaces["code"] = SurfaceReport()
-        _stage(walk.stages, "code endpoint", lambda: self._code_endpoint(cred), cred)
+        if _stage(walk.stages, "code endpoint", lambda: self._code_endpoint(cred), cred) is not None \
+                and self.surfaces.native is not None:
+            _stage(walk.stages, "count tokens", lambda: self._count_tokens(cred), cred)
         return report
 
     def _signed_in(self, name: str) -> str:
@@ -223,6 +226,11 @@ class Doctor:
             resets = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(quota.resets_at)) if quota.resets_at else "?"
             raise StageFailed(f"quota used up until {resets} ({describe(quota)})")
         return describe(quota)
+
+    def _count_tokens(self, cred: Credential) -> str:
+        if self.surfaces.native is not None:
+            self.surfaces.native.probe(cred)
+        return "the messages route takes the token"
 
     def _code_endpoint(self, cred: Credential) -> str:
         models = self._code_reader().models(cred)

@@ -70,6 +70,7 @@ _DOCTOR_STAGES: dict[str, Message] = {
     "doctor.stage.signed_in": Message("signed in", "登录状态"),
     "doctor.stage.quota": Message("quota", "额度"),
     "doctor.stage.code_endpoint": Message("code endpoint", "Code 接口"),
+    "doctor.stage.count_tokens": Message("count tokens", "统计 token 数"),
 }
 
 _DOCTOR_CAUSES: dict[str, Message] = {

@@ -27,7 +27,7 @@ from gateway.upstream.signins import SignIns
 from tests.servers import ROOT
 from tests.simulator.control import SimulatorControl
 
-CODE_STAGES = ["parse token", "quota", "code endpoint"]
+CODE_STAGES = ["parse token", "quota", "code endpoint", "count tokens"]
 
 
 def hosts(simulator_url: str) -> dict[str, str]:
@@ -85,7 +85,7 @@ def test_a_signed_in_account(sim: SimulatorControl, simulator_url: str, tmp_path
     sign_in(simulator_url, state, "frank", account)
     run = doctor(simulator_url, "--signin", "frank", state=state)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert stages(run.stdout) == ["✓ signed in", "✓ quota", "✓ code endpoint"]
+    assert stages(run.stdout) == ["✓ signed in", "✓ quota", "✓ code endpoint", "✓ count tokens"]
     assert "frank (cn)" in run.stdout
     assert str(account["access_token"]) not in run.stdout + run.stderr
 

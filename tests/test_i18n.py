@@ -27,6 +27,7 @@ DOCTOR_STAGES = (
     "parse token", "user info", "device registration", "credits", "send message",
     "poll to finished", "delete chat", "surface probe", "session config", "agent discovery",
     "create session", "stream answer", "archive session", "signed in", "quota", "code endpoint",
+    "count tokens",
 )
 
 
