@@ -7,6 +7,7 @@ account dead ("log in again").
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import requests
 
 from tests.accounts.test_cli import Login, gateway
 from tests.conftest import GATEWAYS, MINTED
-from tests.servers import Process, start_gateway
+from tests.servers import start_gateway
 from tests.simulator.control import SimulatorControl
 
 KEY = "sk-signed-in-3c2b1a0f9e8d7c6b"
@@ -28,8 +29,6 @@ LIFETIME = 20
 
 @pytest.fixture
 def cli_env(simulator_url: str, tmp_path: Path) -> dict[str, str]:
-    import os
-
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MINIMAX_"))}
     return {**base, "MINIMAX_ACCOUNT_BASE_URL": simulator_url, "MINIMAX_CODE_BASE_URL": simulator_url,
             "GATEWAY_STATE": f"sqlite:///{tmp_path}/state.db"}
