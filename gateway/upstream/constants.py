@@ -192,6 +192,10 @@ CODE_MATRIX_QUERY: Final[tuple[tuple[str, str | None], ...]] = (
 CODE_LANGS: Final = {"cn": "zh", "global": "en"}
 #: [assumed] ``timezone_offset`` (seconds east) per region: the region's own clock.
 CODE_TIMEZONE_OFFSETS: Final = {"cn": "28800", "global": "0"}
+#: The code client's own signing constants (§4: its account client pins them; they do not
+#: follow the web app's build, whose values are settings).
+CODE_SIGNING_SALT: Final = "I*7Cf%WZ#S&%1RlZJ&C2"
+CODE_YY_SUFFIX: Final = "ooui"
 #: ``statusInfo.code`` of "log in again" (the official NEED_LOGIN_ERROR_CODE).
 CODE_NEED_LOGIN: Final = 1_000_048
 #: ``workspace_type`` of the personal workspace.

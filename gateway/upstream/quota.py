@@ -299,8 +299,9 @@ def mcode_signatures(target: str, body: str | None, ms: int) -> dict[str, str]:
     """``yy``, ``x-signature`` and ``x-timestamp`` of a matrix call (§4): yy signs ``{}``
     for a body-less call, x-signature then signs no body; both read the same clock."""
     seconds = ms // 1000
-    return {"yy": yy_signature(target, C.EMPTY_BODY_VARIANTS["braces"] if body is None else body, ms),
-            "x-signature": x_signature(seconds, body or "", "bundle", ""),
+    signed_body = C.EMPTY_BODY_VARIANTS["braces"] if body is None else body
+    return {"yy": yy_signature(target, signed_body, ms, suffix=C.CODE_YY_SUFFIX),
+            "x-signature": x_signature(seconds, body or "", "bundle", "", salt=C.CODE_SIGNING_SALT),
             "x-timestamp": str(seconds)}
 
 
