@@ -196,8 +196,12 @@ class SignIns:
         ttl = self._lease_ttl(current.region)
         deadline = self._clock() + ttl + LEASE_MARGIN
         while self._state.try_lease(ticket, [lease], holder, ttl).account is None:
-            self._sleep(WAIT_STEP)
-            latest = self._usable(name)
+            try:
+                self._sleep(WAIT_STEP)
+                latest = self._usable(name)  # raises when the holder found it revoked
+            except BaseException:
+                self._state.withdraw(ticket, [lease])
+                raise
             if latest.tokens.access_token != seen or self._clock() > deadline:
                 self._state.withdraw(ticket, [lease])
                 if latest.tokens.access_token != seen:
