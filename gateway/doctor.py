@@ -38,8 +38,8 @@ from gateway.errors import (
     UpstreamWrongPath,
 )
 from gateway.i18n import DEFAULT_LANG, Lang
+from gateway.upstream import bundle, pacing
 from gateway.upstream import constants as C
-from gateway.upstream import pacing
 from gateway.upstream.client import UpstreamClient, credits_of
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one, signed_in
@@ -85,6 +85,8 @@ class Report:
     credits: float | None = None
     surfaces: dict[str, SurfaceReport] = field(default_factory=dict)
     signing: str = ""
+    #: Each web signing constant's source and age (gateway.upstream.bundle.describe).
+    constants: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def surface(self) -> str | None:
@@ -108,7 +110,7 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         failed = self.failed
         return {"live": self.live, "credits": self.credits, "surface": self.surface,
-                "signing": self.signing,
+                "signing": self.signing, "constants": self.constants,
                 "failed_stage": failed.name if failed else None,
                 "likely_cause": failed.cause if failed else None,
                 "stages": [asdict(s) for s in self.all_stages()],
@@ -153,6 +155,7 @@ class Doctor:
     def checked(self, text: str, lang: Lang = DEFAULT_LANG, signin: str | None = None) -> Report:
         """:meth:`check`, with stage names and causes in ``lang``."""
         report = self.check(text, signin)
+        report.constants = bundle.describe(self.client.constants)
         for stage in report.all_stages():
             stage.label = i18n.text(i18n.stage_key(stage.name), lang)
             stage.cause = i18n.text(stage.cause, lang) if stage.cause else ""
@@ -391,6 +394,7 @@ def render(report: Report, lang: Lang = DEFAULT_LANG) -> str:
         failed = walk.failed
         lines.append("  " + (i18n.text("doctor.surface_works", lang, surface=name) if failed is None else
                              i18n.text("doctor.surface_fails", lang, surface=name, stage=_label(failed))))
+    lines += [_constant_line(item, lang) for item in report.constants]
     lines.append(i18n.text("doctor.signing", lang, variant=report.signing))
     if report.live:
         lines.append(i18n.text("doctor.live", lang, surface=report.surface))
@@ -398,6 +402,27 @@ def render(report: Report, lang: Lang = DEFAULT_LANG) -> str:
         failed = report.failed
         lines.append(i18n.text("doctor.not_live", lang, stage=_label(failed) if failed else "?"))
     return "\n".join(lines)
+
+
+#: Units of an age in the report, per language.
+AGE_UNITS: dict[str, tuple[str, str, str, str]] = {"en": (" s", " min", " h", " d"),
+                                                   "zh": (" 秒", " 分钟", " 小时", " 天")}
+
+
+def _age(seconds: object, lang: Lang) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    second, minute, hour, day = AGE_UNITS[lang]
+    for size, unit in ((86400, day), (3600, hour), (60, minute)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}{second}"
+
+
+def _constant_line(item: dict[str, Any], lang: Lang) -> str:
+    """Where a signing constant comes from and how old it is."""
+    return i18n.text(f"doctor.constant.{item['source']}", lang, name=item["name"], env=item["setting"],
+                     script=item["script"], date=C.CONSTANTS_CAPTURED_AT, age=_age(item["age_seconds"], lang))
 
 
 def _label(stage: Stage) -> str:

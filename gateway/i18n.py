@@ -159,6 +159,11 @@ _DOCTOR_REPORT: dict[str, Message] = {
     "doctor.surface_works": Message("{surface} surface: works", "{surface} 接口：正常"),
     "doctor.surface_fails": Message("{surface} surface: fails at '{stage}'", "{surface} 接口：卡在「{stage}」"),
     "doctor.signing": Message("signing: {variant}", "签名方式：{variant}"),
+    "doctor.constant.default": Message("signing constant {name}: default (captured {date}, {age} ago)",
+                                       "签名常量 {name}：默认值（{date} 抓包，{age}前）"),
+    "doctor.constant.setting": Message("signing constant {name}: setting {env}", "签名常量 {name}：设置项 {env}"),
+    "doctor.constant.bundle": Message("signing constant {name}: bundle {script} (read {age} ago)",
+                                      "签名常量 {name}：网页脚本包 {script}（{age}前读取）"),
     "doctor.not_live": Message("NOT LIVE: failed at '{stage}'.", "不可用：卡在「{stage}」这一步。"),
 }
 

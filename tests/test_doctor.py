@@ -24,11 +24,11 @@ ANSWER_FAULT = {"session": "session_message", "matrix": "get_chat_detail"}
 
 
 def doctor(simulator_url: str, surface_env: dict[str, str], *args: str, stdin: str | None = None,
-           lang: str = "C.UTF-8") -> subprocess.CompletedProcess:
+           lang: str = "C.UTF-8", env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "gateway", "doctor", "--base-url", simulator_url,
             "--surface", surface_env["MINIMAX_SURFACE"], "--stream-base-url", surface_env["MINIMAX_STREAM_BASE_URL"]]
     return subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, input=stdin,
-                          env={**os.environ, "LANG": lang, "LC_ALL": "", "LC_MESSAGES": ""})
+                          env={**os.environ, "LANG": lang, "LC_ALL": "", "LC_MESSAGES": "", **(env or {})})
 
 
 def stage_lines(output: str) -> list[str]:
@@ -124,3 +124,29 @@ def test_token_check_endpoint(gateway, surface, sim, accounts) -> None:
     assert bad["stages"][-1]["label"] == "积分" and bad["likely_cause"].startswith("积分用完了")
     missing = requests.post(gateway + "/token/check", json={}, timeout=10)
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "token"
+
+
+def constant_lines(output: str) -> dict[str, str]:
+    return {line.split(":")[0].split()[-1]: line.split(":", 1)[1].strip()
+            for line in output.splitlines() if line.startswith("signing constant ")}
+
+
+def test_the_signing_constants_source_and_age(simulator_url, surface_env, surface, sim, credential) -> None:
+    if surface not in ("session", "matrix"):
+        pytest.skip("the web surfaces' signing")
+    sim.script([{"text": "pong", "cps": 1000}])
+    run = doctor(simulator_url, {**surface_env}, credential, env={"MINIMAX_YY_SUFFIX": "ooui"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = constant_lines(run.stdout)
+    assert set(found) == {"salt", "yy_suffix", "version_code"}
+    assert all(line.startswith("default (captured 2026-06-03, ") and line.endswith(" d ago)") for line in found.values())
+    sim.config(bundle_salt="Zq9!rotated#Salt%2026", bundle_version_code="33333")
+    sim.script([{"text": "pong", "cps": 1000}])
+    run = doctor(simulator_url, surface_env, credential,
+                 env={"MINIMAX_BUNDLE_REFRESH": "on", "MINIMAX_YY_SUFFIX": "ooui", "MINIMAX_VERSION_CODE": "12345"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = constant_lines(run.stdout)
+    assert all(line.startswith(f"bundle {simulator_url}/static/js/main.") and line.endswith(" s ago)")
+               for line in found.values()), found
+    run = doctor(simulator_url, surface_env, credential, env={"MINIMAX_VERSION_CODE": "12345"})
+    assert constant_lines(run.stdout)["version_code"] == "setting MINIMAX_VERSION_CODE"

@@ -130,6 +130,11 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "live": {"type": "boolean"}, "credits": {"type": ["number", "null"]}, "surface": NULLABLE_STRING,
             "signing": {"type": "string"}, "failed_stage": NULLABLE_STRING, "likely_cause": NULLABLE_STRING,
+            "constants": {"type": "array", "items": {
+                "type": "object", "required": ["name", "source", "age_seconds"], "properties": {
+                    "name": {"type": "string"}, "source": {"enum": ["default", "setting", "bundle"]},
+                    "age_seconds": {"type": ["number", "null"]}, "setting": {"type": "string"},
+                    "script": {"type": "string"}}}},
             "stages": {"type": "array", "items": {"$ref": "#/components/schemas/TokenCheckStage"}},
             "surfaces": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["ok", "failed_stage", "stages"], "properties": {

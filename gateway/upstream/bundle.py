@@ -292,5 +292,18 @@ class LiveConstants:
             log.warning("could not share the web signing constants")
 
 
+#: The setting that sets each constant (the doctor names it).
+SETTINGS: Final = {"salt": "MINIMAX_SIGNING_SALT", "yy_suffix": "MINIMAX_YY_SUFFIX",
+                   "version_code": "MINIMAX_VERSION_CODE"}
+
+
+def describe(constants: LiveConstants, now: float | None = None) -> list[dict[str, object]]:
+    """Each constant's source and age (seconds, None when unknown), for the doctor."""
+    now = time.time() if now is None else now
+    return [{"name": name, "source": origin.source, "age_seconds": origin.age(now),
+             "setting": SETTINGS[name], "script": origin.script}
+            for name, origin in constants.origins().items()]
+
+
 class BundleUnreadable(Exception):
     """The page or its scripts did not yield the three constants (logged, never raised out)."""
