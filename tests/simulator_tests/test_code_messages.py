@@ -339,3 +339,83 @@ def test_concurrent_generations_are_counted(code_sim: SimulatorControl,
     assert codes == [200, 200]  # the page: limit unknown; answered, but counted
     stats = code_sim.code_stats()
     assert stats["max_concurrent"] == 2 and stats["generating"] == 0
+
+
+def test_non_stream_faults(code_sim: SimulatorControl, account: dict[str, Any]) -> None:
+    code_sim.script([{"text": "partial", "first_delay": 0, "fault": "error_mid"},
+                     {"text": "partial", "first_delay": 0, "fault": "drop_mid"}])
+    wall = post(code_sim, account["access_token"], body())
+    assert wall.status_code == 429 and wall.json()["base_resp"]["status_code"] == 2056
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(code_sim, account["access_token"], body())
+    assert code_sim.code_stats()["generating"] == 0
+
+
+def test_m31_without_thinking_can_be_accepted_by_config(code_sim: SimulatorControl,
+                                                        account: dict[str, Any]) -> None:
+    code_sim.set_default({"text": "ok", "first_delay": 0})
+    flash = body(model="MiniMax-M3.1-Flash-Preview")
+    assert post(code_sim, account["access_token"], flash).status_code == 400
+    code_sim.code_config(m31_thinking_omitted="accept")
+    content = post(code_sim, account["access_token"], flash).json()["content"]
+    assert content[0]["type"] == "thinking"  # forced on: it thinks anyway
+
+
+def test_linked_account_plays_its_own_script(code_sim: SimulatorControl) -> None:
+    web = code_sim.add_accounts(1)[0]
+    linked = code_sim.add_code_accounts(1, of=web["real_user_id"])[0]
+    other = code_sim.add_code_accounts(1)[0]
+    assert linked["real_user_id"] == web["real_user_id"] and linked["web_jwt"] == web["jwt"]
+    code_sim.set_default({"text": "default", "first_delay": 0})
+    code_sim.script([{"text": "mine", "first_delay": 0}], account=web["real_user_id"])
+    assert post(code_sim, other["access_token"], body(model="MiniMax-M3")).json()[
+        "content"][0]["text"] == "default"
+    assert post(code_sim, linked["access_token"], body(model="MiniMax-M3")).json()[
+        "content"][0]["text"] == "mine"
+
+
+def test_reset_clears_the_code_surface(code_sim: SimulatorControl, account: dict[str, Any]) -> None:
+    code_sim.code_config(pending_form="400", accept_web_tokens=True)
+    code_sim.patch_code_account(account["name"], quota_left=0)
+    assert post(code_sim, account["access_token"], body()).status_code == 429
+    code_sim.reset()
+    assert code_sim.code_config()["pending_form"] == "200"
+    assert code_sim.code_log() == [] and code_sim.code_stats()["rejections"] == {}
+    assert code_sim.code_accounts()[0]["quota_left"] == 1500  # restored, account kept
+    code_sim.reset(drop_accounts=True)
+    assert code_sim.code_accounts() == []
+    assert post(code_sim, account["access_token"], body()).status_code == 401
+
+
+def test_expire_access_forces_a_401_that_a_refresh_cures(code_sim: SimulatorControl,
+                                                         account: dict[str, Any]) -> None:
+    code_sim.set_default({"text": "ok", "first_delay": 0})
+    code_sim.patch_code_account(account["name"], expire_access=True)
+    assert post(code_sim, account["access_token"], body()).status_code == 401
+    fresh = requests.post(f"{code_sim.base_url}/oauth2/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": account["refresh_token"],
+        "client_id": "mcode-public", "scope": "agent.default", "audience": "agent-backend"})
+    assert post(code_sim, fresh.json()["access_token"], body()).status_code == 200
+
+
+def test_log_keeps_no_secret_and_summarises_images(code_sim: SimulatorControl,
+                                                   account: dict[str, Any]) -> None:
+    code_sim.set_default({"text": "ok", "first_delay": 0})
+    post(code_sim, account["access_token"], body(content=[image(), {"type": "text", "text": "x"}]),
+         **{"x-api-key": "sk-xxx", "anthropic-beta": "tools-2024"})
+    entry = code_sim.code_log()[-1]
+    assert account["access_token"] not in json.dumps(entry) and "sk-xxx" not in json.dumps(entry)
+    assert entry["auth"] == "bearer_mmoat" and entry["headers"]["anthropic-beta"] == "tools-2024"
+    data = entry["body"]["messages"][0]["content"][0]["source"]["data"]
+    assert data.startswith(f"<base64: {len(PNG)} chars, sha256 ")
+
+
+def test_control_refuses_bad_options(code_sim: SimulatorControl) -> None:
+    with pytest.raises(RuntimeError, match="400"):
+        code_sim.code_config(pending_form="201")
+    with pytest.raises(RuntimeError, match="400"):
+        code_sim.code_config(no_such_knob=True)
+    with pytest.raises(RuntimeError, match="400"):
+        code_sim.fault("send_msg", "http_529")  # a code-surface fault on a web endpoint
+    with pytest.raises(RuntimeError, match="404"):
+        code_sim.approve_device("NOPE-NOPE")

@@ -236,8 +236,9 @@ def mcode_call(sim: SimulatorControl, access: str, path: str, body: dict[str, An
                user_id: str, skew_ms: int = 0, order: list[str] | None = None,
                salt: str = SALT) -> requests.Response:
     ms = int(time.time() * 1000)
+    unix = str(ms + skew_ms)  # skew_ms: unix no longer the same clock reading as x-timestamp
     params = [("device_platform", "mcode"), ("biz_id", "3"), ("app_id", "3001"),
-              ("version_code", "22201"), ("unix", str(ms + skew_ms)), ("timezone_offset", "28800"),
+              ("version_code", "22201"), ("unix", unix), ("timezone_offset", "28800"),
               ("sys_language", "zh"), ("lang", "zh"), ("device_id", "0"), ("os_name", "linux"),
               ("browser_name", "mcode"), ("user_id", user_id), ("client", "mcode")]
     if order is not None:
@@ -249,7 +250,7 @@ def mcode_call(sim: SimulatorControl, access: str, path: str, body: dict[str, An
     headers = {"Authorization": f"Bearer {access}", "Accept": "application/json",
                "Content-Type": "application/json", "User-Agent": "MiniMaxCode",
                "x-timestamp": str(ms // 1000),
-               "yy": md5(f"{target}_{raw or '{}'}{md5(str(ms))}ooui"),
+               "yy": md5(f"{target}_{raw or '{}'}{md5(unix)}ooui"),
                "x-signature": md5(f"{ms // 1000}{salt}{raw}")}
     method = "POST" if body is not None else "GET"
     return requests.request(method, f"{sim.base_url}{path}?{query}", data=raw or None,
