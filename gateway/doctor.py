@@ -43,7 +43,8 @@ from gateway.upstream import constants as C
 from gateway.upstream.client import UpstreamClient, credits_of
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one, signed_in
-from gateway.upstream.quota import QuotaReader, credits_amount, describe
+from gateway.upstream.quota import QuotaReader
+from gateway.upstream.quota_shapes import credits_amount, describe
 from gateway.upstream.session import SessionDriver
 from gateway.upstream.signins import SignIns
 from gateway.upstream.surfaces import Surfaces

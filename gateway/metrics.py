@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:  # gunicorn's arbiter imports this module before gevent patches: no requests here
-    from gateway.upstream.quota import Quota
+    from gateway.upstream.quota_shapes import Quota
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 ACCOUNT_STATES = ("free", "busy", "cooling", "dead")

@@ -32,7 +32,7 @@ from gateway.chat.ledger import sweep
 from gateway.chat.service import ChatService
 from gateway.errors import AuthenticationFailed, GatewayError, UpstreamUnauthorized
 from gateway.upstream.credentials import Credential
-from gateway.upstream.quota import credits_amount
+from gateway.upstream.quota_shapes import credits_amount
 from gateway.upstream.signins import SignIns
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from gateway.config import Settings
 from gateway.state import SharedState
 from gateway.upstream import constants as C
 from gateway.upstream.credentials import Credential
-from gateway.upstream.quota import AccessTokens, Quota, QuotaReader
+from gateway.upstream.quota import AccessTokens, QuotaReader
+from gateway.upstream.quota_shapes import Quota
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ from gateway.system.views import NAME as NAME_OF_GATEWAY
 from gateway.upstream import constants as C
 from gateway.upstream.credentials import signed_in, signin_key
 from gateway.upstream.oauth import DeviceAuthorization, OAuthClient, TokenPair
-from gateway.upstream.quota import Quota
+from gateway.upstream.quota_shapes import Quota
 from gateway.upstream.signins import SignIns, valid_name
 
 bp = Blueprint("admin_signin", __name__, url_prefix="/admin/signin")

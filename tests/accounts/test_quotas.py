@@ -24,7 +24,7 @@ from gateway.errors import UpstreamUnauthorized
 from gateway.state import open_state
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.credentials import parse_one
-from gateway.upstream.quota import Quota
+from gateway.upstream.quota_shapes import Quota
 from gateway.upstream.surfaces import build_surfaces
 from tests.simulator.control import SimulatorControl
 

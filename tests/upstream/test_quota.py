@@ -1,4 +1,4 @@
-"""Quota of MiniMax Code accounts (gateway/upstream/quota.py, UPSTREAM-CODE.md §4).
+"""Quota of MiniMax Code accounts (gateway/upstream/quota.py and quota_shapes.py, UPSTREAM-CODE.md §4).
 
 First the reading of answers, on examples built from the page and from the public
 clients it cites (every plausible form: ``data`` wrappers, camelCase, strings, ms or s,
@@ -26,14 +26,11 @@ from gateway.errors import AuthenticationFailed, QuotaExhausted, UpstreamBadAnsw
 from gateway.state import open_state
 from gateway.upstream.credentials import parse_one, signed_in
 from gateway.upstream.oauth import OAuthClient, TokenPair
-from gateway.upstream.quota import (
+from gateway.upstream.quota import QuotaReader, classify_answer, mcode_query, mcode_signatures
+from gateway.upstream.quota_shapes import (
     Quota,
-    QuotaReader,
     buckets,
-    classify_answer,
     describe,
-    mcode_query,
-    mcode_signatures,
     model_ids,
     parse_quota,
     personal_workspace,
