@@ -1,4 +1,5 @@
-"""Strict simulator of the MiniMax Agent web API, used by tests and benchmarks.
+"""Strict simulator of the MiniMax Agent web API and of the MiniMax Code surface (OAuth
+account host, Anthropic-compatible LLM host: the `code_*` modules), used by tests and benchmarks.
 
 Role: package entry point. It exports `create_simulator_app` and `SimSettings` lazily, so
 that `python -m tests.simulator` can monkey-patch gevent before Flask (and ssl) are

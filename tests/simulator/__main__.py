@@ -7,7 +7,8 @@ Role: what tests, benchmarks and .ci start as a subprocess:
                               [--yy-variant captured|legacy] [--seed S]
 
 Two listening sockets: --port is the API host (matrix, /v1/api, the session surface's
-API calls, uploads, control), --stream-port the stream host (the session message POST
+API calls, uploads, control, and the whole MiniMax Code surface: /oauth2/*, /mavis/api/v1/*,
+the coding plan quota), --stream-port the stream host (the session message POST
 and /events; 0 picks a free port). It prints `ACCOUNT <realUserID>+<JWT>` per created
 account, `CREDENTIALS <c1>,<c2>,...` (ready for a gateway's pool setting) when there are
 any, `SIMULATOR STREAM http://HOST:STREAM_PORT`, and finally

@@ -53,7 +53,7 @@ from tests.simulator.code_shapes import (
     too_large,
     usage_limit,
 )
-from tests.simulator.code_stream import AnswerStream, CodeAnswer, plan_answer, signature_ok
+from tests.simulator.code_stream import AnswerStream, CodeAnswer, CodeGeneration, plan_answer, signature_ok
 from tests.simulator.code_world import CodeAccount, CodeWorld
 from tests.simulator.state import SimState
 from tests.simulator.stream import STREAM_TICK_SECONDS, _ClientGone, _Waiter, socket_probe
@@ -115,6 +115,9 @@ def _read_body(entry: dict[str, Any]) -> Any:
 
 
 def _note_thinking(world: CodeWorld, checked: MessagesRequest) -> None:
+    """Warnings (never refusals) a test may assert away: what the page does not pin."""
+    if (checked.body.get("thinking") or {}).get("type") == "enabled":
+        world.count("thinking_enabled", warning="thinking_type_enabled")  # page: adaptive|disabled
     if checked.unsigned_thinking_dropped:
         world.count("unsigned_thinking_dropped", warning="unsigned_thinking_dropped")
     for message in checked.body["messages"]:
@@ -152,10 +155,16 @@ def _generate(state: SimState, world: CodeWorld, account: CodeAccount,
     if not world.begin(account.name):
         raise CodeReject(429, usage_limit(), "quota_exhausted")
     world.count("generations")
-    answer = plan_answer(state.next_answer(account.real_user_id), checked, state.clock(),
-                         stream_fault(fault))
+    spec = state.next_answer(account.real_user_id)
+    offered = {tool.get("name") for tool in checked.body.get("tools") or []}
+    if any(call.name not in offered for call in spec.tool_calls):
+        world.count("unoffered_tool_calls", warning="tool_call_not_offered")  # a script bug
+    answer = plan_answer(spec, checked, state.clock(), stream_fault(fault))
+    generation = CodeGeneration(account.real_user_id, checked.prompt, answer)
+    world.generated(generation)
 
     def end() -> None:
+        generation.ended(state.clock())
         world.end(account.name)
 
     if checked.stream:

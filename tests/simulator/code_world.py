@@ -40,6 +40,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "accept_web_tokens": False, "m31_thinking_omitted": "refuse", "token_extras": False,
     "refresh_keeps_token": False, "ping_seconds": 1.0,
 }
+# Always present in code_stats (0 until the first event), so tests can compare before/after.
+COUNTER_NAMES: tuple[str, ...] = (
+    "device_codes", "token_polls", "pending_answers", "slow_downs", "grants", "refreshes",
+    "invalid_grants", "messages_calls", "count_tokens_calls", "generations", "models_calls",
+    "quota_calls", "refusals", "web_token_calls", "wrong_routes", "revokes")
 _NUMBERS: tuple[str, ...] = ("slow_down_step", "expires_in", "device_expires_in", "interval",
                              "ping_seconds")
 _FLAGS: tuple[str, ...] = ("slow_down_once", "accept_web_tokens", "token_extras",
@@ -131,10 +136,12 @@ class CodeWorld:
     def _clear(self) -> None:
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
         self._devices: dict[str, Device] = {}
-        self._counters: dict[str, int] = {}
+        self._counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._rejections: dict[str, int] = {}
         self._warnings: dict[str, int] = {}
         self._log: list[dict[str, Any]] = []
+        #: Each generation, for /_sim/log beside the web surfaces' (CodeGeneration).
+        self._generations: list[Any] = []
 
     def reset(self, drop_accounts: bool) -> None:
         with self._lock:
@@ -174,6 +181,16 @@ class CodeWorld:
     def log(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._log)
+
+    def generated(self, generation: Any) -> None:
+        """Keep a generation (anything with `log_entry(now)`) for /_sim/log."""
+        with self._lock:
+            if len(self._generations) < LOG_CAP:
+                self._generations.append(generation)
+
+    def generation_log(self, now: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return [generation.log_entry(now) for generation in self._generations]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -135,6 +135,7 @@ def test_tool_use_round_trip(code_sim: SimulatorControl, account: dict[str, Any]
         {"role": "user", "content": results}]}
     answer = post(code_sim, account["access_token"], second).json()
     assert answer["content"] == [{"type": "text", "text": "sunny"}]  # M3 without thinking
+    assert code_sim.code_stats()["warnings"] == {}
 
 
 def test_max_tokens_cuts_the_answer(code_sim: SimulatorControl, account: dict[str, Any]) -> None:
@@ -419,3 +420,11 @@ def test_control_refuses_bad_options(code_sim: SimulatorControl) -> None:
         code_sim.fault("send_msg", "http_529")  # a code-surface fault on a web endpoint
     with pytest.raises(RuntimeError, match="404"):
         code_sim.approve_device("NOPE-NOPE")
+
+
+def test_warnings_for_what_the_page_does_not_pin(code_sim: SimulatorControl,
+                                                 account: dict[str, Any]) -> None:
+    code_sim.script([{"text": "", "first_delay": 0, "tool_calls": [{"name": "nowhere"}]}])
+    post(code_sim, account["access_token"], body(thinking={"type": "enabled", "budget_tokens": 900}))
+    assert code_sim.code_stats()["warnings"] == {"tool_call_not_offered": 1,
+                                                 "thinking_type_enabled": 1}
