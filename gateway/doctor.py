@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway import doctor_code as code
 from gateway import i18n
+from gateway.doctor_code import StageFailed
 from gateway.errors import (
     AccountInUse,
     AuthenticationFailed,
@@ -44,7 +46,7 @@ from gateway.upstream.client import UpstreamClient, credits_of
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one, signed_in
 from gateway.upstream.quota import QuotaReader
-from gateway.upstream.quota_shapes import credits_amount, describe
+from gateway.upstream.quota_shapes import credits_amount
 from gateway.upstream.session import SessionDriver
 from gateway.upstream.signins import SignIns
 from gateway.upstream.surfaces import Surfaces
@@ -195,52 +197,21 @@ class Doctor:
             raise StageFailed("no credits left")
         return f"{data.get('plan_name') or 'plan ?'}: {report.credits} credits"
 
-    # -- MiniMax Code accounts --------------------------------------------------------------
+    # -- MiniMax Code accounts (gateway/doctor_code.py) -------------------------------------
     def _code(self, cred: Credential, report: Report) -> Report:
-        steps: list[tuple[str, Callable[[], Any]]] = [("quota", lambda: self._quota(cred, report))]
-        if cred.signin is not None:
-            steps.insert(0, ("signed in", lambda: self._signed_in(cred.signin or "")))
-        for name, step in steps:
-            if _stage(report.stages, name, step, cred) is None:
-                return report
+        if cred.signin is not None and _stage(report.stages, "signed in",
+                                              lambda: code.signed_in(self.signins, cred.signin or ""), cred) is None:
+            return report
+        reading = _stage(report.stages, "quota", lambda: code.quota(self.quota, cred), cred)
+        if reading is None:
+            return report
+        report.credits = credits_amount(reading)
         walk = report.surfaces["code"] = SurfaceReport()
-        if _stage(walk.stages, "code endpoint", lambda: self._code_endpoint(cred), cred) is not None \
-                and self.surfaces.native is not None:
-            _stage(walk.stages, "count tokens", lambda: self._count_tokens(cred), cred)
+        native = self.surfaces.native
+        if _stage(walk.stages, "code endpoint", lambda: code.endpoint(self.quota, cred), cred) is not None \
+                and native is not None:
+            _stage(walk.stages, "count tokens", lambda: code.count_tokens(native, cred), cred)
         return report
-
-    def _signed_in(self, name: str) -> str:
-        sign_in = self.signins.get(name) if self.signins is not None else None
-        if sign_in is None:
-            raise StageFailed(f"no MiniMax Code account is signed in as {name!r}: log in again")
-        if sign_in.state != "ok":
-            raise StageFailed(f"the sign-in is dead ({sign_in.reason or 'refused'}): log in again")
-        expiry = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(sign_in.expires_at))
-        return f"{name} ({sign_in.region}), access token expires {expiry}"
-
-    def _code_reader(self) -> QuotaReader:
-        if self.quota is None:
-            raise StageFailed("this doctor cannot reach MiniMax Code (no quota reader)")
-        return self.quota
-
-    def _quota(self, cred: Credential, report: Report) -> str:
-        quota = self._code_reader().read(cred)
-        report.credits = credits_amount(quota)
-        if quota.exhausted:
-            resets = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(quota.resets_at)) if quota.resets_at else "?"
-            raise StageFailed(f"quota used up until {resets} ({describe(quota)})")
-        return describe(quota)
-
-    def _count_tokens(self, cred: Credential) -> str:
-        if self.surfaces.native is not None:
-            self.surfaces.native.probe(cred)
-        return "the messages route takes the token"
-
-    def _code_endpoint(self, cred: Credential) -> str:
-        models = self._code_reader().models(cred)
-        if not models:
-            raise StageFailed("the code endpoint accepted the token but listed no models")
-        return f"token accepted; models: {', '.join(models)}"
 
     # -- surface walks --------------------------------------------------------------------
     def _walk(self, surface: str, cred: Credential) -> SurfaceReport:
@@ -337,10 +308,6 @@ def _stage(stages: list[Stage], name: str, step: Callable[[], Any],
     return result[0] if isinstance(result, tuple) else (result or True)
 
 
-class StageFailed(Exception):
-    """A stage whose call succeeded but whose answer shows a problem."""
-
-
 #: The likely cause of a failure, by error class (first match wins): a catalogue key.
 CAUSES: tuple[tuple[type[BaseException], str], ...] = (
     (ExpiredCredentials, "doctor.cause.expired"),
@@ -358,7 +325,7 @@ CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> str:
     """The catalogue key of the likeliest cause of ``error`` at ``stage``."""
     if cred is not None and cred.kind == "code":
-        found = _code_cause(error, cred)
+        found = code.code_cause(error, cred)
         if found:
             return found
     if isinstance(error, AuthenticationFailed) and stage == "parse token" \
@@ -373,18 +340,6 @@ def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> s
     if isinstance(error, StageFailed):
         return "doctor.cause.no_credits" if "credits" in str(error) else "doctor.cause.wrong_user_id"
     return next((key for kinds, key in CAUSES if isinstance(error, kinds)), "doctor.cause.unexpected")
-
-
-def _code_cause(error: BaseException, cred: Credential) -> str | None:
-    """A code credential's causes: a dead or missing sign-in, a refused token, a spent quota."""
-    if isinstance(error, AuthenticationFailed):
-        return "doctor.cause.log_in_again" if cred.signin is not None else "doctor.cause.code_token_refused"
-    if isinstance(error, StageFailed):
-        if "quota used up" in str(error):
-            return "doctor.cause.quota_used"
-        if "log in again" in str(error):
-            return "doctor.cause.log_in_again"
-    return None
 
 
 def render(report: Report, lang: Lang = DEFAULT_LANG) -> str:
