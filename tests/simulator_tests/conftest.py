@@ -71,3 +71,9 @@ def code_sim(code_server: str) -> Iterator[SimulatorControl]:
     control.reset(drop_accounts=True)
     yield control
     control.close()
+
+
+@pytest.fixture()
+def code_account(code_sim: SimulatorControl) -> dict[str, Any]:
+    """One signed-in code account (tokens, web_jwt, real_user_id, name, ...)."""
+    return code_sim.add_code_accounts(1)[0]
