@@ -6,7 +6,9 @@ Role: page §1 and §4 as routes over `CodeWorld`:
   missing one is tolerated with a warning, as measured), audience agent-backend,
   code_challenge with method S256 (invalid_request);
 - POST /oauth2/token: the device_code grant (PKCE verified, pending in the configured
-  form, slow_down, expired_token, access_denied, then the grant) and the refresh_token
+  form, slow_down, expired_token, access_denied, then the grant; with
+  code_config(device_variant="user_code") the official client's variant: no device_code
+  in the device answer, `expired_in` epoch ms, `interval` ms, polls by user_code) and the refresh_token
   grant (single-use rotation; reuse → 400 invalid_grant "this refresh token can no
   longer be used"); app_id on this endpoint → invalid_request, as measured;
 - POST /oauth2/revoke → 404 (measured on both prod origins);
@@ -82,13 +84,20 @@ def _device_code(state: SimState, world: CodeWorld) -> Response:
     if not form.get("code_challenge") or form.get("code_challenge_method") != "S256":
         world.count("device_refusals", reason="pkce_missing")
         return _oauth_error("invalid_request", "code_challenge with method S256 is required")
+    if "X-User-Pre" in request.headers:
+        world.count("device_lenient", warning="staging_header_x_user_pre")  # staging builds only
     device = world.start_device(form["code_challenge"], state.clock())
     base = request.host_url.rstrip("/") + VERIFICATION_PATH
-    return json_response({"device_code": device.device_code, "user_code": device.user_code,
-                          "verification_uri": base,
-                          "verification_uri_complete": f"{base}?user_code={device.user_code}",
-                          "expires_in": int(world.config["device_expires_in"]),
-                          "interval": world.config["interval"]})
+    answer: dict[str, Any] = {
+        "device_code": device.device_code, "user_code": device.user_code,
+        "verification_uri": base,
+        "verification_uri_complete": f"{base}?user_code={device.user_code}",
+        "expires_in": int(world.config["device_expires_in"]), "interval": world.config["interval"]}
+    if world.config["device_variant"] == "user_code":
+        del answer["device_code"], answer["expires_in"]
+        answer.update(expired_in=int(device.expires_at * 1000),
+                      interval=int(world.config["interval"] * 1000))
+    return json_response(answer)
 
 
 _STATUS_WORDS: dict[str, str] = {"authorization_pending": "pending", "slow_down": "slow_down",
@@ -112,10 +121,13 @@ def _token(state: SimState, world: CodeWorld) -> Response:
     grant = form.get("grant_type")
     try:
         if grant == DEVICE_GRANT:
-            if not form.get("device_code") or not form.get("code_verifier"):
-                return _oauth_error("invalid_request", "device_code and code_verifier required")
-            return json_response(world.poll(form["device_code"], form["code_verifier"],
-                                            state.clock())[1])
+            by_user = world.config["device_variant"] == "user_code"
+            code = form.get("user_code" if by_user else "device_code")
+            if not code or not form.get("code_verifier"):
+                return _oauth_error("invalid_request", "device_code (user_code in the user_code "
+                                    "variant) and code_verifier required")
+            return json_response(world.poll(code, form["code_verifier"], state.clock(),
+                                            by_user)[1])
         if grant == "refresh_token":
             problem = _refresh_problem(world, form)
             return problem or json_response(world.refresh(form.get("refresh_token", ""),

@@ -118,6 +118,8 @@ def _note_thinking(world: CodeWorld, checked: MessagesRequest) -> None:
     """Warnings (never refusals) a test may assert away: what the page does not pin."""
     if (checked.body.get("thinking") or {}).get("type") == "enabled":
         world.count("thinking_enabled", warning="thinking_type_enabled")  # page: adaptive|disabled
+    if "bedrock-lane" in request.headers:
+        world.count("dev_headers", warning="bedrock_lane_header")  # dev/test only; never in prod
     if checked.unsigned_thinking_dropped:
         world.count("unsigned_thinking_dropped", warning="unsigned_thinking_dropped")
     for message in checked.body["messages"]:

@@ -19,7 +19,8 @@ account or user code 404.
   POST  /_sim/code/config    {pending_form "200"|"400", slow_down_once, slow_down_step,
                               expires_in, device_expires_in, interval, accept_web_tokens,
                               m31_thinking_omitted "accept"|"refuse", token_extras,
-                              refresh_keeps_token, ping_seconds}; GET returns it
+                              refresh_keeps_token, ping_seconds, device_variant
+                              "standard"|"user_code"}; GET returns it
   GET   /_sim/code/stats, GET /_sim/code/log
 """
 

@@ -38,8 +38,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pending_form": "200", "slow_down_once": False, "slow_down_step": 5.0,
     "expires_in": 3600, "device_expires_in": 300, "interval": 1,
     "accept_web_tokens": False, "m31_thinking_omitted": "refuse", "token_extras": False,
-    "refresh_keeps_token": False, "ping_seconds": 1.0,
+    "refresh_keeps_token": False, "ping_seconds": 1.0, "device_variant": "standard",
 }
+# "user_code": the official client's variant (page §1, [unknown] on prod): the device answer
+# has no device_code, `expired_in` in epoch ms and `interval` in ms; polls carry user_code.
+DEVICE_VARIANTS: tuple[str, ...] = ("standard", "user_code")
 # Always present in code_stats (0 until the first event), so tests can compare before/after.
 COUNTER_NAMES: tuple[str, ...] = (
     "device_codes", "token_polls", "pending_answers", "slow_downs", "grants", "refreshes",
@@ -62,6 +65,8 @@ def checked_code_config(changes: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{key} must be a boolean")
     if changes.get("pending_form", "200") not in PENDING_FORMS:
         raise ValueError(f"pending_form must be one of {PENDING_FORMS}")
+    if changes.get("device_variant", "standard") not in DEVICE_VARIANTS:
+        raise ValueError(f"device_variant must be one of {DEVICE_VARIANTS}")
     if changes.get("m31_thinking_omitted", "refuse") not in ("accept", "refuse"):
         raise ValueError("m31_thinking_omitted must be accept or refuse")
     return changes
@@ -328,11 +333,13 @@ class CodeWorld:
                 raise KeyError(account)
             device.verdict, device.account = ("denied", None) if deny else ("approved", account)
 
-    def poll(self, device_code: str, verifier: str, now: float) -> tuple[Device, dict[str, Any]]:
+    def poll(self, device_code: str, verifier: str, now: float,
+             by_user_code: bool = False) -> tuple[Device, dict[str, Any]]:
         """The grant (with the device, whose account is then set), or a Verdict."""
         with self._lock:
             self._count("token_polls")
-            device = self._devices.get(device_code)
+            device = (next((d for d in self._devices.values() if d.user_code == device_code), None)
+                      if by_user_code else self._devices.get(device_code))
             if device is None or device.verdict == "consumed":
                 raise Verdict("invalid_grant", "unknown or used device_code")
             if not secrets.compare_digest(pkce_challenge(verifier), device.challenge):

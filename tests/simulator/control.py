@@ -166,7 +166,9 @@ class SimulatorControl:
     def code_config(self, **opts: Any) -> dict[str, Any]:
         """opts: pending_form ("200" | "400"), slow_down_once, slow_down_step, expires_in,
         device_expires_in, interval, accept_web_tokens, m31_thinking_omitted ("accept" |
-        "refuse"), token_extras, refresh_keeps_token, ping_seconds. reset() restores them."""
+        "refuse"), token_extras, refresh_keeps_token, ping_seconds, device_variant
+        ("standard" | "user_code": no device_code, expired_in epoch ms, interval ms, polls
+        by user_code). reset() restores them."""
         return self._call("POST", "code/config", opts)
 
     def code_stats(self) -> dict[str, Any]:

@@ -90,6 +90,20 @@ def test_device_flow_grants_tokens_after_pending_in_either_form(code_sim: Simula
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
 
+def test_official_user_code_variant(code_sim: SimulatorControl) -> None:
+    code_sim.code_config(device_variant="user_code", interval=0.5, device_expires_in=300)
+    device, verifier = begin(code_sim)
+    assert "device_code" not in device and device["interval"] == 500  # ms
+    assert device["expired_in"] > time.time() * 1000 + 200_000  # epoch ms
+    by_user = {"grant_type": DEVICE_GRANT, "user_code": device["user_code"],
+               "client_id": CLIENT, "code_verifier": verifier}
+    url = f"{code_sim.base_url}/oauth2/token"
+    assert requests.post(url, data=by_user, timeout=10).json() == {"status": "pending"}
+    code_sim.approve_device(device["user_code"])
+    time.sleep(0.5)
+    assert requests.post(url, data=by_user, timeout=10).json()["access_token"].startswith("mmoat_")
+
+
 def test_device_flow_checks_pkce(code_sim: SimulatorControl) -> None:
     code_sim.code_config(interval=0)
     device, _ = begin(code_sim)
@@ -116,7 +130,11 @@ def test_device_code_needs_a_form_or_json_body(code_sim: SimulatorControl) -> No
             "code_challenge": pkce()[1], "code_challenge_method": "S256"}
     as_json = requests.post(f"{code_sim.base_url}/oauth2/device/code", json=form, timeout=10)
     assert as_json.status_code == 200  # accepted (measured), but counted
-    assert code_sim.code_stats()["warnings"]["oauth_json_body"] == 1
+    assert code_sim.code_stats()["warnings"] == {"oauth_json_body": 1}
+    staging = requests.post(f"{code_sim.base_url}/oauth2/device/code", data=form, timeout=10,
+                            headers={"X-User-Pre": "1"})
+    assert staging.status_code == 200
+    assert code_sim.code_stats()["warnings"]["staging_header_x_user_pre"] == 1
     as_text = requests.post(f"{code_sim.base_url}/oauth2/device/code", timeout=10,
                             data=json.dumps(form), headers={"Content-Type": "text/plain"})
     assert as_text.status_code == 401  # nothing readable: no client_id

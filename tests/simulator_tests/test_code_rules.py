@@ -154,6 +154,8 @@ def test_m31_without_thinking_can_be_accepted_by_config(code_sim: SimulatorContr
 def test_warnings_for_what_the_page_does_not_pin(code_sim: SimulatorControl,
                                                  code_account: dict[str, Any]) -> None:
     code_sim.script([{"text": "", "first_delay": 0, "tool_calls": [{"name": "nowhere"}]}])
-    post(code_sim, code_account["access_token"], body(thinking={"type": "enabled", "budget_tokens": 900}))
+    post(code_sim, code_account["access_token"], body(thinking={"type": "enabled", "budget_tokens": 900}),
+         **{"bedrock-lane": "dev"})
     assert code_sim.code_stats()["warnings"] == {"tool_call_not_offered": 1,
-                                                 "thinking_type_enabled": 1}
+                                                 "thinking_type_enabled": 1,
+                                                 "bedrock_lane_header": 1}
