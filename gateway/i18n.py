@@ -387,6 +387,7 @@ _ADMIN: dict[str, Message] = {
     "admin.code.used_of": Message("{used} of {total}", "{total} 中已用 {used}"),
     "admin.code.resets": Message("resets {time}", "{time} 重置"),
     "admin.code.logout": Message("Log out", "登出"),
+    "admin.code.spent": Message("quota used up until {time}", "额度已用完，{time} 恢复"),
     "admin.code.region.cn": Message("mainland China (cn)", "中国大陆（cn）"),
     "admin.code.region.global": Message("global", "海外（global）"),
     "admin.code.login.title": Message("Log in a MiniMax Code account", "登录 MiniMax Code 账号"),

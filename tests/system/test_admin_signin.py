@@ -313,3 +313,14 @@ def test_browser_device_login_from_the_admin_page(tab: Page, gateway: str, sim: 
     tab.screenshot(ARTIFACTS / "admin-signin-dead.png")
     submit(tab, "#code-accounts tr[data-name='erin'] form.code-logout button")
     assert tab.evaluate(row_of("erin")) is None
+
+
+def test_a_spent_quota_is_shown_with_its_reset(client: FlaskClient, sim: SimulatorControl, app: Flask) -> None:
+    (account,) = sim.add_code_accounts(1, quota=100, quota_left=0)
+    path = start(client, name="heidi")
+    sim.approve_device(user_code(sim), account=account["name"])
+    assert poll_until(client, path, lambda a: a["status"] != "pending")["status"] == "ok"
+    page = client.get("/admin", headers=ADMIN).get_data(as_text=True)
+    row = re.search(r'<tr data-name="heidi".*?</tr>', page, re.S)
+    assert row and 'data-state="ok"' in row.group(0) and "quota used up until" in row.group(0)
+    assert client.post("/admin/signin/logout", data={"name": "heidi"}, headers=ADMIN).status_code == 303
