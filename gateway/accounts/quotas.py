@@ -64,6 +64,7 @@ class Quotas:
 
     def forget(self, key: str) -> None:
         """Drop what is kept of an account (signed out)."""
+        self.reader.forget(key)
         for name in (QUOTA_KEY, TRIED_KEY):
             try:
                 self._state.delete(name + key)

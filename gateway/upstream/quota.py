@@ -10,8 +10,8 @@ Three calls make one reading:
    5-hour ("interval") and weekly windows of each bucket (``general``, video …).
 
 The realUserID for the query's ``user_id`` comes from the user-info call, which accepts
-``user_id=0``; it and the workspace ids are kept per account for the process's life (they
-never change).
+``user_id=0``; it and the workspace ids are kept per account for an hour (or until a
+reading fails).
 
 Errors: HTTP 401/403 or ``statusInfo.code`` 1000048 is "signed out"
 (:class:`UpstreamUnauthorized`); any other non-zero ``base_resp.status_code`` is an
@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from gateway.errors import UpstreamBadAnswer, UpstreamUnauthorized
+from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamUnauthorized
 from gateway.upstream import constants as C
 from gateway.upstream.client import error_for, status_of, transport_errors
 from gateway.upstream.credentials import Credential
@@ -50,6 +50,9 @@ from gateway.upstream.settings import CodeSettings
 from gateway.upstream.signing import dump_body, x_signature, yy_signature
 
 T = TypeVar("T")
+#: Seconds an account's workspace ids are reused before they are asked again (a name may be
+#: signed in again as another MiniMax account).
+WORKSPACE_TTL_SECONDS = 3600.0
 SIGNED_OUT = "MiniMax Code refused the access token: signed out, log in again."
 
 
@@ -74,12 +77,13 @@ class QuotaReader:
     def __init__(self, regions: Mapping[str, CodeSettings], default_region: str,
                  signins: AccessTokens | None = None, session: requests.Session | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        # ``clock`` dates readings and ages the cache; signatures always use the wall clock.
         self._regions = regions  # a signed-in account is read on its own region's hosts
         self.settings = regions[default_region]
         self._signins = signins
         self._session = session or _new_session()
         self._clock = clock
-        self._workspaces: dict[str, Workspace] = {}
+        self._workspaces: dict[str, tuple[float, Workspace]] = {}
         self._lock = threading.Lock()
 
     # -- the public calls -----------------------------------------------------------------
@@ -105,6 +109,11 @@ class QuotaReader:
         signin = self._signins.get(cred.signin) if cred.signin and self._signins else None
         return self._regions.get(signin.region, self.settings) if signin else self.settings
 
+    def forget(self, key: str) -> None:
+        """Drop what is cached of the account ``key`` (signed out, or signed in again)."""
+        with self._lock:
+            self._workspaces.pop(key, None)
+
     def close(self) -> None:
         self._session.close()
 
@@ -112,20 +121,24 @@ class QuotaReader:
     def _read(self, cred: Credential, token: str, settings: CodeSettings) -> Quota:
         space = self._workspace(cred, token, settings)
         body = {"workspace_id": _as_json_id(space.workspace_id)} if space.workspace_id else {}
-        membership = self._matrix(settings, token, space.user_id, "POST", C.PATH_MEMBERSHIP, body)
-        remains = self._remains(settings, token, space.op_group_id) if space.op_group_id else {}
+        try:
+            membership = self._matrix(settings, token, space.user_id, "POST", C.PATH_MEMBERSHIP, body)
+            remains = self._remains(settings, token, space.op_group_id) if space.op_group_id else {}
+        except GatewayError:
+            self.forget(cred.key)  # perhaps another workspace by now: asked again next time
+            raise
         return parse_quota(membership, remains, self._clock(), space.has_token_plan)
 
     def _workspace(self, cred: Credential, token: str, settings: CodeSettings) -> Workspace:
         known = self._workspaces.get(cred.key)
-        if known is not None:
-            return known
+        if known is not None and self._clock() - known[0] < WORKSPACE_TTL_SECONDS:
+            return known[1]
         info = self._matrix(settings, token, C.UNKNOWN_USER_ID, "GET", C.PATH_USER_INFO, None)
         user_id = real_user_id(info) or C.UNKNOWN_USER_ID
         extra = self._matrix(settings, token, user_id, "POST", C.PATH_USER_EXTRA_INFO, {})
         space = personal_workspace(extra, user_id)
         with self._lock:
-            self._workspaces[cred.key] = space
+            self._workspaces[cred.key] = (self._clock(), space)
         return space
 
     def _remains(self, settings: CodeSettings, token: str, group_id: str) -> dict[str, Any]:
@@ -156,7 +169,7 @@ class QuotaReader:
     def _matrix(self, settings: CodeSettings, token: str, user_id: str, method: str, path: str,
                 body: dict[str, Any] | None) -> dict[str, Any]:
         """A signed matrix call with the mcode query (§4)."""
-        ms = int(self._clock() * 1000)
+        ms = int(time.time() * 1000)  # the wall clock the upstream checks, whatever ``clock`` says
         query = mcode_query(settings.region, user_id, ms)
         text = None if body is None else dump_body(body)
         headers = {**self._bearer(settings, token), **mcode_signatures(f"{path}?{query}", text, ms),

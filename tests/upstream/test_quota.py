@@ -26,7 +26,13 @@ from gateway.errors import AuthenticationFailed, QuotaExhausted, UpstreamBadAnsw
 from gateway.state import open_state
 from gateway.upstream.credentials import parse_one, signed_in
 from gateway.upstream.oauth import OAuthClient, TokenPair
-from gateway.upstream.quota import QuotaReader, classify_answer, mcode_query, mcode_signatures
+from gateway.upstream.quota import (
+    WORKSPACE_TTL_SECONDS,
+    QuotaReader,
+    classify_answer,
+    mcode_query,
+    mcode_signatures,
+)
 from gateway.upstream.quota_shapes import (
     Quota,
     buckets,
@@ -343,3 +349,22 @@ def test_a_revoked_sign_in_is_dead(sim: SimulatorControl, simulator_url: str, tm
         QuotaReader({"cn": settings}, "cn", signins).read(signed_in("bob"))
     sign_in = signins.get("bob")
     assert sign_in is not None and sign_in.state == "dead"
+
+
+def test_workspace_ids_are_asked_again_after_an_hour_or_a_failure(sim: SimulatorControl, simulator_url: str) -> None:
+    (account,) = sim.add_code_accounts(1)
+    now = [time.time()]
+    reader = QuotaReader({"cn": code_settings(simulator_url)}, "cn", clock=lambda: now[0])
+    cred = parse_one(account["access_token"])
+    reader.read(cred)
+    reader.read(cred)
+    assert sim.code_stats()["mcode_extra_info"] == 1
+    now[0] += WORKSPACE_TTL_SECONDS
+    reader.read(cred)
+    assert sim.code_stats()["mcode_extra_info"] == 2
+    sim.fault("code_quota", "http_500")  # the membership call of the next reading
+    with pytest.raises(UpstreamError):
+        reader.read(cred)
+    reader.read(cred)
+    assert sim.code_stats()["mcode_extra_info"] == 3
+    reader.close()
