@@ -217,6 +217,7 @@ def _add(pending: PendingLogin, tokens: TokenPair) -> str:
     log.info("admin page signed in the MiniMax Code account %s (%s)", name, pending.region)
     quotas = _quotas()
     if quotas is not None:  # the listing shows the quota at once, not after the next round
+        quotas.forget(signin_key(name))  # the name may have been another MiniMax account before
         try:
             quotas.read(signed_in(name), web.settings().credits_interval)
         except GatewayError as error:
