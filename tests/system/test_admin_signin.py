@@ -35,6 +35,7 @@ from gateway.app import build_app
 from gateway.config import Settings
 from gateway.i18n import text
 from gateway.system import admin_signin
+from gateway.upstream import constants as C
 from gateway.upstream.credentials import signin_key
 from gateway.upstream.oauth import TokenPair
 from tests.deploy.debian import require
@@ -324,3 +325,13 @@ def test_a_spent_quota_is_shown_with_its_reset(client: FlaskClient, sim: Simulat
     row = re.search(r'<tr data-name="heidi".*?</tr>', page, re.S)
     assert row and 'data-state="ok"' in row.group(0) and "quota used up until" in row.group(0)
     assert client.post("/admin/signin/logout", data={"name": "heidi"}, headers=ADMIN).status_code == 303
+
+
+def test_slow_down_lengthens_the_interval(client: FlaskClient, sim: SimulatorControl) -> None:
+    sim.code_config(interval=1, slow_down_once=True)
+    path = start(client)
+    answer = poll_until(client, path, lambda a: a.get("interval", 1) > 1)
+    assert answer["status"] == "pending" and answer["interval"] == 1 + C.DEVICE_SLOW_DOWN_STEP
+    polls = sim.code_stats()["token_polls"]
+    assert poll(client, path)["status"] == "pending"
+    assert sim.code_stats()["token_polls"] == polls  # the next poll waits the longer interval
