@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from tests.simulator.accounts import ACCOUNT_FLAGS, SURFACES, Account
@@ -131,6 +131,7 @@ from tests.simulator.state import SimState
 
 STATE_EXTENSION_KEY: str = "minimax_simulator"
 STREAM_EXTENSION_KEY: str = "minimax_simulator.stream_app"
+CODE_WORLD_EXTENSION_KEY: str = "minimax_simulator.code_world"
 DROP_ENVIRON_KEY: str = "minimax_simulator.drop"
 JSON_MIMETYPE: str = "application/json; charset=utf-8"
 EVENT_STREAM_MIMETYPE: str = "text/event-stream; charset=utf-8"
@@ -975,7 +976,10 @@ def _register_control(app: Flask, state: SimState) -> None:
 
     @route("/_sim/log", ["GET"])
     def log() -> Response:
-        return _json(state.log())
+        """Every generation of every surface, in the order they started."""
+        world = current_app.extensions.get(CODE_WORLD_EXTENSION_KEY)
+        code = world.generation_log(state.clock()) if world is not None else []
+        return _json(sorted(state.log() + code, key=lambda entry: entry["t_send"]))
 
     @route("/_sim/info", ["GET"])
     def info() -> Response:
@@ -1023,7 +1027,7 @@ def create_simulator_app(settings: SimSettings | None = None) -> Flask:
     _register_protocol(app, state)
     register_session_routes(app, state, "api")
     _register_control(app, state)
-    register_code_surface(app, state)
+    app.extensions[CODE_WORLD_EXTENSION_KEY] = register_code_surface(app, state)
     app.wsgi_app = DropMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     app.extensions[STREAM_EXTENSION_KEY] = create_stream_app(state)
     return app

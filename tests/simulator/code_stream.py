@@ -135,6 +135,38 @@ def plan_answer(spec: AnswerSpec, request: MessagesRequest, now: float,
                       spec.fault_seconds)
 
 
+@dataclass
+class CodeGeneration:
+    """One code-surface generation as /_sim/log shows it, in the web surfaces' fields
+    (no chat is kept: chat_id is None and nothing is ever deleted)."""
+
+    account: str  # the linked web account's real_user_id, as the web log names accounts
+    prompt: str
+    answer: CodeAnswer
+    #: When its stream ended before the answer did (the client went away), else None.
+    stopped_at: float | None = None
+
+    def ended(self, now: float) -> None:
+        if now < self.answer.timeline.t_finish:
+            self.stopped_at = now
+
+    def log_entry(self, now: float) -> dict[str, Any]:
+        t = self.answer.timeline
+        first = t.first_content_time()
+        return {
+            "chat_id": None, "surface": "code", "turn_id": None, "account": self.account,
+            "prompt": self.prompt, "attachments": [], "attachment_details": [], "web_search": False,
+            "model": self.answer.model, "chat_type": None, "turn": 1, "msg_id": None,
+            "answer_msg_id": None, "answer": self.answer.text, "thinking": self.answer.thinking,
+            "delivered": t.text_at(self.stopped_at if self.stopped_at is not None else now), "t_send": t.t_send,
+            "t_first_content": first if first is not None and first <= now else None,
+            "t_finish": t.t_finish if now >= t.t_finish else None, "polls": 0, "poll_times": [],
+            "stopped": self.stopped_at is not None, "deleted": False,
+            "status": "stopped" if self.stopped_at is not None else "finished" if now >= t.t_finish else "generating",
+            "tool_calls": [{"name": name, "input": json.loads(raw)} for _, name, raw in self.answer.tool_calls],
+        }
+
+
 class AnswerStream:
     """The SSE body of one answer; `on_end` runs once however the stream ends."""
 

@@ -239,3 +239,13 @@ def test_control_refuses_bad_options(code_sim: SimulatorControl) -> None:
         code_sim.fault("send_msg", "http_529")  # a code-surface fault on a web endpoint
     with pytest.raises(RuntimeError, match="404"):
         code_sim.approve_device("NOPE-NOPE")
+
+
+def test_sim_log_shows_code_generations_beside_the_web_ones(code_sim: SimulatorControl,
+                                                            code_account: dict[str, Any]) -> None:
+    code_sim.script([{"text": "logged", "thinking": "t", "first_delay": 0}])
+    post(code_sim, code_account["access_token"], body(content="the prompt"))
+    entry = code_sim.log()[-1]
+    assert entry["surface"] == "code" and entry["account"] == code_account["real_user_id"]
+    assert entry["prompt"] == "the prompt" and entry["answer"] == "logged"
+    assert entry["status"] == "finished" and entry["delivered"] == "logged"
