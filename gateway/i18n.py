@@ -434,6 +434,7 @@ ENDPOINT_HELP_ZH: dict[str, str] = {
     "admin.login": "管理后台的登录表单：提交管理密钥，换取会话 cookie。",
     "admin.logout": "退出管理后台的登录（清除会话 cookie）。",
     "admin_signin.start": "在管理后台发起 MiniMax Code 设备登录（需管理密钥），转到该登录的页面。",
+    "admin_signin.accounts": "在服务器上登录的 MiniMax Code 账号及其最近一次读到的额度，JSON 格式（需管理密钥）。",
     "admin_signin.page": "设备登录的页面：用户代码、链接、二维码和进度（需管理密钥）。",
     "admin_signin.poll": "设备登录的一步轮询，以 JSON 返回状态（需管理密钥）。",
     "admin_signin.logout": "让一个 MiniMax Code 账号从本网关登出（仅本地；需管理密钥），回到管理后台。",

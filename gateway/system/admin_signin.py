@@ -134,6 +134,12 @@ def start() -> Response:
     return _see_other(url_for(".page", login_id=login_id, lang=_explicit_lang()))
 
 
+@bp.get("/accounts")
+def accounts() -> Response:
+    """The signed-in MiniMax Code accounts with their last quota reading, as JSON (admin key)."""
+    return jsonify({"accounts": [row.public() for row in code_accounts()]})
+
+
 @bp.get("/<login_id>")
 def page(login_id: str) -> Response:
     """The device login's page: user code, link, QR code, and its progress (admin key)."""
@@ -239,6 +245,14 @@ class CodeAccount:
     state: str  # "ok" | "dead"
     reason: str | None
     quota: Quota | None
+
+    def public(self) -> dict[str, Any]:
+        """The row as JSON (no token): the reading as kept, with what follows from it."""
+        quota = None if self.quota is None else {
+            **dataclasses.asdict(self.quota), "percent": self.quota.percent,
+            "exhausted": self.quota.exhausted, "resets_at": self.quota.resets_at}
+        return {"name": self.name, "key": self.key, "region": self.region, "expires_at": self.expires_at,
+                "state": self.state, "reason": self.reason, "quota": quota}
 
 
 def code_accounts() -> list[CodeAccount]:

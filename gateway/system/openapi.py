@@ -163,6 +163,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                                      "accounts": {"type": "array", "items": {"type": "object"}},
                                      "keys": {"type": "array", "items": {"type": "object"}},
                                      "series": {"type": "object"}}},
+    "AdminCodeAccounts": {"type": "object", "required": ["accounts"], "properties": {
+        "accounts": {"type": "array", "items": {"type": "object", "required": [
+            "name", "key", "region", "expires_at", "state", "reason", "quota"], "properties": {
+            "name": {"type": "string"}, "key": {"type": "string"}, "region": {"type": "string"},
+            "expires_at": {"type": "number"}, "state": {"enum": ["ok", "dead"]}, "reason": NULLABLE_STRING,
+            "quota": {"type": ["object", "null"]}}}}}},
     "AdminSigninStatus": {"type": "object", "required": ["status", "message"], "properties": {
         "status": {"enum": ["pending", "ok", "denied", "expired", "failed"]}, "message": {"type": "string"},
         "interval": {"type": "number"}, "name": {"type": "string"}, "detail": {"type": "string"}}},
@@ -334,6 +340,9 @@ def operations() -> list[Operation]:
                   "Start a MiniMax Code device login (form fields name, region)", content=HTML,
                   parameters=(LANG,), other=((303, "Started: to the login's page"), (401, "Not logged in"),
                                              *ADMIN_OFF)),
+        Operation("/admin/signin/accounts", "/admin/signin/accounts", "GET",
+                  "Signed-in MiniMax Code accounts with their quota, as JSON", content=_json("AdminCodeAccounts"),
+                  other=((401, "Not logged in"), *ADMIN_OFF)),
         Operation("/admin/signin/<login_id>", "/admin/signin/{login_id}", "GET",
                   "A device login's page: user code, link, progress", content=HTML,
                   parameters=(_path_param("login_id"), LANG), other=((401, "Not logged in"), *ADMIN_OFF)),

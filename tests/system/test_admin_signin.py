@@ -112,7 +112,8 @@ def test_without_an_admin_key_the_routes_do_not_exist(simulator_url: str, method
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/admin/signin/start"), ("GET", "/admin/signin/abc"),
-                                              ("POST", "/admin/signin/abc/poll"), ("POST", "/admin/signin/logout")])
+                                              ("POST", "/admin/signin/abc/poll"), ("POST", "/admin/signin/logout"),
+                                              ("GET", "/admin/signin/accounts")])
 def test_without_the_admins_login_they_refuse(client: FlaskClient, method: str, path: str) -> None:
     response = client.open(path, method=method, headers={"X-Admin-Key": KEY[:-1] + "x"})
     assert response.status_code == 401
@@ -163,6 +164,13 @@ def test_an_approved_login_adds_the_account_with_its_quota(client: FlaskClient, 
     assert quota is not None and quota.percent == 25.0
     page = client.get("/admin", headers=ADMIN).get_data(as_text=True)
     assert 'data-name="carol"' in page and "25% used" in page
+    listed = client.get("/admin/signin/accounts", headers=ADMIN)
+    (row,) = [row for row in listed.get_json()["accounts"] if row["name"] == "carol"]
+    assert row["region"] == "cn" and row["state"] == "ok" and row["quota"]["percent"] == 25.0
+    assert row["quota"]["exhausted"] is False and row["quota"]["plan_tier"] == "plus"
+    tokens = app.extensions["gateway.signins"].get("carol").tokens
+    assert tokens.access_token not in listed.get_data(as_text=True)
+    assert tokens.refresh_token not in listed.get_data(as_text=True)
     assert poll(client, path)["status"] == "expired"  # the login is over
     logout = client.post("/admin/signin/logout", data={"name": "carol"}, headers=ADMIN)
     assert logout.status_code == 303 and logout.headers["Location"].startswith("/admin")
