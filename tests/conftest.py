@@ -3,6 +3,8 @@
 Every test that talks to a gateway runs once per upstream surface (``surface`` is a
 session-scoped parametrised fixture, so pytest groups the tests of each surface): the
 gateway is started with ``MINIMAX_SURFACE`` forced to it and the simulator's stream host.
+On the ``code`` surface (MiniMax Code) the minted accounts are code accounts: their
+credential is the access token (``mmoat_…``), as a personal user passes it.
 """
 
 from __future__ import annotations
@@ -58,7 +60,10 @@ def no_secret_in_gateway_logs() -> Iterator[None]:
 
 
 #: The upstream surfaces every end-to-end test runs on.
-SURFACES = ("matrix", "session")
+SURFACES = ("matrix", "session", "code")
+#: The web app's surfaces (text in, text out): what the chat core emulates tools, JSON
+#: mode and multi-turn on, and the only ones with web search and speech.
+WEB_SURFACES = ("matrix", "session")
 
 
 @pytest.fixture(scope="session")
@@ -94,12 +99,21 @@ class Upstream:
     send_metric: str  # the gateway's upstream-call label of sending a turn
     uploads_stat: str  # the simulator's counter of stored uploads
 
+    def sent_text(self, sim: SimulatorControl) -> str:
+        """All the text the last turn sent upstream: the web surfaces' prompt, or the code
+        surface's system text and every message's text, in order."""
+        if self.surface != "code":
+            return str(sim.log()[-1]["prompt"])
+        body = next(entry["body"] for entry in reversed(sim.code_log()) if entry["path"].endswith("/messages"))
+        blocks = [*body.get("system", []), *(b for m in body["messages"] for b in m["content"])]
+        return "\n".join(str(b.get("text") or b.get("content") or b.get("thinking") or "") for b in blocks)
+
     def fail_mid_answer(self, sim: SimulatorControl, answer: dict[str, object]) -> Callable[[], None]:
         """Script ``answer`` so it fails once streaming; call the result when it should.
 
         Matrix polls start failing when told; a session stream is cut by the answer script.
         """
-        if self.surface == "session":
+        if self.surface in ("session", "code"):
             sim.script([{**answer, "fault": "drop_mid", "fault_seconds": 1.0}])
             return lambda: None
         sim.script([answer])
@@ -109,6 +123,7 @@ class Upstream:
 UPSTREAMS = {
     "matrix": Upstream("matrix", "send_msg", "get_chat_detail", "send_msg", "uploads"),
     "session": Upstream("session", "session_message", "session_message", "message", "session_uploads"),
+    "code": Upstream("code", "code_messages", "code_messages", "/mavis/api/v1/llm/v1/messages", "uploads"),
 }
 
 
@@ -159,15 +174,22 @@ def gateway(gateway_factory: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def accounts(sim: SimulatorControl) -> Callable[..., list[dict]]:
-    """Mint simulator accounts (remembered for the credential-leak check)."""
+def accounts(sim: SimulatorControl, surface: str) -> Callable[..., list[dict]]:
+    """Mint simulator accounts of the surface's kind (remembered for the leak check)."""
 
     def mint(count: int = 1, **options: object) -> list[dict]:
-        made = sim.add_accounts(count, **options)
+        made = sim.add_code_accounts(count, **options) if surface == "code" else sim.add_accounts(count, **options)
         MINTED.extend(made)
         return made
 
     return mint
+
+
+@pytest.fixture
+def web_only(surface: str) -> None:
+    """Skip on the code surface: the test is about what only the web surfaces have."""
+    if surface not in WEB_SURFACES:
+        pytest.skip("web surfaces only (the chat core's emulation, or the web app's own features)")
 
 
 @pytest.fixture

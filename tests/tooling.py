@@ -21,10 +21,7 @@ def tool_answer(surface: str, *calls: tuple[str, dict], before: str = "", **extr
     """A scripted upstream answer that calls tools, as the surface answers it: the web
     surfaces in the gateway's text convention, the code surface with native tool_use."""
     if surface == "code":
-        answer: dict = {"tool_calls": [{"name": name, "input": args} for name, args in calls], **extra}
-        if before:
-            answer["text"] = before
-        return answer
+        return {"text": before, "tool_calls": [{"name": name, "input": args} for name, args in calls], **extra}
     return {"text": call_block(*calls, before=before), **extra}
 
 

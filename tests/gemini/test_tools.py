@@ -6,16 +6,17 @@ import pytest
 from google.genai import types
 
 from tests.gemini.test_generate import client
-from tests.tooling import WEATHER_SCHEMA, call_block
+from tests.openai.test_tools import last_body
+from tests.tooling import WEATHER_SCHEMA, tool_answer
 
 TOOL = types.Tool(function_declarations=[types.FunctionDeclaration(
     name="get_weather", description="Current weather", parameters_json_schema=WEATHER_SCHEMA)])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_two_step_function_loop(gateway, sim, credential, stream) -> None:
+def test_two_step_function_loop(gateway, sim, upstream, credential, stream) -> None:
     sim.script([
-        {"text": call_block(("get_weather", {"city": "Cairo"})), "cps": 2000},
+        tool_answer(upstream.surface, ("get_weather", {"city": "Cairo"}), cps=2000),
         {"text": "Cairo: 21 degrees.", "cps": 2000},
     ])
     api = client(gateway, credential, "v1beta")
@@ -38,15 +39,22 @@ def test_two_step_function_loop(gateway, sim, credential, stream) -> None:
     ]
     final = api.models.generate_content(model="gemini-2.5-flash", contents=contents, config=config)
     assert final.text == "Cairo: 21 degrees."
-    prompt = sim.log()[-1]["prompt"]
-    assert f'<tool_result id="{call.id}" name="get_weather">' in prompt and '"temperature": 21' in prompt
+    if upstream.surface == "code":
+        result = last_body(sim)["messages"][2]["content"][0]
+        assert result["type"] == "tool_result" and result["tool_use_id"] == call.id and '"temperature": 21' in result["content"]
+    else:
+        prompt = sim.log()[-1]["prompt"]
+        assert f'<tool_result id="{call.id}" name="get_weather">' in prompt and '"temperature": 21' in prompt
 
 
-def test_mode_any_with_allowed_name(gateway, sim, credential) -> None:
-    sim.script([{"text": call_block(("get_weather", {"city": "Quito"})), "cps": 3000}])
+def test_mode_any_with_allowed_name(gateway, sim, upstream, credential) -> None:
+    sim.script([tool_answer(upstream.surface, ("get_weather", {"city": "Quito"}), cps=3000)])
     config = types.GenerateContentConfig(tools=[TOOL], tool_config=types.ToolConfig(
         function_calling_config=types.FunctionCallingConfig(mode="ANY", allowed_function_names=["get_weather"])))
     api = client(gateway, credential)
     reply = api.models.generate_content(model="g", contents="Quito?", config=config)
     assert reply.function_calls[0].args == {"city": "Quito"}
-    assert "MUST call the tool `get_weather`" in sim.log()[-1]["prompt"]
+    if upstream.surface == "code":
+        assert last_body(sim)["tool_choice"] == {"type": "tool", "name": "get_weather"}
+    else:
+        assert "MUST call the tool `get_weather`" in sim.log()[-1]["prompt"]

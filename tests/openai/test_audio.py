@@ -26,6 +26,10 @@ def spoken_seconds(sim) -> float:
     return sum(entry["duration"] for entry in sim.tts_log())
 
 
+# Speech and transcription are the web app's: a code-only request gets a 400 (tests/chat/test_native.py).
+pytestmark = pytest.mark.usefixtures("web_only")
+
+
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])
 def test_speech_in_every_format(gateway, sim, credential, fmt) -> None:
     sim.set_default({"echo": "quoted", "cps": 3000})

@@ -54,8 +54,10 @@ def test_stream_reassembles_letter_for_letter(gateway, sim, upstream, credential
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     assert len({(c.id, c.created, c.model) for c in chunks}) == 1
-    # Unknown names map to the default; the session surface then to its live catalogue's first.
-    assert sim.log()[-1]["model"] == {"matrix": "MiniMax-M2", "session": "MiniMax-M3"}[upstream.surface]
+    # Unknown names map to the default; the session surface then to its live catalogue's
+    # first, the code surface to its catalogue's first.
+    expected = {"matrix": "MiniMax-M2", "session": "MiniMax-M3", "code": "MiniMax-M3.1-Flash-Preview"}
+    assert sim.log()[-1]["model"] == expected[upstream.surface]
 
 
 def test_reasoning_streams_and_is_returned(gateway, sim, credential) -> None:
@@ -74,7 +76,7 @@ def test_reasoning_streams_and_is_returned(gateway, sim, credential) -> None:
     assert last_reasoning < first_content
 
 
-def test_multi_turn_history_reaches_the_upstream(gateway, sim, credential) -> None:
+def test_multi_turn_history_reaches_the_upstream(gateway, sim, upstream, credential) -> None:
     messages = [
         {"role": "developer", "content": "Answer in French."},
         {"role": "user", "content": "My name is Ada."},
@@ -82,20 +84,23 @@ def test_multi_turn_history_reaches_the_upstream(gateway, sim, credential) -> No
         {"role": "user", "content": [{"type": "text", "text": "What is my name?"}]},
     ]
     reply = client(gateway, credential).chat.completions.create(model="MiniMax-M2", messages=messages)
-    prompt = sim.log()[-1]["prompt"]
+    prompt = upstream.sent_text(sim)
     for piece in ("Answer in French.", "My name is Ada.", "Enchantée, Ada.", "What is my name?"):
         assert piece in prompt
     assert prompt.index("My name is Ada.") < prompt.index("What is my name?")
     assert reply.choices[0].message.content == sim.log()[-1]["answer"]
 
 
-def test_stop_sequence_and_token_limit(gateway, sim, credential) -> None:
+def test_stop_sequence_and_token_limit(gateway, sim, upstream, credential) -> None:
     sim.script([{"text": "one two STOP three", "cps": 1000}, {"text": "x" * 400, "cps": 4000}])
     api = client(gateway, credential)
     cut = api.chat.completions.create(model="MiniMax-M2", messages=ask(), stop=["STOP"])
     assert (cut.choices[0].message.content, cut.choices[0].finish_reason) == ("one two ", "stop")
     short = api.chat.completions.create(model="MiniMax-M2", messages=ask(), max_completion_tokens=5)
-    assert (short.choices[0].message.content, short.choices[0].finish_reason) == ("x" * 20, "length")
+    if upstream.surface == "code":  # the limit goes upstream, where thinking (always on) spends it first
+        assert short.choices[0].finish_reason == "length" and sim.code_log()[-1]["body"]["max_tokens"] == 5
+    else:
+        assert (short.choices[0].message.content, short.choices[0].finish_reason) == ("x" * 20, "length")
     assert sim.wait_idle(5)["chats_alive"] == 0
 
 
@@ -131,7 +136,8 @@ def test_client_disconnect_stops_and_cleans_up(gateway, sim, credential) -> None
     response.close()
     closed_at = time.monotonic()
     deadline = closed_at + 5
-    while sim.stats()["chats_alive"] and time.monotonic() < deadline:
+    # The upstream sees the turn stopped (the code surface: its stream closed) within a second.
+    while (sim.stats()["chats_alive"] or not sim.log()[0]["stopped"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sim.stats()["chats_alive"] == 0
     assert time.monotonic() - closed_at < 1.0
@@ -161,8 +167,12 @@ def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> N
 
 def test_models(gateway) -> None:
     api = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    assert [m.id for m in api.models.list()] == ["MiniMax-M2", "MiniMax-M2-Stable"]
+    # Without a code account: the code surface's built-in catalogue, then the web surfaces' names.
+    assert [m.id for m in api.models.list()] == [
+        "MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7",
+        "MiniMax-M2", "MiniMax-M2-Stable"]
     assert api.models.retrieve("MiniMax-M2-Stable").owned_by == "minimax"
+    assert api.models.retrieve("MiniMax-M3").model_extra == {"context_window": 512000, "max_output_tokens": 128000}
     with pytest.raises(openai.NotFoundError) as info:
         api.models.retrieve("nope")
     assert info.value.code == "model_not_found"
@@ -189,7 +199,7 @@ def test_long_answer_with_a_pause_arrives_whole(gateway, sim, credential) -> Non
     assert entry["polls"] <= 5 * duration + 2
 
 
-def test_json_response_formats(gateway, sim, credential) -> None:
+def test_json_response_formats(gateway, sim, upstream, credential) -> None:
     sim.script([
         {"text": "```json\n{\"ok\": true}\n```", "cps": 2000},
         {"text": "Result: [1, 2, 3] as asked", "cps": 2000},
@@ -202,7 +212,7 @@ def test_json_response_formats(gateway, sim, credential) -> None:
     chunks = api.chat.completions.create(model="m", messages=ask(), stream=True,
                                          response_format={"type": "json_schema", "json_schema": schema})
     assert json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices)) == [1, 2, 3]
-    assert '"items": {"type": "integer"}' in sim.log()[-1]["prompt"]
+    assert '"items": {"type": "integer"}' in upstream.sent_text(sim)
     with pytest.raises(openai.APIStatusError) as info:
         api.chat.completions.create(model="m", messages=ask(), response_format={"type": "json_object"})
     assert info.value.status_code == 502 and "JSON" in info.value.message

@@ -75,7 +75,7 @@ def test_missing_and_malformed_credentials(gateway, sim) -> None:
         client(gateway, "garbage").chat.completions.create(model="m", messages=ask())
 
 
-def test_expired_jwt_is_refused_without_calling_upstream(gateway, sim, accounts) -> None:
+def test_expired_jwt_is_refused_without_calling_upstream(gateway, web_only, sim, accounts) -> None:
     (expired,) = accounts(1, exp_seconds=-60)
 
     def chat_calls() -> int:
@@ -90,19 +90,19 @@ def test_expired_jwt_is_refused_without_calling_upstream(gateway, sim, accounts)
     assert chat_calls() == before
 
 
-def test_token_revoked_upstream_is_401(gateway, sim, accounts) -> None:
+def test_token_revoked_upstream_is_401(gateway, web_only, sim, accounts) -> None:
     (account,) = accounts(1)
     sim.patch_account(account["real_user_id"], expired=True)
     assert_openai_error(post(gateway, {"model": "m", "messages": ask()}, account["credential"]), 401, "invalid_request_error")
 
 
-def test_no_credits_is_429_insufficient_quota(gateway, sim, accounts) -> None:
+def test_no_credits_is_429_insufficient_quota(gateway, web_only, sim, accounts) -> None:
     (account,) = accounts(1, credits=0)
     response = post(gateway, {"model": "m", "messages": ask()}, account["credential"])
     assert_openai_error(response, 429, "insufficient_quota", "insufficient_quota")
 
 
-def test_pool_moves_past_an_account_without_credits(gateway, sim, accounts) -> None:
+def test_pool_moves_past_an_account_without_credits(gateway, web_only, sim, accounts) -> None:
     empty, full = accounts(1, credits=0) + accounts(1)
     pool = f"{empty['credential']},{full['credential']}"
     reply = client(gateway, pool).chat.completions.create(model="m", messages=ask())
@@ -110,7 +110,7 @@ def test_pool_moves_past_an_account_without_credits(gateway, sim, accounts) -> N
     assert sim.log()[-1]["account"] == full["real_user_id"]
 
 
-def test_all_accounts_busy_past_queue_timeout(gateway_factory, sim, accounts) -> None:
+def test_all_accounts_busy_past_queue_timeout(gateway_factory, web_only, sim, accounts) -> None:
     gateway = gateway_factory(GATEWAY_QUEUE_TIMEOUT="1.5")
     (account,) = accounts(1, busy=True)
     started = time.monotonic()
@@ -121,7 +121,7 @@ def test_all_accounts_busy_past_queue_timeout(gateway_factory, sim, accounts) ->
     assert sim.stats()["double_generation_attempts"] == 0
 
 
-def test_busy_account_is_used_once_free(gateway, sim, accounts) -> None:
+def test_busy_account_is_used_once_free(gateway, web_only, sim, accounts) -> None:
     (account,) = accounts(1, busy=True)
     import threading
 
@@ -138,7 +138,7 @@ def test_upstream_failures_on_send(gateway, sim, upstream, credential, kind, sta
     sim.fault(upstream.send_fault, kind)
     response = post(gateway, {"model": "m", "messages": ask()}, credential)
     assert_openai_error(response, status, "server_error", code)
-    assert credential.split("+")[1] not in response.text
+    assert credential.split("+")[-1] not in response.text
 
 
 def test_upstream_hang_is_504(gateway_factory, sim, upstream, credential) -> None:

@@ -27,7 +27,7 @@ def attachments(entry: dict) -> list[dict]:
     return entry["attachment_details"]
 
 
-def test_image_and_pdf_are_uploaded_and_attached(gateway, sim, credential) -> None:
+def test_image_and_pdf_are_uploaded_and_attached(gateway, web_only, sim, credential) -> None:
     image, document = png(), pdf()
     messages = [{"role": "user", "content": [
         {"type": "text", "text": "Compare these."},
@@ -44,7 +44,7 @@ def test_image_and_pdf_are_uploaded_and_attached(gateway, sim, credential) -> No
     assert "Compare these." in entry["prompt"]
 
 
-def test_same_image_twice_uploads_once(gateway, sim, upstream, credential) -> None:
+def test_same_image_twice_uploads_once(gateway, web_only, sim, upstream, credential) -> None:
     image = png(shade=77)
     api = client(gateway, credential)
     history = image_message(data_url(image, "image/png")) + [
@@ -86,7 +86,7 @@ def image_host() -> Iterator[str]:
     httpd.shutdown()
 
 
-def test_remote_url_only_when_allowed(gateway_factory, sim, credential, image_host) -> None:
+def test_remote_url_only_when_allowed(gateway_factory, web_only, sim, credential, image_host) -> None:
     url = f"{image_host}/cat.png"
     with pytest.raises(openai.BadRequestError) as refused:
         client(gateway_factory(), credential).chat.completions.create(model="m", messages=image_message(url))
@@ -112,7 +112,7 @@ def test_bad_data_url_is_a_400(gateway, credential) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_web_search_citations(gateway, sim, upstream, credential, stream) -> None:
+def test_web_search_citations(gateway, web_only, sim, upstream, credential, stream) -> None:
     sim.script([{"text": "MiniMax is an AI company.", "cps": 2000,
                  "tool_steps": [{"name": "web_search", "content": json.dumps(SEARCH_RESULTS), "seconds": 0.2}]}])
     api = client(gateway, credential)
