@@ -1,4 +1,5 @@
-"""One MiniMax Code answer: what it says (`CodeAnswer`) and how it plays (SSE or one JSON).
+"""One MiniMax Code answer: what it says (`CodeAnswer`), how it plays (SSE or one JSON), and
+how /_sim/log shows it (`CodeGeneration`, in the web surfaces' log fields).
 
 Role: turn a scripted `AnswerSpec` and a checked `MessagesRequest` into the Anthropic
 answer of the page §2, played on the same `Timeline` the web surfaces use (first delay,

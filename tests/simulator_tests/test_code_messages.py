@@ -249,3 +249,12 @@ def test_sim_log_shows_code_generations_beside_the_web_ones(code_sim: SimulatorC
     assert entry["surface"] == "code" and entry["account"] == code_account["real_user_id"]
     assert entry["prompt"] == "the prompt" and entry["answer"] == "logged"
     assert entry["status"] == "finished" and entry["delivered"] == "logged"
+
+
+def test_hang_mid_stalls_then_finishes(code_sim: SimulatorControl,
+                                       code_account: dict[str, Any]) -> None:
+    code_sim.script([{"text": "slow but whole", "first_delay": 0, "cps": 100,
+                      "fault": "hang_mid", "fault_seconds": 0.3}])
+    seen = events(post(code_sim, code_account["access_token"], body(stream=True), stream=True))
+    text = "".join(e["delta"].get("text", "") for e in seen if e["type"] == "content_block_delta")
+    assert text == "slow but whole" and seen[-1]["type"] == "message_stop"
