@@ -18,6 +18,7 @@ and hosts share one reading.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import re
@@ -144,7 +145,7 @@ class Origin:
         if self.read_at is not None:
             return max(0.0, now - self.read_at)
         if self.source == "default":
-            return max(0.0, now - time.mktime(time.strptime(C.CONSTANTS_CAPTURED_AT, "%Y-%m-%d")))
+            return max(0.0, now - calendar.timegm(time.strptime(C.CONSTANTS_CAPTURED_AT, "%Y-%m-%d")))
         return None
 
 
