@@ -107,13 +107,14 @@ def test_slow_down_is_honoured_and_a_second_login_gets_its_own_name(sim: Simulat
 
 @pytest.mark.parametrize("ending", ["denied", "expired"])
 def test_denial_and_expiry_fail_clearly(sim: SimulatorControl, env: dict[str, str], ending: str) -> None:
-    sim.code_config(interval=1, device_expires_in=2)
+    # Expiry after two seconds; a denial long before its code would expire.
+    sim.code_config(interval=1, device_expires_in=2 if ending == "expired" else 30)
     login = Login(env)
     if ending == "denied":
         sim.approve_device(login.device["user_code"], deny=True)
-    code, outcome, _ = login.outcome()
+    code, outcome, err = login.outcome()
     assert code == 1 and outcome == {"event": "outcome", "ok": False, "error": ending,
-                                     "message": outcome["message"]}
+                                     "message": outcome["message"]}, (outcome, err[-2000:])
     assert ending in outcome["message"]
     assert json.loads(gateway(env, "accounts", "--json").stdout)["accounts"] == []
 
@@ -121,9 +122,9 @@ def test_denial_and_expiry_fail_clearly(sim: SimulatorControl, env: dict[str, st
 def test_the_terminal_login_says_what_to_do(sim: SimulatorControl, env: dict[str, str]) -> None:
     sim.code_config(interval=1, device_expires_in=2)
     done = gateway(env, "login", "--region", "global")
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
     assert "open this page" in done.stdout and "Code: " in done.stdout
-    assert "Login failed: " in done.stderr and "expired" in done.stderr
+    assert "Login failed: " in done.stderr and "expired" in done.stderr, done.stderr[-2000:]
 
 
 def test_logout_forgets_the_account(sim: SimulatorControl, env: dict[str, str]) -> None:
