@@ -1,5 +1,6 @@
 """The credential doctor, by command line and by POST /token/check, stage by stage, on
-each surface, in English and Chinese."""
+each web surface, in English and Chinese (a MiniMax Code credential walks other stages:
+tests/test_doctor_code.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 import requests
 
 from tests.servers import ROOT
+
+pytestmark = pytest.mark.usefixtures("web_only")
 
 ACCOUNT_STAGES = ["parse token", "user info", "device registration", "credits"]
 SURFACE_STAGES = {
