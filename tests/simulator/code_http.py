@@ -6,7 +6,8 @@ simulator's one fault board (`/_sim/faults`, endpoints code_device, code_token,
 code_messages, code_count_tokens, code_models, code_quota) and play like this:
 http_500/502/503 an nginx page, http_429 a rate-limit error (Retry-After from the fault's
 `seconds` when given: its presence upstream is [unknown]), http_529 overloaded, quota the
-Token Plan wall (429 + 2056), expired a 401 "other body", hang a stall then the normal
+Token Plan wall (429 + 2056), no_credits 402 + 1008 "insufficient balance", busy and
+busy_msg a 429 rate limit, expired a 401 "other body", hang a stall then the normal
 answer, drop a connection closed without an answer, drop_after the call's effect then a
 drop; drop_mid / error_mid / hang_mid are played by the next answer's stream.
 """
@@ -20,6 +21,7 @@ from flask import Response, request
 from tests.simulator.app import _drop, _fault_response, _json, _sleep
 from tests.simulator.code_shapes import (
     TOKEN_INVALID,
+    insufficient_balance,
     overloaded,
     rate_limited,
     usage_limit,
@@ -43,7 +45,9 @@ def _semantic(kind: str) -> Response:
         return json_response(TOKEN_INVALID, 401)
     if kind == "quota":
         return json_response(usage_limit(), 429)
-    return json_response(rate_limited(), 429)  # busy, busy_msg, no_credits: a refusal
+    if kind == "no_credits":
+        return json_response(insufficient_balance(), 402)
+    return json_response(rate_limited(), 429)  # busy, busy_msg: a refusal
 
 
 def fault_answer(fault: Fault | None) -> Response | None:

@@ -96,6 +96,12 @@ def usage_limit() -> dict[str, Any]:
                                       "status_msg": USAGE_LIMIT_MSG})
 
 
+def insufficient_balance() -> dict[str, Any]:
+    """Credits used up (page §2: 402, or body status_code 1008 "insufficient balance")."""
+    return anthropic_error("billing_error", "insufficient balance (1008)",
+                           base_resp={"status_code": 1008, "status_msg": "insufficient balance"})
+
+
 def rate_limited() -> dict[str, Any]:
     return anthropic_error("rate_limit_error", "rate limit exceeded (2045)")
 

@@ -132,7 +132,7 @@ def test_quota_exhaustion_is_429_with_2056(code_sim: SimulatorControl) -> None:
 
 
 @pytest.mark.parametrize("kind, status", [("http_529", 529), ("http_429", 429), ("expired", 401),
-                                          ("http_502", 502)])
+                                          ("http_502", 502), ("no_credits", 402), ("quota", 429)])
 def test_endpoint_faults(code_sim: SimulatorControl, code_account: dict[str, Any], kind: str,
                          status: int) -> None:
     code_sim.fault("code_messages", kind, seconds=3 if kind == "http_429" else None)
