@@ -48,6 +48,19 @@ def test_web_tokens_are_refused_unless_configured(code_sim: SimulatorControl,
     assert code_sim.code_log()[-1]["auth"] == "bearer_other"
 
 
+def test_one_account_may_accept_its_web_token(code_sim: SimulatorControl,
+                                              code_account: dict[str, Any]) -> None:
+    code_sim.set_default({"text": "ok", "first_delay": 0})
+    accepting = code_sim.add_code_accounts(1, web_token_accepted=True)[0]
+    count = "/mavis/api/v1/llm/v1/messages/count_tokens"  # what a gateway's probe would use
+    assert post(code_sim, accepting["web_jwt"], body(), path=count).status_code == 200
+    assert post(code_sim, code_account["web_jwt"], body(), path=count).status_code == 401
+    web = post(code_sim, accepting["web_jwt"], body())
+    assert web.status_code == 200
+    stats = code_sim.code_stats()
+    assert stats["accounts"][accepting["name"]]["messages"] == 1 and stats["web_token_calls"] == 2
+
+
 @pytest.mark.parametrize("path", ["/mavis/api/v1/llm/v1/v1/messages", "/mavis/api/v1/llm/v1/models",
                                   "/mavis/api/v1/llm/models", "/mavis/api/v1/llm/v1/chat/completions",
                                   "/mavis/api/v1/llm/v1/responses"])
