@@ -34,6 +34,7 @@ import logging
 import re
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,10 @@ log = logging.getLogger("gateway.admin")
 PENDING_KEY = "adminlogin:"
 LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 NAME_FIELD, REGION_FIELD = "name", "region"
+#: The pseudo-account whose lease makes one poll step of a login run at a time, and its
+#: lifetime (longer than one poll's timeouts: it is released as soon as the step ends).
+POLL_LEASE = "adminlogin-poll:"
+POLL_LEASE_TTL = 120.0
 #: Poll statuses the page knows.
 PENDING, DONE, DENIED, EXPIRED, FAILED = "pending", "ok", "denied", "expired", "failed"
 
@@ -181,7 +186,22 @@ def logout() -> Response:
 
 
 def poll_step(login_id: str) -> tuple[str, dict[str, Any]]:
-    """Run one poll of a pending login if its interval has passed: (status, fields)."""
+    """Run one poll of a pending login if its interval has passed: (status, fields). One
+    step at a time per login, across workers and hosts (a lease), so a second tab or a
+    fast browser never doubles a poll."""
+    state, lease = _state(), POLL_LEASE + login_id
+    ticket, holder = uuid.uuid4().hex, uuid.uuid4().hex
+    if state.try_lease(ticket, [lease], holder, POLL_LEASE_TTL).account is None:
+        state.withdraw(ticket, [lease])
+        pending = _pending(login_id)
+        return (PENDING, {"interval": pending.auth.interval}) if pending else (EXPIRED, {})
+    try:
+        return _step(login_id)
+    finally:
+        state.release(lease, holder)
+
+
+def _step(login_id: str) -> tuple[str, dict[str, Any]]:
     pending = _pending(login_id)
     if pending is None:
         return EXPIRED, {}
@@ -191,7 +211,6 @@ def poll_step(login_id: str) -> tuple[str, dict[str, Any]]:
         return EXPIRED, {}
     if now < pending.next_poll_at:
         return PENDING, {"interval": pending.auth.interval}
-    # Claim this step before polling, so a second tab or a fast browser cannot double it.
     _keep(login_id, dataclasses.replace(pending, next_poll_at=now + pending.auth.interval))
     oauth = OAuthClient(web.settings().code(pending.region))
     try:

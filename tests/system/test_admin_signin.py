@@ -18,11 +18,13 @@ shows its quota and credits by account key. Screenshots go to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +345,18 @@ def test_slow_down_lengthens_the_interval(client: FlaskClient, sim: SimulatorCon
     polls = sim.code_stats()["token_polls"]
     assert poll(client, path)["status"] == "pending"
     assert sim.code_stats()["token_polls"] == polls  # the next poll waits the longer interval
+
+
+def test_concurrent_polls_run_one_step(client: FlaskClient, sim: SimulatorControl, app: Flask) -> None:
+    path = start(client)
+    polls = sim.code_stats().get("token_polls", 0)
+    state = app.extensions["gateway.state"]
+    key = admin_signin.PENDING_KEY + login_id(path)
+    pending = admin_signin.PendingLogin.loads(state.get(key))
+    assert pending is not None
+    state.put(key, dataclasses.replace(pending, next_poll_at=0.0).dumps())  # due now
+    sim.fault("code_token", "hang", count=6, seconds=0.5)  # each poll takes a while: they would overlap
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: poll(app.test_client(), path), range(6)))
+    assert {answer["status"] for answer in answers} == {"pending"}
+    assert sim.code_stats()["token_polls"] == polls + 1
