@@ -90,7 +90,9 @@ class Settings:
         "MINIMAX_SIGNATURE", "bundle", "x-signature salt: `bundle` (current site) or `jwt` (older)."
     )
     surface: str = _setting(
-        "MINIMAX_SURFACE", "auto", "Upstream chat surface: `auto` (probe each account), `session` or `matrix`."
+        "MINIMAX_SURFACE", "auto",
+        "Upstream chat surface: `auto` (MiniMax Code accounts use `code`; web tokens are probed), `code`, "
+        "`session` or `matrix`."
     )
     stream_base_url: str = _setting(
         "MINIMAX_STREAM_BASE_URL", "",

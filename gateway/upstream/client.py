@@ -96,7 +96,7 @@ class UpstreamClient:
         self.settings = settings
         self._tokens = tokens
         self._observer: Observer = observer or (lambda path, error_kind: None)
-        self._session = session or _new_session(settings.pool_size)
+        self._session = session or new_session(settings.pool_size)
         # The signed JSON calls (the hot path: send, every poll, delete) go out verbatim.
         self.wire = Wire(settings.pool_size)
         self._accounts: dict[str, _Account] = {}
@@ -323,7 +323,7 @@ class UpstreamClient:
                 response = self._session.post(url, data=text.encode(), headers=headers,
                                               timeout=self._timeouts(), stream=True, allow_redirects=False)
                 _require_event_stream(response)
-                _set_read_timeout(response, self.settings.stream_idle_timeout)
+                set_read_timeout(response, self.settings.stream_idle_timeout)
             self._observer(path, None)
             yield response
         except GatewayError as error:
@@ -490,7 +490,7 @@ def _require_event_stream(response: requests.Response) -> None:
     raise UpstreamBadAnswer(f"MiniMax answered HTTP {response.status_code} without a stream.")
 
 
-def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+def set_read_timeout(response: requests.Response, seconds: float) -> None:
     """Change the socket timeout of an open streamed response (urllib3 holds the socket)."""
     connection = getattr(response.raw, "_connection", None)
     sock = getattr(connection, "sock", None)
@@ -521,7 +521,9 @@ def _new_account(cred: Credential) -> _Account:
                     expires_at=cred.expires_at, real_user_id=cred.real_user_id)
 
 
-def _new_session(pool_size: int) -> requests.Session:
+def new_session(pool_size: int) -> requests.Session:
+    """A requests session for one upstream host family: no transport retries, no proxies
+    from the environment."""
     session = requests.Session()
     # No retries at the transport: retrying is a policy decision made by the chat core,
     # and urllib3's retry warnings would print the URL (and its token).

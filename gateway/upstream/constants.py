@@ -130,7 +130,7 @@ ACCEPT_JSON: Final = "application/json, text/plain, */*"
 
 # -- the session surface -----------------------------------------------------------------
 SURFACES: Final = ("session", "matrix")
-SURFACE_CHOICES: Final = ("auto", *SURFACES)
+SURFACE_CHOICES: Final = ("auto", "code", *SURFACES)
 #: Path prefixes of the session API: the June 2026 captures' and later clients'.
 SESSION_PREFIXES: Final = ("/minimax-cloud/api/v1", "/archon/api/v1")
 SESSION_CLEANUPS: Final = ("archive", "delete")

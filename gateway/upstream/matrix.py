@@ -28,6 +28,7 @@ from gateway.upstream import constants as C
 from gateway.upstream import files, pacing
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.conversation import (
+    TEXT_ONLY,
     Attachment,
     Conversation,
     TurnFailed,
@@ -84,6 +85,7 @@ class MatrixDriver:
     """The matrix surface for the chat core."""
 
     name = NAME
+    capabilities = TEXT_ONLY
 
     def __init__(self, client: UpstreamClient, settings: UpstreamSettings) -> None:
         self.client = client

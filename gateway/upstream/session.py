@@ -39,6 +39,7 @@ from gateway.upstream import files, pacing
 from gateway.upstream import session_shapes as S
 from gateway.upstream.client import UpstreamClient, chunks, error_for
 from gateway.upstream.conversation import (
+    TEXT_ONLY,
     Attachment,
     Conversation,
     TurnFailed,
@@ -80,6 +81,7 @@ class SessionDriver:
     """The session surface for the chat core."""
 
     name = NAME
+    capabilities = TEXT_ONLY
 
     def __init__(self, client: UpstreamClient, settings: UpstreamSettings) -> None:
         self.client = client
