@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sqlite3
 import sys
 import time
 from typing import Any
 
+import redis.exceptions
 import segno
 
 from gateway.accounts.signins import build_signins, protect_state_file
@@ -29,6 +31,8 @@ from gateway.upstream.oauth import DeviceAuthorization, OAuthClient
 from gateway.upstream.signins import SignIn, SignIns, valid_name
 
 FAILED, USAGE, INTERRUPTED = 1, 2, 130
+#: What a shared state that cannot be reached or used raises.
+STATE_ERRORS = (sqlite3.Error, OSError, redis.exceptions.RedisError)
 
 
 def add_commands(commands: Any) -> None:
@@ -62,6 +66,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.command == "logout":
             return _logout(args.name, signins)
         return _accounts(args.json, signins)
+    except STATE_ERRORS as error:
+        print(f"The shared state (GATEWAY_STATE) cannot be used: {type(error).__name__}.", file=sys.stderr)
+        return FAILED
     finally:
         state.close()
         protect_state_file(settings.state)  # the WAL files SQLite made meanwhile
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _login(args: argparse.Namespace, settings: Settings, signins: SignIns) -> int:
     code = settings.code(args.region)
+    signins.all()  # the state answers before MiniMax is asked: a granted pair is never lost
     client = OAuthClient(code)
     emit = _JsonLines() if args.json else _Terminal()
     try:

@@ -147,3 +147,8 @@ def test_without_a_shared_state_the_cli_says_where_to_keep_accounts(env: dict[st
 def test_a_bad_name_is_a_usage_error(env: dict[str, str]) -> None:
     done = gateway(env, "login", "--name", "two words")
     assert done.returncode == 2 and "--name" in done.stderr
+
+
+def test_an_unreachable_state_is_a_clear_failure(env: dict[str, str]) -> None:
+    done = gateway({**env, "GATEWAY_STATE": "redis://127.0.0.1:1/0"}, "accounts")
+    assert done.returncode == 1 and "GATEWAY_STATE" in done.stderr and "Traceback" not in done.stderr
