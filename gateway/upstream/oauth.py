@@ -65,6 +65,7 @@ LONGEST_INTERVAL = 60.0
 #: ``expired_in`` values below this are seconds, above it epoch milliseconds (official client).
 EPOCH_MS_FLOOR = 1_000_000_000_000
 MAX_NAME_CHARS = 64
+MAX_LINK_CHARS = 2048
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]
@@ -328,8 +329,9 @@ def _variant_lifetime(expired_in: float | None, now: float) -> float | None:
 
 
 def _link(uri: str | None) -> bool:
-    return bool(uri) and uri is not None and uri.startswith(("https://", "http://")) \
-        and uri.isprintable() and " " not in uri and len(uri) <= 2048
+    """A link fit to print and open: http(s), printable, no spaces, not huge."""
+    return uri is not None and uri.startswith(("https://", "http://")) and uri.isprintable() \
+        and " " not in uri and len(uri) <= MAX_LINK_CHARS
 
 
 def _scopes(value: object) -> list[str]:
