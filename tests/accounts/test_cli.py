@@ -152,3 +152,10 @@ def test_a_bad_name_is_a_usage_error(env: dict[str, str]) -> None:
 def test_an_unreachable_state_is_a_clear_failure(env: dict[str, str]) -> None:
     done = gateway({**env, "GATEWAY_STATE": "redis://127.0.0.1:1/0"}, "accounts")
     assert done.returncode == 1 and "GATEWAY_STATE" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_terminal_qr_code_is_drawn_in_blocks() -> None:
+    from gateway.accounts.cli import _qr
+
+    drawn = _qr("https://account.minimax.io/oauth-authorize?user_code=ABCD-EFGH").splitlines()
+    assert len(drawn) > 10 and all(set(line) <= {" ", "█", "▀", "▄"} for line in drawn if line)
