@@ -97,7 +97,7 @@ class UpstreamClient:
         self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or _new_session(settings.pool_size)
         # The signed JSON calls (the hot path: send, every poll, delete) go out verbatim.
-        self.wire = Wire(settings.pool_size)
+        self.wire = Wire(settings.base_url, settings.pool_size)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
