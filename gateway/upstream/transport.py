@@ -63,7 +63,7 @@ class NotConnected(OSError):
 
 class NothingSent(NotConnected):
     """The connection was found closed by the first send of a request: not one byte of
-    it reached the server (a reused one is replaced once, see :meth:`Wire.exchange`)."""
+    it reached the server (a reused one is replaced once, see :meth:`Wire._sent`)."""
 
 
 @dataclass(frozen=True)

@@ -305,7 +305,7 @@ def answer_with(head: bytes, body: bytes = OK_BODY) -> Reply:
     return lambda _head, _body: (b"HTTP/1.1 200 OK\r\n" + head + b"\r\n" + body, True)
 
 
-#: 50 KB of gzip that inflates to 40 MB, past transport.MAX_BODY_BYTES.
+#: 50 KB of gzip that inflates to 40 MB, past http1.MAX_BODY_BYTES.
 BOMB = gzip.compress(b"\0" * (40 * 1024 * 1024))
 
 

@@ -72,6 +72,21 @@ def pooled_then_reset(monkeypatch: pytest.MonkeyPatch, raw: RawServer, wire: Wir
     monkeypatch.setattr(transport, "wait_for_read", lambda sock, timeout: False)
 
 
+def test_a_pooled_connection_the_server_closed_is_not_used() -> None:
+    # The server answers as keep-alive, then closes: the close is seen before anything is sent.
+    raw = RawServer(lambda head, body: (ok_answer(head, body)[0], True))
+    wire = Wire(raw.url, pool_size=4)
+    try:
+        assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", TIMEOUTS) == (200, OK_BODY)
+        (pooled,) = wire._idle
+        assert wait_for_read(pooled.sock, timeout=CLOSE_ARRIVES_S), "the server's close never arrived"
+        assert wire.exchange("POST", f"{raw.url}/y", HEADERS, b"{}", TIMEOUTS) == (200, OK_BODY)
+        assert raw.targets == [b"/x", b"/y"] and raw.accepted == 2
+    finally:
+        wire.close()
+        raw.close()
+
+
 def test_a_reused_connection_found_reset_by_the_first_send_is_replaced_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # The server answers as keep-alive, then resets: the next send fails before any byte left.
     raw = RawServer(lambda head, body: (ok_answer(head, body)[0], True), reset=True)
