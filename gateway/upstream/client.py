@@ -66,6 +66,8 @@ class TokenStore(Protocol):
 #: Seconds between two renewal attempts of one account after a failed one.
 RENEW_RETRY_SECONDS = 300.0
 API, STREAM = "api", "stream"
+#: Any origin, for requests to prepare a bare ``path?query`` (it takes absolute URLs only).
+_ANY_ORIGIN = "http://origin"
 #: Where a renewed token is kept in the token store, before the account key.
 TOKEN_KEY = "token:"
 
@@ -98,7 +100,7 @@ class UpstreamClient:
         self._observer: Observer = observer or (lambda path, error_kind: None)
         self._session = session or new_session(settings.pool_size)
         # The signed JSON calls (the hot path: send, every poll, delete) go out verbatim.
-        self.wire = Wire(settings.pool_size)
+        self.wire = Wire(settings.base_url, settings.pool_size)
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
@@ -275,9 +277,11 @@ class UpstreamClient:
     def signed(
         self, account: _Account, host: str, path: str, body: str | None,
         leading_query: Iterable[tuple[str, str]] = (), constants: WebConstants | None = None,
+        by_requests: bool = False,
     ) -> tuple[str, dict[str, str]]:
         """The full URL and headers of a request whose wire body is ``body``, signed with
-        ``constants`` (default: those in force)."""
+        ``constants`` (default: those in force); in the form requests will send it when
+        ``by_requests`` (streams), as built for the Wire."""
         constants = constants or self.constants.current()
         seconds = int(time.time())
         session_call = path.startswith(tuple(self.settings.session_prefixes))
@@ -287,9 +291,10 @@ class UpstreamClient:
         query = build_query(identity, seconds * 1000, leading_query,
                             carries_region(session_call, self.settings.signing), constants.version_code)
         base = self.settings.stream_url if host == STREAM else self.settings.base_url
-        url = f"{base}{path}?{query}"
+        base, path_query = as_requests_sends(base, f"{path}?{query}") if by_requests else (base, f"{path}?{query}")
+        url = base + path_query
         # On the stream host the browser signs the absolute URL, elsewhere path?query.
-        target = url if host == STREAM else f"{path}?{query}"
+        target = url if host == STREAM else path_query
         headers = {
             "token": account.token,
             **signatures(target=target, body=body, seconds=seconds, token=account.token,
@@ -314,7 +319,7 @@ class UpstreamClient:
         """
         account = self.prepared(cred)
         text = dump_body(body)
-        url, headers = self.signed(account, STREAM, path, text)
+        url, headers = self.signed(account, STREAM, path, text, by_requests=True)
         response = None
         try:
             with transport_errors():
@@ -340,7 +345,7 @@ class UpstreamClient:
     ) -> Iterator[Iterator[bytes]]:
         """POST a multipart form whose signature covers ``signed_body``; yields the
         answer's raw chunks as they arrive (for an SSE reply). Closes the response."""
-        url, headers = self.signed(self.prepared(cred), API, path, signed_body)
+        url, headers = self.signed(self.prepared(cred), API, path, signed_body, by_requests=True)
         headers.pop("Content-Type", None)  # requests writes the multipart boundary
         response = None
         try:
@@ -443,6 +448,15 @@ def _wire_error(exc: BaseException) -> GatewayError:
     if isinstance(exc, (TimeoutError, ReadTimeoutError)):
         return UpstreamTimeout()
     return UpstreamUnavailable(f"{UpstreamUnavailable.message} ({kind})")
+
+
+def as_requests_sends(base: str, path_query: str) -> tuple[str, str]:
+    """``base`` and ``path_query`` as requests and urllib3 put them on the wire: the host
+    lower-cased, and quoted what axios leaves raw (``[``, ``]``) or any value may hold
+    (space, non-ASCII, a stray ``%``). A URL that goes by requests is signed in this form."""
+    sent_base = str(requests.Request("POST", base + "/").prepare().url)[:-1]
+    sent = str(requests.Request("POST", _ANY_ORIGIN + path_query).prepare().url)
+    return sent_base, sent[len(_ANY_ORIGIN):]
 
 
 def _wire_body(text: str | None) -> bytes | None:

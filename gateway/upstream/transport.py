@@ -1,4 +1,4 @@
-"""The wire of the signed JSON calls: the request line exactly as signed, one pool per host.
+"""The wire of the signed JSON calls: the request line exactly as signed, one pooled origin.
 
 ``requests`` re-quotes a URL twice on its way out (``PreparedRequest.prepare_url`` and
 urllib3's ``urlopen``), in a pure-Python loop over every byte of the ~700-character
@@ -9,62 +9,66 @@ expression, and read an answer's head through the ``email`` package's parser: to
 about 40 % of a worker's CPU per matrix poll.
 
 :class:`Wire` is the small HTTP/1.1 client these calls need and nothing more: the signed
-``path?query`` written as it is, the head and body in one ``send``, the answer read into
-bytes (``Content-Length``, chunked, or to the close; gzip and deflate undone; the head
-and the body bounded, numbers parsed as strict ASCII), keep-alive connections pooled per
-origin (plain or TLS with certifi's CA bundle, as requests verifies). Streams, uploads
-and downloads stay on ``requests``.
+``path?query`` written as it is, the head and body in one ``send``, the answer read by
+:mod:`gateway.upstream.http1` (which also says what it refuses), keep-alive connections
+to the API host pooled and retired before the upstream's idle timeout (plain or TLS
+with certifi's CA bundle and the host name checked, as requests verifies). Streams,
+uploads and downloads stay on ``requests``.
 
-Failures: :class:`NotConnected` when no connection could be made (nothing was sent),
-``TimeoutError`` when a send or a read outlived its timeout, ``http.client`` exceptions
-for a broken answer, other ``OSError`` for a reset; the caller maps them at its one
-boundary (:func:`gateway.upstream.client.transport_errors`).
+Failures: :class:`NotConnected` when nothing of the request was sent (no connection
+could be made, or a fresh one was closed before its first byte), ``TimeoutError`` when
+a send or a read outlived its timeout, ``http.client`` exceptions for a broken answer,
+other ``OSError`` for a reset; the caller maps them at its one boundary
+(:func:`gateway.upstream.client.transport_errors`).
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import socket
 import ssl
 import threading
-import zlib
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import certifi
 from urllib3.util.wait import wait_for_read
 
-#: Hosts kept with their pool at once (API host, stream host, object storage, spare).
-MAX_HOSTS = 8
+from gateway.upstream.http1 import Answer, Connection, decoded, read_answer
+
+#: [assumed] Seconds an idle connection is kept for reuse. The upstream's idle timeout is
+#: unknown; the lowest common server default is Node.js's 5 s (nginx 75 s, AWS ALB 60 s,
+#: Alibaba SLB 15 s), and a connection reused as the server closes it can lose a request.
+KEEP_ALIVE_EXPIRY_S = 4.0
 #: Headers ``requests`` would add; kept so the upstream sees the same request as before.
 DEFAULT_HEADERS: Mapping[str, str] = {"Accept-Encoding": "gzip, deflate", "Accept": "*/*",
                                       "Connection": "keep-alive"}
 #: Methods sent without ``Content-Length: 0`` when they have no body (as urllib3 does).
 METHODS_WITHOUT_BODY = frozenset({"GET", "HEAD", "DELETE", "TRACE", "OPTIONS", "CONNECT"})
-#: An answer's head larger than this, or with more lines, is refused (http.client's limits).
-MAX_HEAD_BYTES = 65_536
-MAX_HEAD_LINES = 100
-#: An answer's body larger than this, sent or decompressed, is refused (the upstream's
-#: JSON answers are kilobytes; this bounds what a broken or hostile one can take).
-MAX_BODY_BYTES = 32 * 1024 * 1024
-RECV_BYTES = 65_536
+#: The most plaintext one TLS record carries: a TLS send of at most this much either
+#: completes its record or leaves the server nothing it can decrypt.
+TLS_RECORD_BYTES = 16_384
 #: What http.client refuses in a request target: controls, space and DEL.
 _BAD_TARGET = re.compile("[\x00-\x20\x7f]")
-#: Strict ASCII forms (``str.isdigit`` takes "²", and ``int`` refuses 4 300 digits).
-_STATUS_LINE = re.compile(r"(HTTP/1\.[01]) ([1-5][0-9][0-9])(?: .*)?")
-_LENGTH = re.compile(r"[0-9]{1,18}")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: Errors of a send on a connection the server has closed (reset, or TLS closed).
+_CLOSED = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class NotConnected(OSError):
-    """No connection to the upstream could be made: nothing of the request was sent."""
+    """Nothing of the request was sent: no connection could be made, or it was closed
+    before the request's first byte left."""
+
+
+class NothingSent(NotConnected):
+    """The connection was found closed by the first send of a request: not one byte of
+    it reached the server (a reused one is replaced once, see :meth:`Wire._sent`)."""
 
 
 @dataclass(frozen=True)
 class Origin:
-    """``scheme://host[:port]`` of a pool, and the ``Host`` header it sends."""
+    """``scheme://host[:port]`` of the pool, and the ``Host`` header it sends."""
 
     scheme: str
     host: str
@@ -82,38 +86,23 @@ class Origin:
         return cls(scheme, host, port, shown)
 
 
-@dataclass
-class Connection:
-    """One keep-alive connection and what has been read from it past the last answer."""
-
-    sock: socket.socket
-    buffer: bytearray = field(default_factory=bytearray)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes  # as sent, before its content encoding is undone
-    reusable: bool  # the connection may carry the next request
-    encoding: str = ""  # Content-Encoding, lower case
-
-
 class Wire:
-    """Verbatim requests over keep-alive connections, one pool per upstream origin.
+    """Verbatim requests to one origin (the API host) over keep-alive connections.
 
-    Up to ``pool_size`` idle connections per origin are kept for reuse; under gevent
-    more greenlets may call at once, and each extra one opens a connection that is
-    closed afterwards, so no call ever waits for a connection.
+    Up to ``pool_size`` idle connections are kept for reuse, each at most
+    ``keep_alive_expiry`` seconds; under gevent more greenlets may call at once, and
+    each extra one opens a connection that is closed afterwards, so no call ever waits
+    for a connection.
     """
 
-    def __init__(self, pool_size: int) -> None:
+    def __init__(self, origin: str, pool_size: int, keep_alive_expiry: float = KEEP_ALIVE_EXPIRY_S) -> None:
+        self._key = split_url(origin)[0]
+        self.origin = Origin.parse(self._key)
         self._pool_size = pool_size
-        self._idle: dict[str, list[Connection]] = {}
-        self._origins: dict[str, Origin] = {}
+        self._expiry = keep_alive_expiry
+        self._idle: list[Connection] = []  # oldest first
         self._lock = threading.Lock()
+        self._generation = 0
         self._opened = 0
         self._tls: ssl.SSLContext | None = None
 
@@ -121,67 +110,81 @@ class Wire:
                  timeouts: tuple[float, float]) -> tuple[int, bytes]:
         """Send one request whose target is ``url``'s path and query byte for byte."""
         key, target = split_url(url)
-        origin = self._origin(key)
-        request = encode_request(method, target, origin.host_header, _headers(headers), body)
-        conn = self._checkout(key, origin, timeouts[0])
+        if key != self._key:
+            raise ValueError("a URL outside the wire's origin")
+        request = encode_request(method, target, self.origin.host_header, _headers(headers), body)
+        conn = self._sent(request, timeouts[0])
         answer: Answer | None = None
         try:
-            conn.sock.settimeout(timeouts[0])  # connect and send timeout
-            conn.sock.sendall(request)
             conn.sock.settimeout(timeouts[1])  # from here on, the read timeout
             answer = read_answer(conn, method)
         finally:
             # A half-read, failed or closing connection is never reused.
-            self._checkin(key, conn, answer is not None and answer.reusable)
+            self._checkin(conn, answer is not None and answer.reusable)
         return answer.status, decoded(answer.body, answer.encoding)
 
     def connections_opened(self) -> int:
-        """Connections created so far over all hosts (for tests of the pooling)."""
+        """Connections created so far (for tests of the pooling)."""
         return self._opened
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = [c for conns in self._idle.values() for c in conns], {}
-            self._origins = {}  # a connection handed back after this is closed, not pooled
+            idle, self._idle = self._idle, []
+            self._generation += 1  # a connection handed back after this is closed, not pooled
         for conn in idle:
             conn.close()
 
-    def _origin(self, origin: str) -> Origin:
-        found = self._origins.get(origin)
-        if found is None:
-            found = Origin.parse(origin)
-            with self._lock:
-                if len(self._origins) >= MAX_HOSTS:  # a host seen once (a download) must not pin sockets
-                    self._forget(next(iter(self._origins)))
-                self._origins[origin] = found
-        return found
+    def _sent(self, request: bytes, timeout: float) -> Connection:
+        """The connection ``request`` went out on.
 
-    def _forget(self, origin: str) -> None:
-        self._origins.pop(origin, None)
-        for conn in self._idle.pop(origin, []):
+        A pooled connection the server closed between its check and our first byte
+        (the race of a keep-alive close) is replaced once by a fresh one: the failed
+        send proved that nothing reached the server. Once any byte has left, a failure
+        is the caller's, never sent again here.
+        """
+        conn = self._checkout(timeout)
+        try:
+            try:
+                send(conn, request, timeout)
+            except NothingSent:
+                if not conn.reused:
+                    raise
+                conn.close()
+                conn = self._connect(timeout)
+                send(conn, request, timeout)
+        except BaseException:
             conn.close()
+            raise
+        return conn
 
-    def _checkout(self, key: str, origin: Origin, connect_timeout: float) -> Connection:
+    def _checkout(self, connect_timeout: float) -> Connection:
         while True:
+            now = time.monotonic()
             with self._lock:
-                idle = self._idle.get(key)
-                conn = idle.pop() if idle else None
+                fresh = [c for c in self._idle if now - c.idle_since < self._expiry]
+                expired = [c for c in self._idle if now - c.idle_since >= self._expiry]
+                self._idle = fresh
+                conn = fresh.pop() if fresh else None
+            for old in expired:
+                old.close()  # idle past the expiry: the server may be closing it right now
             if conn is None:
-                return self._connect(origin, connect_timeout)
+                return self._connect(connect_timeout)
             if not wait_for_read(conn.sock, timeout=0.0):
+                conn.reused = True
                 return conn  # idle and silent: still open
             conn.close()  # the server closed it (or spoke out of turn) while it was idle
 
-    def _checkin(self, origin: str, conn: Connection, reusable: bool) -> None:
+    def _checkin(self, conn: Connection, reusable: bool) -> None:
         if reusable:
             with self._lock:
-                idle = self._idle.get(origin)
-                if origin in self._origins and (idle is None or len(idle) < self._pool_size):
-                    self._idle.setdefault(origin, []).append(conn)
+                if conn.generation == self._generation and len(self._idle) < self._pool_size:
+                    conn.idle_since = time.monotonic()
+                    self._idle.append(conn)
                     return
         conn.close()
 
-    def _connect(self, origin: Origin, timeout: float) -> Connection:
+    def _connect(self, timeout: float) -> Connection:
+        origin = self.origin
         try:
             sock = socket.create_connection((origin.host, origin.port), timeout=timeout)
         except OSError as exc:  # refused, unresolvable, unroutable or timed out: nothing sent
@@ -195,15 +198,33 @@ class Wire:
                 raise NotConnected(f"TLS handshake failed ({type(exc).__name__})") from None
         with self._lock:
             self._opened += 1
-        return Connection(sock)
+            return Connection(sock, generation=self._generation)
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            # The same CA bundle as requests (certifi), not whatever the system happens to have.
+            # The same CA bundle as requests (certifi), not whatever the system happens to
+            # have; create_default_context checks the certificate's host name too.
             context = ssl.create_default_context(cafile=certifi.where())
             context.set_alpn_protocols(["http/1.1"])
             self._tls = context
         return self._tls
+
+
+def send(conn: Connection, request: bytes, timeout: float) -> None:
+    """Write ``request``; :class:`NothingSent` when the connection was found closed
+    before any of it was taken (each ``send`` call either takes bytes or fails)."""
+    conn.sock.settimeout(timeout)  # connect and send timeout
+    # A TLS send takes one record at a time, so a failed first one leaves nothing readable.
+    piece = TLS_RECORD_BYTES if isinstance(conn.sock, ssl.SSLSocket) else len(request)
+    view = memoryview(request)
+    sent = 0
+    while sent < len(request):
+        try:
+            sent += conn.sock.send(view[sent:sent + piece])
+        except _CLOSED as exc:
+            if sent:
+                raise
+            raise NothingSent(f"the connection was closed before the request ({type(exc).__name__})") from None
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -236,151 +257,6 @@ def encode_request(method: str, target: str, host: str, headers: Mapping[str, st
         return head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
     except UnicodeEncodeError:  # its repr would hold the whole head, token included
         raise ValueError("a header carries a character HTTP cannot send") from None
-
-
-def read_answer(conn: Connection, method: str) -> Answer:
-    """The next answer on ``conn`` (informational 1xx answers skipped)."""
-    while True:
-        version, status, headers = _read_head(conn)
-        if not 100 <= status < 200 or status == 101:
-            break
-    body, to_close = _read_body(conn, method, status, headers)
-    persistent = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-    # Both framings at once is how request smuggling starts: read as chunked, then closed.
-    ambiguous = "content-length" in headers and "transfer-encoding" in headers
-    reusable = persistent and not to_close and not ambiguous and not conn.buffer
-    return Answer(status, body, reusable, headers.get("content-encoding", "").strip().lower())
-
-
-def decoded(body: bytes, encoding: str) -> bytes:
-    """``body`` with its ``Content-Encoding`` (gzip or deflate) undone."""
-    if encoding in ("", "identity") or not body:
-        return body
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return _inflate(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return _inflate(body, zlib.MAX_WBITS)
-            except zlib.error:  # some servers send deflate without its zlib wrapper
-                return _inflate(body, -zlib.MAX_WBITS)
-    except zlib.error:
-        raise http.client.IncompleteRead(body[:0]) from None
-    return body  # an encoding we did not ask for: passed on, and its JSON will not parse
-
-
-def _inflate(body: bytes, wbits: int) -> bytes:
-    """Decompressed ``body``, every gzip member of it, at most :data:`MAX_BODY_BYTES`."""
-    out: list[bytes] = []
-    size = 0
-    while body:
-        inflater = zlib.decompressobj(wbits)
-        out.append(inflater.decompress(body, MAX_BODY_BYTES + 1 - size))
-        size += len(out[-1])
-        if size > MAX_BODY_BYTES or inflater.unconsumed_tail:
-            raise http.client.HTTPException("an answer that inflates past the size limit")
-        if not inflater.eof:
-            raise zlib.error("a truncated compressed body")
-        body = inflater.unused_data if wbits > zlib.MAX_WBITS else b""  # gzip: the next member
-    return b"".join(out)
-
-
-def _read_head(conn: Connection) -> tuple[str, int, dict[str, str]]:
-    end = _fill_until(conn, b"\r\n\r\n")
-    raw = bytes(conn.buffer[:end])
-    del conn.buffer[:end + 4]
-    lines = raw.decode("latin-1").split("\r\n")
-    if len(lines) > MAX_HEAD_LINES + 1:
-        raise http.client.HTTPException("too many header lines")
-    status = _STATUS_LINE.fullmatch(lines[0])
-    if status is None:
-        raise http.client.BadStatusLine(lines[0][:64])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise http.client.HTTPException("a header line without a colon")
-        key = name.strip().lower()
-        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-    return status[1], int(status[2]), headers
-
-
-def _read_body(conn: Connection, method: str, status: int, headers: dict[str, str]) -> tuple[bytes, bool]:
-    """The body, and whether the connection must close after it (read to its end)."""
-    if method.upper() == "HEAD" or status in (204, 304):
-        return b"", False
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return _read_chunked(conn), False
-    length = headers.get("content-length")
-    if length is not None:
-        if not _LENGTH.fullmatch(length.strip()):  # also refuses "5, 5" (two differing lengths or one twice)
-            raise http.client.HTTPException("a Content-Length that is not one number")
-        return _take(conn, int(length)), False
-    while _recv(conn):  # no framing: the body ends when the server closes
-        _bounded(len(conn.buffer))
-    body = bytes(conn.buffer)
-    conn.buffer.clear()
-    return body, True
-
-
-def _read_chunked(conn: Connection) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        end = _fill_until(conn, b"\r\n")
-        size_text = bytes(conn.buffer[:end]).split(b";", 1)[0].strip()
-        del conn.buffer[:end + 2]
-        if not _CHUNK_SIZE.fullmatch(size_text):
-            raise http.client.HTTPException("a bad chunk size")
-        size = int(size_text, 16)
-        if size == 0:
-            while _fill_until(conn, b"\r\n") > 0:  # trailers, up to the blank line
-                del conn.buffer[:conn.buffer.find(b"\r\n") + 2]
-            del conn.buffer[:2]
-            return b"".join(parts)
-        total += size
-        _bounded(total)
-        parts.append(_take(conn, size))
-        if _take(conn, 2) != b"\r\n":
-            raise http.client.HTTPException("a chunk that does not end where its size says")
-
-
-def _take(conn: Connection, size: int) -> bytes:
-    _bounded(size)
-    while len(conn.buffer) < size:
-        if not _recv(conn):
-            raise http.client.IncompleteRead(bytes(conn.buffer), size - len(conn.buffer))
-    data = bytes(conn.buffer[:size])
-    del conn.buffer[:size]
-    return data
-
-
-def _fill_until(conn: Connection, marker: bytes) -> int:
-    """Read until ``marker`` is in the buffer; its offset."""
-    start = 0
-    while True:
-        found = conn.buffer.find(marker, start)
-        if found >= 0:
-            return found
-        if len(conn.buffer) > MAX_HEAD_BYTES:
-            raise http.client.HTTPException("an answer's head or chunk line is too long")
-        start = max(0, len(conn.buffer) - len(marker) + 1)
-        if not _recv(conn):
-            if conn.buffer:
-                raise http.client.IncompleteRead(bytes(conn.buffer))
-            raise http.client.RemoteDisconnected("the upstream closed the connection without an answer")
-
-
-def _recv(conn: Connection) -> bool:
-    """Read what has arrived into the buffer; False at the end of the stream."""
-    chunk = conn.sock.recv(RECV_BYTES)
-    conn.buffer += chunk
-    return bool(chunk)
-
-
-def _bounded(size: int) -> None:
-    if size > MAX_BODY_BYTES:
-        raise http.client.HTTPException("an answer over the size limit")
 
 
 def _host_port(netloc: str, default: int) -> tuple[str, int]:

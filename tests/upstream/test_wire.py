@@ -11,12 +11,14 @@ import dataclasses
 import gzip
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 from urllib3.connection import HTTPConnection
 
@@ -25,7 +27,7 @@ from gateway.errors import UpstreamNotReached, UpstreamTimeout, UpstreamUnavaila
 from gateway.upstream import constants as C
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.credentials import Credential
-from gateway.upstream.transport import Wire, split_url
+from gateway.upstream.transport import NotConnected, Wire, split_url
 
 OK_BODY = b'{"base_resp":{"status_code":0,"status_msg":"success"},"data":{"ok":1}}'
 #: axios leaves ``[``, ``]``, ``,`` and ``$`` raw; urllib3 would write ``%5B``/``%5D``.
@@ -46,12 +48,13 @@ class RawServer:
     """Answers every request with ``reply`` (by default ``OK_BODY`` on keep-alive
     connections); records each request as received."""
 
-    def __init__(self, reply: Reply = ok_answer, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, reply: Reply = ok_answer, tls: ssl.SSLContext | None = None, reset: bool = False) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(ACCEPT_TIMEOUT_S)
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
         self.reply = reply
         self.tls = tls
+        self.reset = reset  # close with a TCP reset (SO_LINGER 0) instead of a FIN
         self.targets: list[bytes] = []
         self.requests: list[tuple[bytes, bytes]] = []  # (head, body) as received
         self.accepted = 0
@@ -97,6 +100,8 @@ class RawServer:
                 answer, close = self.reply(head, rest[:length])
                 conn.sendall(answer)
                 if close:
+                    if self.reset:
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
 
     def close(self) -> None:
@@ -161,7 +166,7 @@ def test_sequential_calls_share_one_connection(server: RawServer) -> None:
 
 
 def test_a_connection_closed_by_the_server_is_replaced(server: RawServer) -> None:
-    wire = Wire(pool_size=4)
+    wire = Wire(server.url, pool_size=4)
     url = f"{server.url}/x?a=1"
     assert wire.exchange("GET", url, {}, None, (2.0, 2.0)) == (200, OK_BODY)
     wire.close()  # drops the pooled connection; the next call opens a fresh one
@@ -203,17 +208,23 @@ HEADERS = {"Content-Type": "application/json", "Accept": "*/*", "Accept-Encoding
            "Connection": "keep-alive", "User-Agent": C.USER_AGENT}  # the Wire's defaults and a UA, as every call
 
 
-def counting_sendalls(monkeypatch: pytest.MonkeyPatch, port: int) -> list[int]:
-    """The size of every ``sendall`` of this process to ``port`` (the server's own
-    answers go the other way)."""
+def counting_sends(monkeypatch: pytest.MonkeyPatch, port: int) -> list[int]:
+    """The size of every ``send`` and ``sendall`` of this process to ``port`` (the
+    server's own answers go the other way)."""
     sizes: list[int] = []
-    original = socket.socket.sendall
+    original_send, original_sendall = socket.socket.send, socket.socket.sendall
+
+    def send(self: socket.socket, data: Any, *args: Any) -> int:
+        if self.getpeername()[1] == port:
+            sizes.append(len(data))
+        return original_send(self, data, *args)
 
     def sendall(self: socket.socket, data: Any, *args: Any) -> None:
         if self.getpeername()[1] == port:
             sizes.append(len(data))
-        original(self, data, *args)
+        original_sendall(self, data, *args)
 
+    monkeypatch.setattr(socket.socket, "send", send)
     monkeypatch.setattr(socket.socket, "sendall", sendall)
     return sizes
 
@@ -226,8 +237,8 @@ def test_a_request_is_one_send_framed_as_urllib3_frames_it(server: RawServer, mo
     reference.request(method, "/x?a=[1]", body=body, headers=HEADERS)
     reference.getresponse().read()
     reference.close()
-    sizes = counting_sendalls(monkeypatch, port)
-    wire = Wire(pool_size=4)
+    sizes = counting_sends(monkeypatch, port)
+    wire = Wire(server.url, pool_size=4)
     assert wire.exchange(method, f"{server.url}/x?a=[1]", HEADERS, body, (2.0, 2.0)) == (200, OK_BODY)
     wire.close()
     (theirs_head, theirs_body), (ours_head, ours_body) = server.requests
@@ -268,7 +279,7 @@ def continued(head: bytes, body: bytes) -> tuple[bytes, bool]:
 ], ids=["chunked", "gzip", "100-continue", "connection-close", "read-to-close"])
 def test_answers_in_every_framing_read_whole(reply: Reply, connections: int) -> None:
     raw = RawServer(reply)
-    wire = Wire(pool_size=4)
+    wire = Wire(raw.url, pool_size=4)
     try:
         for _ in range(3):
             assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
@@ -294,7 +305,7 @@ def answer_with(head: bytes, body: bytes = OK_BODY) -> Reply:
     return lambda _head, _body: (b"HTTP/1.1 200 OK\r\n" + head + b"\r\n" + body, True)
 
 
-#: 50 KB of gzip that inflates to 40 MB, past transport.MAX_BODY_BYTES.
+#: 50 KB of gzip that inflates to 40 MB, past http1.MAX_BODY_BYTES.
 BOMB = gzip.compress(b"\0" * (40 * 1024 * 1024))
 
 
@@ -307,8 +318,15 @@ BOMB = gzip.compress(b"\0" * (40 * 1024 * 1024))
     answer_with(b"Transfer-Encoding: chunked\r\n", b"-3\r\nabc\r\n0\r\n\r\n"),
     answer_with(b"Content-Encoding: gzip\r\nContent-Length: %d\r\n" % len(BOMB), BOMB),
     lambda head, body: (b"HTTP/1.1 2\xb20 OK\r\nContent-Length: 0\r\n\r\n", True),
+    answer_with(b"Content-Length : %d\r\n" % len(OK_BODY)),  # RFC 9112 §5.1
+    answer_with(b" X-Folded: 1\r\n"),  # a continuation of nothing
+    answer_with(b"X-\xe9: 1\r\n"),  # a field name outside visible ASCII
+    answer_with(b"X-A: 1\rContent-Length: 2\r\n"),  # the email parser would see a second field
+    answer_with(b"Transfer-Encoding: gzip\r\n"),
+    answer_with(b"Transfer-Encoding: gzip, chunked\r\n", b"%x\r\n%s\r\n0\r\n\r\n" % (len(OK_BODY), OK_BODY)),
 ], ids=["cut-short", "not-http", "no-answer", "superscript-length", "huge-length", "two-lengths", "chunk-overrun",
-        "negative-chunk", "gzip-bomb", "superscript-status"])
+        "negative-chunk", "gzip-bomb", "superscript-status", "space-before-colon", "continuation-first",
+        "non-ascii-name", "bare-cr", "te-gzip", "te-gzip-chunked"])
 def test_a_broken_answer_is_unavailable_never_a_crash(reply: Reply) -> None:
     raw = RawServer(reply)
     client = client_for(raw.url)
@@ -324,7 +342,7 @@ def test_a_broken_answer_is_unavailable_never_a_crash(reply: Reply) -> None:
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\0b", "secret\u2019"],
                          ids=["crlf", "lf", "nul", "not-latin-1"])
 def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServer, value: str) -> None:
-    wire = Wire(pool_size=4)
+    wire = Wire(server.url, pool_size=4)
     with pytest.raises(ValueError) as info:
         wire.exchange("POST", f"{server.url}/x", {"X-Value": value}, b"{}", (2.0, 2.0))
     assert "secret" not in repr(info.value)
@@ -334,15 +352,25 @@ def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServ
     assert server.accepted == 0
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl, as on any Debian machine)."""
-    folder = tmp_path_factory.mktemp("tls")
+def self_signed(folder: Path, name: str, alt_name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (openssl, as on any Debian machine)."""
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName={alt_name}", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, the test servers' address."""
+    return self_signed(tmp_path_factory.mktemp("tls"), "127.0.0.1", "IP:127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def foreign_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for another name than the servers' address."""
+    return self_signed(tmp_path_factory.mktemp("tls-foreign"), "upstream.example", "DNS:upstream.example")
 
 
 def tls_server(certificate: tuple[Path, Path]) -> RawServer:
@@ -366,13 +394,28 @@ def test_tls_is_verified_against_the_ca_bundle(certificate: tuple[Path, Path]) -
 
 def test_tls_carries_keep_alive_calls_once_trusted(certificate: tuple[Path, Path]) -> None:
     raw = tls_server(certificate)
-    wire = Wire(pool_size=4)
+    wire = Wire(raw.url, pool_size=4)
     trusted = ssl.create_default_context(cafile=str(certificate[0]))
     wire._tls = trusted  # the test's CA instead of certifi's
     try:
         for _ in range(3):
             assert wire.exchange("POST", f"{raw.url}/x?a=[1]", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
         assert raw.accepted == 1 and raw.targets == [b"/x?a=[1]"] * 3
+    finally:
+        wire.close()
+        raw.close()
+
+
+def test_a_certificate_for_another_name_is_refused(foreign_certificate: tuple[Path, Path],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its issuer trusted (the Wire's own context, with the test's CA bundle): only the name is wrong.
+    monkeypatch.setattr(certifi, "where", lambda: str(foreign_certificate[0]))
+    raw = tls_server(foreign_certificate)
+    wire = Wire(raw.url, pool_size=4)
+    try:
+        with pytest.raises(NotConnected, match="SSLCertVerificationError"):
+            wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0))
+        assert raw.requests == [] and wire.connections_opened() == 0
     finally:
         wire.close()
         raw.close()
@@ -391,7 +434,7 @@ def two_gzip_members(head: bytes, body: bytes) -> tuple[bytes, bool]:
 
 def test_an_answer_with_both_framings_is_read_chunked_and_its_connection_closed() -> None:
     raw = RawServer(both_framings)
-    wire = Wire(pool_size=4)
+    wire = Wire(raw.url, pool_size=4)
     try:
         for _ in range(2):
             assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
@@ -403,7 +446,7 @@ def test_an_answer_with_both_framings_is_read_chunked_and_its_connection_closed(
 
 def test_every_gzip_member_is_inflated() -> None:
     raw = RawServer(two_gzip_members)
-    wire = Wire(pool_size=4)
+    wire = Wire(raw.url, pool_size=4)
     try:
         assert wire.exchange("POST", f"{raw.url}/x", HEADERS, b"{}", (2.0, 2.0)) == (200, OK_BODY)
     finally:
