@@ -34,6 +34,11 @@ FOLD_PREFACE = "Below is a conversation transcript."
 Turn = Callable[[list[tuple[str, str]], str, bool], str]  # (history, question, stream) -> answer
 
 
+# Keeping an upstream conversation is for the web surfaces; the code surface takes the whole
+# structured history every turn (tests/chat/test_native.py).
+pytestmark = pytest.mark.usefixtures("web_only")
+
+
 @pytest.fixture
 def keeping(gateway_factory: Callable[..., str]) -> str:
     return gateway_factory(**KEEPING)

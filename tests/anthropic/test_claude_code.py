@@ -8,7 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.tooling import call_block
+from tests.openai.test_tools import last_body
+from tests.tooling import tool_answer
 
 
 def claude(cli_bin: Path, gateway: str, credential: str, tmp_path: Path, task: str,
@@ -29,10 +30,10 @@ def claude(cli_bin: Path, gateway: str, credential: str, tmp_path: Path, task: s
     )
 
 
-def test_claude_code_writes_a_file(gateway, sim, credential, cli_bin: Path, tmp_path: Path) -> None:
+def test_claude_code_writes_a_file(gateway, sim, upstream, credential, cli_bin: Path, tmp_path: Path) -> None:
     target = tmp_path / "work" / "hello.txt"
     sim.script([
-        {"text": call_block(("Write", {"file_path": str(target), "content": "written by claude\n"})), "cps": 5000},
+        tool_answer(upstream.surface, ("Write", {"file_path": str(target), "content": "written by claude\n"}), cps=5000),
         {"text": "Done: hello.txt is written.", "cps": 5000},
     ])
     run = claude(cli_bin, gateway, credential, tmp_path, "Create hello.txt containing a greeting.", "Write")
@@ -42,17 +43,24 @@ def test_claude_code_writes_a_file(gateway, sim, credential, cli_bin: Path, tmp_
     assert target.read_text() == "written by claude\n"
     log = sim.log()
     assert len(log) == 2
-    assert "Write" in log[0]["prompt"] and "<tool_result" in log[1]["prompt"]
+    if upstream.surface == "code":  # Claude Code's own request, almost verbatim: tools, system blocks
+        body = last_body(sim)
+        assert "Write" in [tool["name"] for tool in body["tools"]]
+        assert body["messages"][-1]["content"][0]["type"] == "tool_result"
+        assert isinstance(body["system"], list) and body["system"]
+        assert sim.code_stats()["rejections"] == {}
+    else:
+        assert "Write" in log[0]["prompt"] and "<tool_result" in log[1]["prompt"]
     assert sim.wait_idle(10)["chats_alive"] == 0
 
 
-def test_claude_code_tool_round_trips_run_in_one_upstream_chat(gateway_factory, sim, credential, cli_bin: Path,
-                                                               tmp_path: Path) -> None:
+def test_claude_code_tool_round_trips_run_in_one_upstream_chat(gateway_factory, sim, web_only, upstream, credential,
+                                                               cli_bin: Path, tmp_path: Path) -> None:
     gateway = gateway_factory(GATEWAY_CONVERSATION_TTL="600")
     work = tmp_path / "work"
     files = [work / f"part{i}.txt" for i in (1, 2, 3)]
     sim.script([
-        *({"text": call_block(("Write", {"file_path": str(path), "content": f"part {i}\n"})), "cps": 5000}
+        *(tool_answer(upstream.surface, ("Write", {"file_path": str(path), "content": f"part {i}\n"}), cps=5000)
           for i, path in enumerate(files, 1)),
         {"text": "Done: three parts written.", "cps": 5000},
     ])

@@ -50,7 +50,7 @@ def test_malformed_json(gateway, credential) -> None:
     assert_error(post(gateway, None, credential, raw=b"{"), 400, "invalid_request_error")
 
 
-def test_authentication(gateway, accounts) -> None:
+def test_authentication(gateway, web_only, accounts) -> None:
     assert_error(post(gateway, {"model": "m", "max_tokens": 5, "messages": user()}), 401, "authentication_error")
     (expired,) = accounts(1, exp_seconds=-5)
     error = assert_error(post(gateway, {"model": "m", "max_tokens": 5, "messages": user()}, expired["credential"]),
@@ -60,7 +60,7 @@ def test_authentication(gateway, accounts) -> None:
         client(gateway, "nonsense").messages.create(model="m", max_tokens=5, messages=user())
 
 
-def test_no_credits(gateway, accounts) -> None:
+def test_no_credits(gateway, web_only, accounts) -> None:
     (account,) = accounts(1, credits=0)
     with pytest.raises(anthropic.RateLimitError):
         client(gateway, account["credential"]).messages.create(model="m", max_tokens=5, messages=user())

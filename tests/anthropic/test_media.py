@@ -13,7 +13,7 @@ from tests.media_files import pdf, png
 from tests.openai.test_media import SEARCH_RESULTS
 
 
-def test_image_document_and_text_document(gateway, sim, credential) -> None:
+def test_image_document_and_text_document(gateway, web_only, sim, credential) -> None:
     image, document = png(shade=31), pdf()
     content = [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(image).decode()}},
@@ -34,7 +34,7 @@ def test_image_document_and_text_document(gateway, sim, credential) -> None:
     assert [a["file_name"] for a in sent][1:] == ["report.pdf", "notes.txt"]
 
 
-def test_image_in_an_earlier_turn_is_attached(gateway, sim, credential) -> None:
+def test_image_in_an_earlier_turn_is_attached(gateway, web_only, sim, credential) -> None:
     image = png(shade=99)
     messages = [
         {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
@@ -48,7 +48,7 @@ def test_image_in_an_earlier_turn_is_attached(gateway, sim, credential) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_web_search_tool_results(gateway, sim, upstream, credential, stream) -> None:
+def test_web_search_tool_results(gateway, web_only, sim, upstream, credential, stream) -> None:
     sim.script([{"text": "Found it.", "cps": 2000,
                  "tool_steps": [{"name": "web_search", "content": json.dumps(SEARCH_RESULTS), "seconds": 0.2}]}])
     api = client(gateway, credential)

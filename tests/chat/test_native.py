@@ -192,3 +192,17 @@ def test_one_generation_per_account_at_a_time(gateway, sim, credential) -> None:
         replies = list(pool.map(lambda _: api.chat.completions.create(model="m", messages=ask()), range(8)))
     assert sorted(r.choices[0].message.content for r in replies) == sorted(f"answer {i}" for i in range(8))
     assert sim.code_stats()["max_concurrent"] == 1
+
+
+def test_every_turn_carries_the_whole_history_and_nothing_is_kept(gateway_factory, sim, credential) -> None:
+    api = openai_client(gateway_factory(GATEWAY_CONVERSATION_TTL="600"), credential)
+    messages: list[dict] = [{"role": "system", "content": "Be terse."}]
+    for turn in range(1, 4):
+        sim.script([{"text": f"answer {turn}", "cps": 4000}])
+        messages.append({"role": "user", "content": f"question {turn}"})
+        answer = api.chat.completions.create(model="m", messages=messages).choices[0].message.content
+        messages.append({"role": "assistant", "content": answer})
+        body = last_body(sim)
+        texts = [block["text"] for m in body["messages"] for block in m["content"] if block["type"] == "text"]
+        assert texts == [m["content"] for m in messages[1:-1]] and body["system"][0]["text"] == "Be terse."
+    assert sim.wait_idle(5)["chats_alive"] == 0 and sim.stats().get("sends", 0) == 0  # no web chat at all

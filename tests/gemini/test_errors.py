@@ -49,7 +49,7 @@ def test_malformed_json(gateway, credential) -> None:
     assert_error(post(gateway, None, credential, raw=b"[1,"), 400, "INVALID_ARGUMENT")
 
 
-def test_authentication(gateway, accounts) -> None:
+def test_authentication(gateway, web_only, accounts) -> None:
     body = {"contents": [{"parts": [{"text": "x"}]}]}
     assert_error(post(gateway, body), 401, "UNAUTHENTICATED")
     (expired,) = accounts(1, exp_seconds=-5)
@@ -57,7 +57,7 @@ def test_authentication(gateway, accounts) -> None:
 
 
 def test_sdk_raises_client_and_server_errors(gateway, sim, upstream, accounts) -> None:
-    (empty,) = accounts(1, credits=0)
+    (empty,) = accounts(1, quota_left=0) if upstream.surface == "code" else accounts(1, credits=0)
     with pytest.raises(errors.ClientError) as info:
         api = client(gateway, empty["credential"])
         api.models.generate_content(model="g", contents="x")

@@ -7,7 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.tooling import call_block
+from tests.openai.test_tools import last_body
+from tests.tooling import tool_answer
 
 SETTINGS = {
     "privacy": {"usageStatisticsEnabled": False},
@@ -16,14 +17,14 @@ SETTINGS = {
 }
 
 
-def test_gemini_cli_writes_a_file(gateway, sim, credential, cli_bin: Path, tmp_path: Path) -> None:
+def test_gemini_cli_writes_a_file(gateway, sim, upstream, credential, cli_bin: Path, tmp_path: Path) -> None:
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     (home / ".gemini").mkdir(parents=True)
     (home / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
     target = work / "hello.txt"
     sim.script([
-        {"text": call_block(("write_file", {"file_path": str(target), "content": "written by gemini\n"})), "cps": 5000},
+        tool_answer(upstream.surface, ("write_file", {"file_path": str(target), "content": "written by gemini\n"}), cps=5000),
         {"text": "Done: hello.txt is written.", "cps": 5000},
     ])
     env = {**os.environ, "HOME": str(home), "GOOGLE_GEMINI_BASE_URL": gateway, "GEMINI_API_KEY": credential}
@@ -37,5 +38,8 @@ def test_gemini_cli_writes_a_file(gateway, sim, credential, cli_bin: Path, tmp_p
     assert result["response"] == "Done: hello.txt is written."
     assert target.read_text() == "written by gemini\n"
     log = sim.log()
-    assert len(log) == 2 and "<tool_result" in log[1]["prompt"]
+    if upstream.surface == "code":
+        assert len(log) == 2 and last_body(sim)["messages"][-1]["content"][0]["type"] == "tool_result"
+    else:
+        assert len(log) == 2 and "<tool_result" in log[1]["prompt"]
     assert sim.wait_idle(10)["chats_alive"] == 0

@@ -13,7 +13,7 @@ from tests.media_files import pdf, png
 from tests.openai.test_media import SEARCH_RESULTS
 
 
-def test_inline_image_and_pdf(gateway, sim, credential) -> None:
+def test_inline_image_and_pdf(gateway, web_only, sim, credential) -> None:
     image, document = png(shade=140), pdf("Gemini document")
     api = client(gateway, credential, "v1beta")
     reply = api.models.generate_content(model="gemini-2.5-flash", contents=[
@@ -38,7 +38,7 @@ def test_file_data_uri_refused_when_private(gateway, credential) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_google_search_grounding(gateway, sim, credential, stream) -> None:
+def test_google_search_grounding(gateway, web_only, sim, credential, stream) -> None:
     sim.script([{"text": "Grounded answer.", "cps": 2000,
                  "tool_steps": [{"name": "web_search", "content": json.dumps(SEARCH_RESULTS), "seconds": 0.2}]}])
     api = client(gateway, credential, "v1beta")

@@ -72,7 +72,7 @@ def test_the_choice_is_remembered_then_re_probed_after_a_refusal(auto_gateway, s
     assert sim.wait_idle(10)["chats_alive"] == 0
 
 
-def test_a_bare_jwt_works_its_real_user_id_is_learned(gateway, sim: SimulatorControl, accounts) -> None:
+def test_a_bare_jwt_works_its_real_user_id_is_learned(gateway, web_only, sim: SimulatorControl, accounts) -> None:
     (account,) = accounts(1)
     assert account["jwt_user_id"] != account["real_user_id"]
     sim.script([{"text": "bare", "cps": 5000}])
@@ -81,7 +81,7 @@ def test_a_bare_jwt_works_its_real_user_id_is_learned(gateway, sim: SimulatorCon
     assert sim.stats()["requests"].get("/v1/api/user/info", 0) >= 1
 
 
-def test_a_token_near_its_expiry_is_renewed_and_the_new_one_used(gateway, sim, accounts) -> None:
+def test_a_token_near_its_expiry_is_renewed_and_the_new_one_used(gateway, web_only, sim, accounts) -> None:
     (account,) = accounts(1, exp_seconds=3600)  # within MINIMAX_RENEW_BEFORE (a day)
     sim.script([{"text": "a", "cps": 5000}, {"text": "b", "cps": 5000}])
     assert ask(gateway, account["credential"]) == "a"
@@ -91,7 +91,7 @@ def test_a_token_near_its_expiry_is_renewed_and_the_new_one_used(gateway, sim, a
     assert set(sim.stats()["rejections"]) <= {"session_wrong_prefix"}
 
 
-def test_a_surface_refusing_a_valid_token_is_a_502_not_a_dead_account(gateway, surface, sim, accounts) -> None:
+def test_a_surface_refusing_a_valid_token_is_a_502_not_a_dead_account(gateway, web_only, surface, sim, accounts) -> None:
     (account,) = accounts(1, surfaces={surface: False})
     dead_before = requests.get(gateway + "/healthz", timeout=10).json()["accounts"]["dead"]  # other tests' accounts
     api = openai.OpenAI(base_url=gateway + "/v1", api_key=account["credential"], max_retries=0)
@@ -103,3 +103,28 @@ def test_a_surface_refusing_a_valid_token_is_a_502_not_a_dead_account(gateway, s
     sim.patch_account(account["real_user_id"], surfaces={surface: True})
     sim.script([{"text": "back", "cps": 5000}])
     assert ask(gateway, account["credential"]) == "back"
+
+
+def test_a_web_token_is_tried_once_on_the_code_surface(auto_gateway, sim: SimulatorControl, accounts) -> None:
+    (refused,) = accounts(1)  # the simulator's default: web tokens are no Bearer on the code endpoint
+    sim.script([{"text": "from the web", "cps": 5000}, {"text": "again", "cps": 5000}])
+    assert ask(auto_gateway, refused["credential"]) == "from the web"
+    assert ask(auto_gateway, refused["credential"]) == "again"
+    assert sim.code_stats()["count_tokens_calls"] == 1  # tried once, remembered
+    sim.code_config(accept_web_tokens=True)
+    (taken,) = accounts(1)
+    sim.script([{"text": "from code", "cps": 5000}])
+    assert ask(auto_gateway, taken["credential"]) == "from code"
+    assert sim.log()[-1]["surface"] == "code"
+    assert "code" in surfaces_shown(auto_gateway).values()
+
+
+def test_the_code_probe_of_web_tokens_can_be_switched_off(gateway_factory, surface, sim, accounts) -> None:
+    if surface != "session":
+        pytest.skip("surface choice is tested once, under the session parametrisation")
+    gateway = gateway_factory(MINIMAX_SURFACE="auto", MINIMAX_CODE_PROBE_WEB_TOKENS="off")
+    sim.code_config(accept_web_tokens=True)
+    (account,) = accounts(1)
+    sim.script([{"text": "from the web", "cps": 5000}])
+    assert ask(gateway, account["credential"]) == "from the web"
+    assert sim.code_stats().get("count_tokens_calls", 0) == 0
