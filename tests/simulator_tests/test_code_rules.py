@@ -9,6 +9,7 @@ first message, max_tokens, effort, tools; unsigned thinking dropped; the warning
 from __future__ import annotations
 
 import base64
+import socket
 from typing import Any
 
 import pytest
@@ -76,6 +77,17 @@ def test_body_over_16_mib_is_refused(code_sim: SimulatorControl, code_account: d
     answer = post(code_sim, code_account["access_token"], huge)
     refused(answer, 413, "exceeds 16777216 bytes")
     assert answer.json()["error"]["type"] == "request_too_large"
+
+
+def test_an_announced_oversize_body_is_refused_before_it_is_read(
+        code_sim: SimulatorControl, code_account: dict[str, Any]) -> None:
+    host, port = code_sim.base_url.removeprefix("http://").split(":")
+    head = (f"POST /mavis/api/v1/llm/v1/messages HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {code_account['access_token']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 17000000\r\n\r\n{")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode())  # the rest never comes: only the header can be judged
+        assert sock.recv(64).startswith(b"HTTP/1.1 413")
 
 
 M31_DISABLED = ('invalid params, model "MiniMax-M3.1-Flash-Preview" requires adaptive thinking; '
