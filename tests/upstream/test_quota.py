@@ -22,7 +22,14 @@ from urllib.parse import quote
 
 import pytest
 
-from gateway.errors import AuthenticationFailed, QuotaExhausted, UpstreamBadAnswer, UpstreamError, UpstreamUnauthorized
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    QuotaExhausted,
+    UpstreamBadAnswer,
+    UpstreamError,
+    UpstreamUnauthorized,
+)
 from gateway.state import open_state
 from gateway.upstream.credentials import parse_one, signed_in
 from gateway.upstream.oauth import OAuthClient, TokenPair
@@ -368,3 +375,13 @@ def test_workspace_ids_are_asked_again_after_an_hour_or_a_failure(sim: Simulator
     reader.read(cred)
     assert sim.code_stats()["mcode_extra_info"] == 3
     reader.close()
+
+
+@pytest.mark.parametrize("kind", ["drop", "http_502"])
+def test_transport_failures_are_gateway_errors(sim: SimulatorControl, reader: QuotaReader, kind: str) -> None:
+    (account,) = sim.add_code_accounts(1)
+    sim.fault("code_quota", kind)
+    with pytest.raises(GatewayError) as raised:
+        reader.read(parse_one(account["access_token"]))
+    assert account["access_token"] not in str(raised.value) and "://" not in str(raised.value)
+    assert reader.read(parse_one(account["access_token"])).windows  # the next reading works
