@@ -51,6 +51,7 @@ from gateway.state import open_state
 from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.code import CodeDriver
+from gateway.upstream.constants import CODE_REGIONS
 from gateway.upstream.credentials import Credential, signed_in
 from gateway.upstream.signins import SignIns
 from gateway.upstream.surfaces import build_surfaces
@@ -100,7 +101,8 @@ def _build_services(app: Flask, settings: Settings) -> None:
     state = open_state(settings.state)
     client = UpstreamClient(upstream, observer=observe, tokens=state)  # renewed tokens are shared
     signins = build_signins(settings, state)
-    code = CodeDriver(settings.code(), upstream, tokens=signins, observer=observe)
+    code = CodeDriver(settings.code(), upstream, tokens=signins, observer=observe,
+                      hosts={region: settings.code(region).code_url for region in CODE_REGIONS})
     surfaces = build_surfaces(client, upstream, metrics.set_surface, code=code)
     pool = AccountPool(state, on_change=metrics.set_accounts)
     janitor = Janitor(on_gone=lambda conversation: chat.ledger.removed(conversation))

@@ -19,7 +19,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Protocol
 
 import requests
@@ -69,16 +69,20 @@ MODEL_ALIASES: Final = {
     "MiniMax-M2.5-highspeed": "MiniMax-M2.7-highspeed",
     "MiniMax-Text-01": "MiniMax-M2.7",
 }
+#: Seconds a signed-in account's region is trusted before it is read again.
+REGION_CACHE_SECONDS: Final = 60.0
 #: Told of every call: its path, and the error class name when it failed.
 Observer = Callable[[str, str | None], None]
 
 
 class TokenSource(Protocol):
-    """The current access tokens of server-side signed-in accounts."""
+    """The current access tokens of server-side signed-in accounts, and their regions."""
 
     def access_token(self, name: str) -> str: ...
 
     def refresh(self, name: str, seen_access: str | None = None) -> str: ...
+
+    def region_of(self, name: str) -> str | None: ...
 
 
 class CodeDriver:
@@ -88,9 +92,12 @@ class CodeDriver:
     capabilities = CAPABILITIES
 
     def __init__(self, settings: CodeSettings, web: UpstreamSettings, tokens: TokenSource | None = None,
-                 observer: Observer = lambda path, error: None) -> None:
+                 observer: Observer = lambda path, error: None, hosts: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self._tokens = tokens
+        #: The code host of each region (a signed-in account's tokens work only on its own).
+        self._hosts = dict(hosts or {settings.region: settings.code_url})
+        self._regions: dict[str, tuple[str, float]] = {}
         self._observer = observer
         self._idle_timeout = web.stream_idle_timeout  # one limit for every surface's silence
         self._session = new_session(web.pool_size)
@@ -172,12 +179,12 @@ class CodeDriver:
 
     def _send(self, cred: Credential, path: str, body: bytes | None, stream: bool) -> requests.Response:
         """One call; a signed-in account's 401 refreshes its token and replays once."""
-        token = self._token(cred)
-        response = self._exchange(path, body, token, stream)
+        token, host = self._token(cred), self._host(cred)
+        response = self._exchange(host, path, body, token, stream)
         if response.status_code == 401 and cred.signin is not None and self._tokens is not None:
             response.close()
             fresh = self._tokens.refresh(cred.signin, seen_access=token)
-            response = self._exchange(path, body, fresh, stream)
+            response = self._exchange(host, path, body, fresh, stream)
         if response.status_code != 200:
             self._fail(path, response)
         if stream and not response.headers.get("Content-Type", "").startswith(EVENT_STREAM):
@@ -187,7 +194,7 @@ class CodeDriver:
         self._observer(_route(path), None)
         return response
 
-    def _exchange(self, path: str, body: bytes | None, token: str, stream: bool) -> requests.Response:
+    def _exchange(self, host: str, path: str, body: bytes | None, token: str, stream: bool) -> requests.Response:
         headers = {
             "Authorization": f"Bearer {token}",
             "Accept": EVENT_STREAM if stream else "application/json",
@@ -200,7 +207,7 @@ class CodeDriver:
         try:
             with transport_errors():
                 response = self._session.request(
-                    method, self.settings.code_url + path, data=body, headers=headers, stream=stream,
+                    method, host + path, data=body, headers=headers, stream=stream,
                     timeout=(self.settings.connect_timeout, self.settings.read_timeout), allow_redirects=False)
                 if stream:
                     set_read_timeout(response, self._idle_timeout)
@@ -218,6 +225,17 @@ class CodeDriver:
         error = code_error(response.status_code, payload, response.headers.get("Retry-After"))
         self._observer(_route(path), type(error).__name__)
         raise error
+
+    def _host(self, cred: Credential) -> str:
+        """The code host of the account's region: a signed-in account's own (looked up at
+        most once a minute), else the gateway's region's."""
+        if cred.signin is None or self._tokens is None:
+            return self.settings.code_url
+        known = self._regions.get(cred.signin)
+        if known is None or time.monotonic() - known[1] > REGION_CACHE_SECONDS:
+            region = self._tokens.region_of(cred.signin) or self.settings.region
+            known = self._regions[cred.signin] = (region, time.monotonic())
+        return self._hosts.get(known[0], self.settings.code_url)
 
     def _token(self, cred: Credential) -> str:
         if cred.signin is not None:

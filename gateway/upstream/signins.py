@@ -158,6 +158,11 @@ class SignIns:
         raw = self._state.records(RECORD_KIND).get(name)
         return None if raw is None else _parse(name, raw)
 
+    def region_of(self, name: str) -> str | None:
+        """The region ``name`` signed in at (its tokens are valid only on that region's hosts)."""
+        sign_in = self.get(name)
+        return None if sign_in is None else sign_in.region
+
     def all(self) -> list[SignIn]:
         """Every sign-in, dead ones included, by name."""
         found = (_parse(name, raw) for name, raw in sorted(self._state.records(RECORD_KIND).items()))
