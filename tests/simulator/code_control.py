@@ -4,7 +4,8 @@ Role: the knobs tests turn on the code surface (client side: `SimulatorControl`'
 code_* methods). JSON in, JSON out; a bad request is 400 {"error": ...}, an unknown
 account or user code 404.
   POST  /_sim/code/accounts  {"count": 1, "of": realUserID (links to that web account;
-                              count 1), "expires_in": s, "quota": total, "quota_left": n,
+                              count 1), "expires_in": s (the first pair's lifetime; a
+                              refresh's is code_config's), "quota": total, "quota_left": n,
                               "web_token_accepted": false, "has_token_plan": true}
                              -> {"accounts": [{"name", "real_user_id", "access_token",
                                  "refresh_token", "credential" (= access_token),

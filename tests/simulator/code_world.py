@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 import string
 import threading
@@ -239,7 +240,8 @@ class CodeWorld:
         self._access[access] = (account.name, now + lifetime)
         self._refresh[refresh] = (account.name, True)
         answer: dict[str, Any] = {"access_token": access, "refresh_token": refresh,
-                                  "token_type": "bearer", "expires_in": int(lifetime),
+                                  # Whole seconds on the wire; rounded up so never 0 for > 0.
+                                  "token_type": "bearer", "expires_in": math.ceil(lifetime),
                                   "scope": "agent.default"}
         if self.config["token_extras"]:
             answer.update(audience="agent-backend", account_id=account.real_user_id,

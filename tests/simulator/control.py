@@ -137,7 +137,8 @@ class SimulatorControl:
 
     def add_code_accounts(self, count: int = 1, **opts: Any) -> list[dict[str, Any]]:
         """Signed-in code accounts. opts: of (a web account's real_user_id to link; count 1),
-        expires_in (s), quota (per interval), quota_left, web_token_accepted, has_token_plan.
+        expires_in (s: the first pair's; refreshed pairs live code_config(expires_in=...)),
+        quota (per interval), quota_left, web_token_accepted, has_token_plan.
         Each: name, real_user_id, access_token, refresh_token, credential (= access_token),
         expires_in, web_jwt, workspace_id, op_group_id, quota_total, quota_left, ..."""
         return self._call("POST", "code/accounts", {"count": count, **opts})["accounts"]
