@@ -15,7 +15,7 @@ reading fails).
 
 Errors: HTTP 401/403 or ``statusInfo.code`` 1000048 is "signed out"
 (:class:`UpstreamUnauthorized`); any other non-zero ``base_resp.status_code`` is an
-upstream error (:func:`gateway.upstream.client.error_for`). A signed-in account's token
+upstream error (:func:`gateway.upstream.answers.error_for`). A signed-in account's token
 comes from the sign-in store; on a refusal it is refreshed once and the reading tried
 again once (as the official client does). A client-given ``mmoat_`` token is used as it
 is. Transport failures are mapped at one boundary (``transport_errors``), every call has
@@ -34,9 +34,10 @@ from urllib.parse import urlencode
 
 import requests
 
-from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamUnauthorized
+from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamServerError, UpstreamUnauthorized
 from gateway.upstream import constants as C
-from gateway.upstream.client import error_for, status_of, transport_errors
+from gateway.upstream.answers import error_for, status_of
+from gateway.upstream.boundary import transport_errors
 from gateway.upstream.credentials import Credential
 from gateway.upstream.quota_shapes import (
     Quota,
@@ -230,8 +231,8 @@ def classify_answer(status: int, payload: bytes) -> dict[str, Any]:
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        if status >= 400:
-            raise error_for(-1, "", status)
+        if status >= 500:
+            raise UpstreamServerError(f"MiniMax answered HTTP {status}.")
         raise UpstreamBadAnswer(f"MiniMax answered HTTP {status} without a JSON object.")
     code, message = status_of(document)
     if code == C.CODE_NEED_LOGIN:

@@ -28,6 +28,7 @@ from gateway.errors import (
     QuotaExhausted,
     UpstreamBadAnswer,
     UpstreamError,
+    UpstreamServerError,
     UpstreamUnauthorized,
 )
 from gateway.state import open_state
@@ -235,8 +236,10 @@ def test_a_business_error_is_an_error() -> None:
 def test_non_json_answers() -> None:
     with pytest.raises(UpstreamBadAnswer):
         classify_answer(200, b"<html>")
-    with pytest.raises(UpstreamError, match="HTTP 502"):
+    with pytest.raises(UpstreamServerError, match="HTTP 502"):
         classify_answer(502, b"bad gateway")
+    with pytest.raises(UpstreamBadAnswer, match="HTTP 404"):
+        classify_answer(404, b"not found")
 
 
 def test_catalogue_model_ids() -> None:
