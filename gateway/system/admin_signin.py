@@ -14,14 +14,16 @@ The device login, server-side throughout:
 * ``GET /admin/signin/<id>`` shows the user code, the verification link (and a QR code
   of it) and polls ``POST /admin/signin/<id>/poll`` from a small script (allowed by a
   per-answer nonce; the admin page's policy is otherwise unchanged);
-* each poll call runs at most one :meth:`OAuthClient.poll` step, and none before the
-  interval (grown by ``slow_down``) has passed since the last, whatever the browser
-  does; on success the account is added (:meth:`SignIns.add`) and its quota read once.
+* each poll call runs at most one :meth:`OAuthClient.poll` step (one at a time per
+  login across workers and hosts: a lease), and none before the interval (grown by
+  ``slow_down``) has passed since the last, whatever the browser does; on success the
+  account is added (:meth:`SignIns.add`) and its quota read once.
 
 The device code and PKCE verifier never leave the server: the page gets the user code,
 the links and the status only.
 
-The admin page's listing comes from :func:`code_accounts`, given to the admin templates
+``GET /admin/signin/accounts`` gives the listing as JSON; ``POST /admin/signin/logout``
+forgets an account. The admin page's listing comes from :func:`code_accounts`, given to the admin templates
 by a context processor on the admin blueprint (``admin.html`` calls it in its dashboard
 view only), so :mod:`gateway.system.admin` itself knows nothing of sign-ins.
 """

@@ -5,7 +5,9 @@ routes are 404 without an admin key and 401 without the admin's login; a started
 keeps its device code and verifier on the server (the page and the poll JSON show the
 user code and links only); the login's page allows its one script by a nonce and keeps
 the admin page's policy otherwise; each poll call runs at most one upstream poll, never
-before the interval; denial and expiry end the login; a log-out removes the account.
+before the interval (slow_down lengthens it) and never two at once; denial and expiry end
+the login; the JSON listing shows region, state and quota without a token; a spent
+quota says until when; a log-out removes the account.
 
 End to end in headless Chromium against a gunicorn gateway and the simulator: the admin
 logs in with the form, starts a device login on the page, the simulator's control API
