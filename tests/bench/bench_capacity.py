@@ -2,7 +2,7 @@
 
     python -m tests.bench.bench_capacity [--streams 500] [--cps 20] [--length 500-800]
                                          [--first-delay 0.5] [--py-spy SECONDS]
-                                         [--surface matrix|session]
+                                         [--surface matrix|session|code] [--signed-in]
 
 The gateway runs with ``GATEWAY_WORKERS=1``. Each stream has its own simulator account
 and a slow answer (500-800 characters at 20 chars/s: 25-40 s), so all of them are open
@@ -32,8 +32,15 @@ client process.
 and the simulator's stream host): each stream is one upstream SSE read, never polled, so
 the polling rows give way to a "zero polls" goal (the simulator's poll counter and every
 generation's ``polls`` stay 0).
+``--surface code`` runs it on MiniMax Code (``MINIMAX_SURFACE=code``, model
+``MiniMax-M3``): one code account per stream, its access token sent by the client (with
+``--signed-in``: signed in to the gateway's shared state, the clients sending an API
+key); each stream is one relayed upstream SSE read. Goals there: the same 500 streams
+at <= 100 KB RSS each with 0 errors, and zero token refreshes during the run (no
+``/oauth2/token`` call reached the simulator). No tap: TTFT and tail include the
+simulator's 50 ms tick.
 Results: a Markdown table on stdout and ``bench-results/bench_capacity.json``
-(``bench_capacity-surface-session.json`` for the session surface).
+(``bench_capacity-surface-session.json``, ``bench_capacity-surface-code.json``).
 """
 
 from __future__ import annotations
@@ -99,24 +106,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="also sample the worker with py-spy (if installed) for SECONDS from the start")
     parser.add_argument("--surface", choices=SURFACES, default="matrix",
                         help="upstream surface of the gateway (MINIMAX_SURFACE)")
+    parser.add_argument("--signed-in", action="store_true",
+                        help="code: signed-in server-side accounts behind an API key "
+                             "(default: each client sends its account's access token)")
     args = parser.parse_args(argv)
+    if args.signed_in and args.surface != "code":
+        parser.error("--signed-in is for --surface code")
+    load_start = os.getloadavg()  # the machine is shared: the report says how busy it was
     low, high = (int(part) for part in args.length.split("-"))
     rng = random.Random(args.seed)
     started = time.monotonic()
     env = {"GATEWAY_WORKERS": "1", "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_QUEUE_TIMEOUT": "60",
            "GATEWAY_WORKER_CONNECTIONS": str(max(2000, 2 * args.streams + 100))}
 
-    with Stack("capacity", env, surface=args.surface) as stack:
+    with Stack("capacity", env, surface=args.surface, signed_in=args.signed_in) as stack:
         sim = stack.sim
         worker, simulator, me = stack.worker_pid(), stack.simulator_pid, os.getpid()
-        accounts = sim.add_accounts(args.streams + 1)
+        accounts = stack.add_accounts(args.streams + 1)
         warm_account, stream_accounts = accounts[0], accounts[1:]
+        tokens_before = stack.token_calls()
 
         # Warm-up: one short stream, then let the background deletion finish.
-        sim.script([{"first_delay": 0, "length": 50, "cps": 1000}], account=warm_account["real_user_id"])
+        stack.script([{"first_delay": 0, "length": 50, "cps": 1000}], account=warm_account)
         with requests.Session() as session:
             warm = stream_chat(session, stack.gw_url, warm_account["credential"],
-                               unique_prompt("warmup"), deadline_s=30)
+                               unique_prompt("warmup"), deadline_s=30, model=stack.model)
         sim.wait_idle(timeout=30)
         readings = []
         for _ in range(3):
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 with requests.Session() as session:
                     stream_chat(session, stack.gw_url, stream_accounts[index]["credential"],
                                 results[index].prompt, deadline_s=STREAM_DEADLINE_S,
-                                read_timeout=60.0, result=results[index])
+                                read_timeout=60.0, result=results[index], model=stack.model)
             except Exception as error:  # counted as an error, never hidden
                 results[index].error = results[index].error or f"{type(error).__name__}: {error}"
             finally:
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         rss_after = rss_kb(worker)
         log = sim_log_by_prompt(sim)
         sim_stats = sim.stats()
+        code_stats = sim.code_stats() if args.surface == "code" else {}
+        tokens_after = stack.token_calls()
         gateway_log_tail = stack.gw_proc.log()[-3000:] if stack.gw_proc else ""
 
     summary = analyse(args, results, log, samples, baseline, rss_after, t_go, t_all_ended)
@@ -177,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     summary["profile"] = profile
     summary.update(
         warmup_ok=warm.ok(), baseline_readings_kb=readings, simulator_rss_baseline_kb=sim_baseline,
-        simulator_idle_after=idle, wall_s=time.monotonic() - started,
+        simulator_idle_after=idle, wall_s=time.monotonic() - started, load_avg_start=load_start,
+        token_calls={k: tokens_after[k] - tokens_before[k] for k in tokens_after},
+        code_stats={k: code_stats.get(k) for k in ("messages_calls", "generations", "quota_calls",
+                                                   "models_calls", "rejections", "max_concurrent")
+                    if k in code_stats},
         simulator_stats={k: sim_stats.get(k) for k in ("requests", "rejections", "warnings",
                                                        "polls", "sends", "stops", "deletes",
                                                        "chats_alive", "sessions_created",
@@ -187,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     report = render(args, summary)
     print(report)
     name = result_name(NAME, surface=None if args.surface == "matrix" else args.surface,
-                       pyspy=args.py_spy > 0)
+                       signed_in=args.signed_in, pyspy=args.py_spy > 0)
     path = write_results(name, {
         "benchmark": NAME, "environment": environment(), "args": vars(args), "gateway_env": env,
         "goal": {"rss_kb_per_stream": GOAL_RSS_KB_PER_STREAM}, "summary": summary,
@@ -506,7 +526,19 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          f"{num(cpu_all['gateway_worker'], 0)} / {num(cpu_all['simulator'], 0)} / "
          f"{num(cpu_all['bench_client'], 0)} / {num(cpu_all['machine_total'], 0)}", "", ""],
     ]
-    if args.surface == "session":
+    if args.surface == "code":
+        calls, code = s["token_calls"], s["code_stats"]
+        no_refresh = calls.get("oauth2_token") == 0 and calls.get("refreshes") == 0
+        only_code = s["surfaces"] == ["code"] and s["polls_total"] == 0
+        rows = rows[:10] + [
+            ["token calls during the run: /oauth2/token / refreshes / invalid_grant",
+             f"{calls.get('oauth2_token')} / {calls.get('refreshes')} / {calls.get('invalid_grants')}",
+             "0 refreshes", "PASS" if no_refresh else "FAIL"],
+            ["simulator: /messages calls / generations / most at once on one account / polls",
+             f"{code.get('messages_calls')} / {code.get('generations')} / {code.get('max_concurrent')}"
+             f" / {s['polls_total']}", "only code, no polls", "PASS" if only_code else "FAIL"],
+        ] + latency + tail_rows + rest + tail_end
+    elif args.surface == "session":
         counter = s["simulator_stats"].get("polls")
         zero = s["polls_total"] == 0 and counter == 0 and s["surfaces"] == ["session"]
         rows = rows[:10] + [
@@ -521,13 +553,14 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
         rows = rows + polling + latency + poll_split + tail_rows + tail_split + rest + max_gap + tail_end
     lines = [
         f"## bench_capacity — {s['streams']} concurrent streams on one gevent worker, "
-        f"{args.surface} surface "
+        f"{args.surface} surface{' (signed-in accounts)' if args.signed_in else ''} "
         f"(answers {args.length} chars at {args.cps:g} chars/s, first_delay {args.first_delay} s)",
         "",
         table(["measure", "value", "goal", "result"], rows),
         "",
         f"Simulator idle afterwards (every chat deleted): {s['simulator_idle_after']}. "
-        f"Wall time of the whole benchmark {s['wall_s']:.1f} s.",
+        f"Wall time of the whole benchmark {s['wall_s']:.1f} s. Load average (1/5/15 min) at "
+        f"the start {' '.join(f'{v:.2f}' for v in s['load_avg_start'])}.",
     ]
     if s.get("profile"):
         profile = s["profile"]

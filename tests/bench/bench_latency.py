@@ -2,7 +2,8 @@
 
     python -m tests.bench.bench_latency [--sequential 24] [--batches 6] [--concurrency 8]
                                         [--client requests|openai] [--seed 1]
-                                        [--surface matrix|session] [--no-tap]
+                                        [--surface matrix|session|code] [--no-tap]
+                                        [--client-tokens]
 
 For every streamed request, matched to its simulator generation by a unique prompt:
 
@@ -27,8 +28,20 @@ writes a session turn in 50 ms ticks, so part of the added time is its own; unle
 ``--no-tap``, the stream host is reached through :class:`tests.bench.tap.StreamTap`,
 which stamps when each turn's first text chunk and ``[DONE]`` reached the gateway, and
 the report splits the added time at those stamps.
+
+``--surface code`` runs it on MiniMax Code (``MINIMAX_SURFACE=code``; Anthropic Messages
+streamed over SSE, relayed, never polled), model ``MiniMax-M3`` (no thinking unless
+scripted). The accounts are signed in to the gateway's shared state (server-side
+accounts with fresh tokens, reached with an API key) unless ``--client-tokens`` (each
+client sends its account's access token). Goals: the gateway's own part of added TTFT
+and added tail, p50 <= 5 ms each, measured at the tap (``MINIMAX_CODE_BASE_URL`` points
+at a :class:`~tests.bench.tap.StreamTap` that stamps the first text/thinking
+``content_block_delta`` and ``message_stop`` of each answer, keyed by the request's
+prompt): client's first content delta - the tap's first delta, client's ``[DONE]`` -
+the tap's ``message_stop``; and zero token refreshes during the run (the simulator saw no
+``/oauth2/token`` call: the gateway only reads the stored tokens on a request).
 Results: a Markdown table on stdout and ``bench-results/bench_latency.json``
-(``bench_latency-surface-session.json`` for the session surface).
+(``bench_latency-surface-session.json``, ``bench_latency-surface-code.json``).
 """
 
 from __future__ import annotations
@@ -72,6 +85,9 @@ LENGTH_BUCKETS = ((0, 150), (150, 200), (200, 250), (250, 10_000))
 #: Session surface (issue 9): no polling granularity, so the goals are much tighter.
 SESSION_GOAL_TTFT_P50 = 0.030
 SESSION_GOAL_TAIL_P50 = 0.030
+#: Code surface (MiniMax Code, relayed): the gateway's own part, measured at the tap.
+CODE_GOAL_TTFT_P50 = 0.005
+CODE_GOAL_TAIL_P50 = 0.005
 GOAL_POLLS_PER_S = 5.0
 MIN_POLL_GAP = 0.200  # = 1 / GOAL_POLLS_PER_S
 CPS = 100.0
@@ -87,17 +103,19 @@ def answer(rng: random.Random, end_pause: float = 0.0) -> dict[str, Any]:
 
 
 def run_one(args: argparse.Namespace, session: requests.Session, gw: str, cred: str,
-            label: str) -> StreamResult:
+            label: str, model: str) -> StreamResult:
     prompt = unique_prompt(label)
     if args.client == "openai":
-        return stream_chat_openai(gw, cred, prompt)
-    return stream_chat(session, gw, cred, prompt, deadline_s=60.0)
+        return stream_chat_openai(gw, cred, prompt, model)
+    return stream_chat(session, gw, cred, prompt, deadline_s=60.0, model=model)
 
 
 def goals(surface: str) -> tuple[float, float]:
     """(added TTFT p50, added tail p50) goals of a surface, in seconds."""
     if surface == "session":
         return SESSION_GOAL_TTFT_P50, SESSION_GOAL_TAIL_P50
+    if surface == "code":
+        return CODE_GOAL_TTFT_P50, CODE_GOAL_TAIL_P50
     return GOAL_TTFT_P50, GOAL_TAIL_P50
 
 
@@ -174,39 +192,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--surface", choices=SURFACES, default="matrix",
                         help="upstream surface of the gateway (MINIMAX_SURFACE)")
     parser.add_argument("--no-tap", action="store_true",
-                        help="session: reach the stream host directly, without the stamping relay")
+                        help="session, code: reach the upstream directly, without the stamping relay")
+    parser.add_argument("--client-tokens", action="store_true",
+                        help="code: each client sends its account's access token (default: "
+                             "signed-in server-side accounts behind an API key)")
     args = parser.parse_args(argv)
+    signed_in = args.surface == "code" and not args.client_tokens
     rng = random.Random(args.seed)
+    load_start = os.getloadavg()  # the machine is shared: the report says how busy it was
     started = time.monotonic()
     results: list[tuple[str, StreamResult]] = []
     cpu: dict[str, Any] = {}
 
-    with Stack("latency", surface=args.surface, tap=not args.no_tap) as stack:
+    with Stack("latency", surface=args.surface, tap=not args.no_tap, signed_in=signed_in) as stack:
         sim = stack.sim
-        accounts = sim.add_accounts(max(1, args.concurrency))
+        accounts = stack.add_accounts(max(1, args.concurrency))
         creds = [a["credential"] for a in accounts]
+        tokens_before = stack.token_calls()
         # Warm-up (not measured): device registration and connection set-up per account.
         for account in accounts:
-            sim.script([{"first_delay": 0, "length": 20, "cps": 10000}], account=account["real_user_id"])
+            stack.script([{"first_delay": 0, "length": 20, "cps": 10000}], account=account)
         with requests.Session() as warm:
             for cred in creds:
-                stream_chat(warm, stack.gw_url, cred, unique_prompt("warmup"), deadline_s=20)
+                stream_chat(warm, stack.gw_url, cred, unique_prompt("warmup"), deadline_s=20,
+                            model=stack.model)
         sim.wait_idle(timeout=30)
         meter = CpuMeter({"gateway_worker": stack.worker_pid(), "simulator": stack.simulator_pid,
                           "bench_client": os.getpid()})
         meter.start()
 
         # Sequential: one client, one account, one stream after another.
-        sim.script([answer(rng, args.end_pause) for _ in range(args.sequential)], account=accounts[0]["real_user_id"])
+        stack.script([answer(rng, args.end_pause) for _ in range(args.sequential)], account=accounts[0])
         with requests.Session() as session:
             for i in range(args.sequential):
-                results.append(("sequential", run_one(args, session, stack.gw_url, creds[0], f"seq{i}")))
+                results.append(("sequential", run_one(args, session, stack.gw_url, creds[0], f"seq{i}",
+                                                      stack.model)))
 
         # Concurrent batches: `concurrency` clients, one account each, started together.
         for batch in range(args.batches):
             sim.wait_idle(timeout=30)
             for account in accounts:
-                sim.script([answer(rng, args.end_pause)], account=account["real_user_id"])
+                stack.script([answer(rng, args.end_pause)], account=account)
             batch_results: list[StreamResult | None] = [None] * args.concurrency
             gate = threading.Barrier(args.concurrency, timeout=30)
 
@@ -216,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 with requests.Session() as session:
                     gate.wait()
                     batch_results[index] = run_one(args, session, stack.gw_url, creds[index],
-                                                   f"b{batch}c{index}")
+                                                   f"b{batch}c{index}", stack.model)
 
             threads = [threading.Thread(target=client, args=(i,), daemon=True)
                        for i in range(args.concurrency)]
@@ -231,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         sim.wait_idle(timeout=30)
         log = sim_log_by_prompt(sim)
         sim_stats = sim.stats()
+        code_stats = sim.code_stats() if args.surface == "code" else {}
+        tokens_after = stack.token_calls()
         tap = stack.tap
         rows = [measure(result, match_entry(log, result.prompt), phase,
                         tap.turn(result.prompt) if tap else None) for phase, result in results]
@@ -242,21 +270,28 @@ def main(argv: list[str] | None = None) -> int:
     errors = [row for row in rows if not row["ok"]]
     wall = time.monotonic() - started
     counters = {k: sim_stats.get(k) for k in SIM_COUNTERS}
-    if args.surface == "session":
+    counters.update({f"code_{k}": code_stats.get(k) for k in CODE_COUNTERS if k in code_stats})
+    token_calls = {k: tokens_after[k] - tokens_before[k] for k in tokens_after}
+    if args.surface == "code":
+        report = render_code(stats, phases, rows, errors, args, wall, cpu, counters, token_calls,
+                             load_start)
+    elif args.surface == "session":
         report = render_session(stats, phases, rows, errors, args, wall, cpu, counters)
     else:
         report = render(stats, phases, rows, errors, args, wall, cpu)
     print(report)
     name = result_name(NAME, client=None if args.client == "requests" else args.client,
                        surface=None if args.surface == "matrix" else args.surface,
-                       end_pause=args.end_pause or None)
+                       end_pause=args.end_pause or None, client_tokens=args.client_tokens)
     ttft_goal, tail_goal = goals(args.surface)
     path = write_results(name, {
-        "benchmark": NAME, "environment": environment(), "args": vars(args), "wall_s": wall,
+        "benchmark": NAME, "environment": environment(), "load_avg_start": load_start,
+        "args": vars(args), "wall_s": wall,
         "goals": {"added_ttft_p50_s": ttft_goal, "added_tail_p50_s": tail_goal,
-                  **({"polls": 0} if args.surface == "session"
-                     else {"polls_per_s_per_stream": GOAL_POLLS_PER_S})},
-        "stats": stats, "errors": len(errors), "cpu_percent": cpu,
+                  **({"polls": 0} if args.surface in ("session", "code")
+                     else {"polls_per_s_per_stream": GOAL_POLLS_PER_S}),
+                  **({"token_refreshes": 0, "measured_at": "tap"} if args.surface == "code" else {})},
+        "stats": stats, "errors": len(errors), "cpu_percent": cpu, "token_calls": token_calls,
         "simulator_stats": counters, "requests": rows, "markdown": report,
     })
     print(f"\nJSON: {path}")
@@ -265,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
 SIM_COUNTERS = ("requests", "rejections", "warnings", "polls", "sends", "stops", "deletes",
                 "sessions_created", "stream_messages", "archives", "stream_drops")
+CODE_COUNTERS = ("messages_calls", "generations", "count_tokens_calls", "models_calls",
+                 "quota_calls", "refreshes", "invalid_grants", "rejections", "max_concurrent")
 
 
 def gap_verdict(shortest: float | None) -> str:
@@ -428,6 +465,86 @@ def render_session(stats: dict[str, Any], phases: list[str], rows: list[dict[str
         f"{num(cpu.get('gateway_worker'), 1)}, simulator {num(cpu.get('simulator'), 1)}, this client "
         f"(with the tap) {num(cpu.get('bench_client'), 1)}, other processes on the machine "
         f"{num(cpu.get('other_processes'), 1)} (of 200 for 2 cores). Wall time {wall:.1f} s.",
+    ]
+    for row in errors[:10]:
+        lines.append(f"- {row['phase']} {row['prompt']}: {row['error']}")
+    return "\n".join(lines)
+
+
+def render_code(stats: dict[str, Any], phases: list[str], rows: list[dict[str, Any]],
+                errors: list[dict[str, Any]], args: argparse.Namespace, wall: float,
+                cpu: dict[str, Any], counters: dict[str, Any], token_calls: dict[str, int],
+                load_start: tuple[float, float, float]) -> str:
+    """The code surface's report: the gateway's part of added TTFT / tail (at the tap)
+    against the 5 ms goals, the raw figures beside them, and zero token refreshes."""
+    all_ = stats["all"]
+    ttft, tail = all_["added_ttft"], all_["added_tail"]
+    gw_ttft, gw_tail = all_["ttft_gateway"], all_["tail_gateway"]
+    polls = all_["polls_total"]
+    only_code = all_["surfaces"] == ["code"]
+    no_refresh = token_calls.get("oauth2_token") == 0 and token_calls.get("refreshes") == 0
+    tapped = not args.no_tap
+
+    def goal_row(label: str, summary: dict[str, Any], goal: float) -> list[Any]:
+        return [label, summary["n"], ms(summary["p50"]), ms(summary["p90"]), ms(summary["p99"]),
+                ms(summary["max"]), f"p50 ≤ {goal * 1000:.0f} ms",
+                verdict(summary["p50"], goal) if tapped else "n/a (no tap)"]
+
+    def info_row(label: str, summary: dict[str, Any]) -> list[Any]:
+        return [label, summary["n"], ms(summary["p50"]), ms(summary["p90"]), ms(summary["p99"]),
+                ms(summary["max"]), "info", "–"]
+
+    accounts = ("client-given access tokens" if args.client_tokens
+                else "signed-in server-side accounts behind an API key")
+    lines = [
+        f"## bench_latency (code surface) — {len(rows)} streamed requests "
+        f"({args.sequential} sequential + {args.batches}×{args.concurrency} concurrent), "
+        f"client: {args.client}, accounts: {accounts}, tap: {'on' if tapped else 'off'}",
+        "",
+        table(
+            ["metric (all requests)", "n", "p50", "p90", "p99", "max", "goal", "result"],
+            [
+                goal_row("gateway-added TTFT: upstream's first delta reached the gateway → "
+                         "client's first content (ms)", gw_ttft, CODE_GOAL_TTFT_P50),
+                goal_row("gateway-added tail: upstream's message_stop reached the gateway → "
+                         "client's [DONE] (ms)", gw_tail, CODE_GOAL_TAIL_P50),
+                ["token calls during the run: /oauth2/token / refreshes / invalid_grant", len(rows),
+                 f"{token_calls.get('oauth2_token')} / {token_calls.get('refreshes')} / "
+                 f"{token_calls.get('invalid_grants')}", "", "", "", "0 refreshes",
+                 "PASS" if no_refresh else "FAIL"],
+                info_row("added TTFT against the timeline (tick included, ms)", ttft),
+                info_row("added tail against the timeline (tick included, ms)", tail),
+                info_row("TTFT: timeline → upstream wrote the delta (simulator's 50 ms tick)",
+                         all_["ttft_upstream_write"]),
+                info_row("tail: t_finish → upstream wrote message_stop (simulator's tick)",
+                         all_["tail_upstream_write"]),
+                info_row("request → upstream generation started (ms)", all_["request_to_send"]),
+            ],
+        ),
+        "",
+        table(
+            ["phase", "requests", "errors", "gateway TTFT p50/p90/max (ms)",
+             "gateway tail p50/p90/max (ms)", "added TTFT p50 (ms)", "added tail p50 (ms)",
+             "request→upstream p50 (ms)"],
+            [[phase, stats[phase]["requests"], stats[phase]["errors"],
+              _p50_90_max(stats[phase]["ttft_gateway"]), _p50_90_max(stats[phase]["tail_gateway"]),
+              ms(stats[phase]["added_ttft"]["p50"]), ms(stats[phase]["added_tail"]["p50"]),
+              ms(stats[phase]["request_to_send"]["p50"])] for phase in phases],
+        ),
+        "",
+        f"Simulator: /messages calls {counters.get('code_messages_calls')}, generations "
+        f"{counters.get('code_generations')}, count_tokens {counters.get('code_count_tokens_calls')}, "
+        f"catalogue {counters.get('code_models_calls')}, quota {counters.get('code_quota_calls')}, "
+        f"polls {polls} (web poll counter {counters.get('polls')}), rejections "
+        f"{counters.get('code_rejections')}. Surfaces seen in the log: {', '.join(all_['surfaces'])}"
+        f"{'' if only_code else ' (expected only code)'}.",
+        "",
+        f"Errors: {len(errors)} (text mismatches or failed streams). "
+        f"CPU during the measured phase (% of one core): gateway worker "
+        f"{num(cpu.get('gateway_worker'), 1)}, simulator {num(cpu.get('simulator'), 1)}, this client "
+        f"(with the tap) {num(cpu.get('bench_client'), 1)}, other processes on the machine "
+        f"{num(cpu.get('other_processes'), 1)} (of 200 for 2 cores). Load average (1/5/15 min) at the start "
+        f"{' '.join(f'{v:.2f}' for v in load_start)}. Wall time {wall:.1f} s.",
     ]
     for row in errors[:10]:
         lines.append(f"- {row['phase']} {row['prompt']}: {row['error']}")

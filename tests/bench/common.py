@@ -4,6 +4,9 @@ Every benchmark starts its own fresh simulator and gateway (:class:`Stack`), dri
 gateway with plain ``requests`` clients, and compares client-side ``time.time()`` stamps
 with the simulator's own epoch timeline (``/_sim/log``: ``t_send``, ``t_first_content``,
 ``t_finish``, ``polls``, ``poll_times``), which runs on the same machine and clock.
+On the ``code`` surface the accounts are MiniMax Code accounts (:meth:`Stack.add_accounts`):
+given to the gateway as the caller's access token, or, with ``signed_in``, signed in to
+the gateway's shared state as server-side accounts the callers reach with an API key.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import math
 import os
 import platform
 import resource
+import secrets
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -29,11 +35,20 @@ from tests.simulator.control import SimulatorControl
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "bench-results"
 MODEL = "MiniMax-M2"
+#: The code surface's model: MiniMax-M3 thinks only when the script says so (the
+#: simulator gives the M2 names, aliased to MiniMax-M2.7, a thinking of its own), so the
+#: first streamed character is answer text, as on the web surfaces.
+CODE_MODEL = "MiniMax-M3"
 #: Safety bound on the frames one stream may deliver (a runaway stream ends the read).
 MAX_FRAMES_PER_STREAM = 200_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The upstream surfaces a benchmark can run the gateway on (MINIMAX_SURFACE).
-SURFACES = ("matrix", "session")
+SURFACES = ("matrix", "session", "code")
+#: The region signed-in code accounts are added under (the simulator plays both).
+SIGNIN_REGION = "cn"
+#: Seconds the gateway keeps its list of signed-in accounts (gateway/accounts/service.py
+#: SIGNED_IN_TTL is 2 s), waited after signing accounts in.
+SIGNED_IN_LIST_WAIT_S = 2.5
 
 
 # --- statistics -------------------------------------------------------------------------
@@ -219,21 +234,30 @@ class Stack:
     """A fresh simulator and a gunicorn gateway in front of it; both stopped on exit."""
 
     def __init__(self, name: str, gateway_env: dict[str, str] | None = None,
-                 surface: str = "matrix", tap: bool = False) -> None:
+                 surface: str = "matrix", tap: bool = False, signed_in: bool = False) -> None:
         if surface not in SURFACES:
             raise ValueError(f"surface must be one of {SURFACES}")
+        if signed_in and surface != "code":
+            raise ValueError("signed-in accounts are the code surface's")
         self.name = name
         self.surface = surface
+        self.model = CODE_MODEL if surface == "code" else MODEL
         self.gateway_env = {"GATEWAY_LOG_LEVEL": "warning", "MINIMAX_SURFACE": surface,
                             **(gateway_env or {})}
         self.sim_proc: Process | None = None
         self.gw_proc: Process | None = None
         self.sim_url = self.gw_url = self.stream_url = ""
         self.sim: SimulatorControl | None = None
-        #: With ``tap`` (session surface only) the gateway reaches the stream host through
-        #: a :class:`StreamTap`, which stamps when each upstream SSE frame arrived.
+        #: With ``tap`` (session and code surfaces) the gateway reaches the streaming host
+        #: through a :class:`StreamTap`, which stamps when each upstream SSE frame arrived.
         self.tap: StreamTap | None = None
-        self._want_tap = tap and surface == "session"
+        self._want_tap = tap and surface in ("session", "code")
+        #: With ``signed_in`` (code): the gateway's shared state (a SQLite file in a
+        #: private temporary folder) holds the accounts, reached with ``api_key``.
+        self.signed_in = signed_in
+        self.api_key = f"bench-{secrets.token_hex(16)}" if signed_in else ""
+        self._state_dir: str | None = None
+        self.state_url = ""
 
     def __enter__(self) -> Stack:
         raise_fd_limit()
@@ -246,6 +270,14 @@ class Stack:
                 if self._want_tap:
                     self.tap = StreamTap(self.stream_url)
                 env["MINIMAX_STREAM_BASE_URL"] = self.tap.url if self.tap else self.stream_url
+            if self.surface == "code":
+                if self._want_tap:  # only the LLM host: sign-in and quota calls go direct
+                    self.tap = StreamTap(self.sim_url, protocol="code")
+                env["MINIMAX_CODE_BASE_URL"] = self.tap.url if self.tap else self.sim_url
+            if self.signed_in:
+                self._state_dir = tempfile.mkdtemp(prefix="bench-state-")
+                self.state_url = f"sqlite:///{self._state_dir}/state.db"
+                env.update(GATEWAY_STATE=self.state_url, GATEWAY_API_KEYS=self.api_key)
             self.gw_proc, self.gw_url = start_gateway(
                 self.sim_url, f"bench-{self.name}-{self.surface}-gateway", env
             )
@@ -268,6 +300,67 @@ class Stack:
             self.tap.close()
         if self.sim is not None:
             self.sim.close()
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)  # it holds refresh tokens
+
+    # -- accounts and answers ---------------------------------------------------------
+
+    def add_accounts(self, count: int) -> list[dict[str, Any]]:
+        """``count`` accounts of the surface's kind, each with ``credential`` (what the
+        client sends as its key) and ``real_user_id`` (what ``/_sim/log`` and the
+        per-account answer queues name). Web surfaces: web accounts; code: MiniMax Code
+        accounts, their access token as the credential or, signed in, the API key."""
+        assert self.sim is not None
+        if self.surface != "code":
+            return self.sim.add_accounts(count)
+        accounts = self.sim.add_code_accounts(count)
+        if not self.signed_in:
+            return accounts
+        self._sign_in(accounts)
+        return [{**account, "credential": self.api_key} for account in accounts]
+
+    def _sign_in(self, accounts: list[dict[str, Any]]) -> None:
+        """Store the accounts' fresh token pairs in the gateway's state, as ``login`` does."""
+        # Imported here: only signed-in runs need the gateway's own modules in this process.
+        from gateway.config import Settings
+        from gateway.state import open_state
+        from gateway.upstream.oauth import OAuthClient, TokenPair
+        from gateway.upstream.signins import SignIns
+
+        settings = Settings.from_env({"MINIMAX_ACCOUNT_BASE_URL": self.sim_url,
+                                      "MINIMAX_CODE_BASE_URL": self.sim_url})
+        state = open_state(self.state_url)
+        client = OAuthClient(settings.code(SIGNIN_REGION))
+        try:
+            signins = SignIns(state, {SIGNIN_REGION: client}, settings.refresh_before)
+            for account in accounts:
+                signins.add(account["name"], SIGNIN_REGION, TokenPair(
+                    account["access_token"], account["refresh_token"],
+                    time.time() + float(account["expires_in"]), "agent.default",
+                    account_id=account["name"]))
+        finally:
+            client.close()
+            state.close()
+        time.sleep(SIGNED_IN_LIST_WAIT_S)  # the gateway reads its list of them anew
+
+    def script(self, answers: list[dict[str, Any]], account: dict[str, Any] | None = None) -> int:
+        """Queue answers for ``account`` (one of :meth:`add_accounts`), or globally. With
+        signed-in accounts the gateway picks the account, so every answer goes to the
+        global queue (each reply is matched to its answer by prompt, not by account)."""
+        assert self.sim is not None
+        if account is None or self.signed_in:
+            return self.sim.script(answers)
+        return self.sim.script(answers, account=account["real_user_id"])
+
+    def token_calls(self) -> dict[str, int]:
+        """Calls the simulator's account host saw on /oauth2/token, and the refreshes and
+        invalid grants among them (code surface; 0 elsewhere)."""
+        assert self.sim is not None
+        requests_by_path = self.sim.stats().get("requests") or {}
+        code = self.sim.code_stats()
+        return {"oauth2_token": int(requests_by_path.get("/oauth2/token", 0)),
+                "refreshes": int(code.get("refreshes", 0)),
+                "invalid_grants": int(code.get("invalid_grants", 0))}
 
     @property
     def master_pid(self) -> int:
@@ -301,8 +394,8 @@ def unique_prompt(label: str) -> str:
     return f"bench {label} {uuid.uuid4().hex[:12]}"
 
 
-def chat_body(prompt: str, stream: bool) -> dict[str, Any]:
-    return {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": prompt}]}
+def chat_body(prompt: str, stream: bool, model: str = MODEL) -> dict[str, Any]:
+    return {"model": model, "stream": stream, "messages": [{"role": "user", "content": prompt}]}
 
 
 @dataclass
@@ -338,6 +431,7 @@ def stream_chat(
     deadline_s: float = 120.0,
     read_timeout: float = 60.0,
     result: StreamResult | None = None,
+    model: str = MODEL,
 ) -> StreamResult:
     """One streamed chat completion read frame by frame with arrival times.
 
@@ -351,7 +445,7 @@ def stream_chat(
     result.t_request = time.time()
     try:
         with session.post(
-            f"{gateway_url}/v1/chat/completions", json=chat_body(prompt, True), headers=headers,
+            f"{gateway_url}/v1/chat/completions", json=chat_body(prompt, True, model), headers=headers,
             stream=True, timeout=(5.0, read_timeout),
         ) as response:
             result.t_headers = time.time()
@@ -409,7 +503,7 @@ def _read_frame(result: StreamResult, frame: bytes, now: float, parts: list[str]
                 result.t_finish_reason = now
 
 
-def stream_chat_openai(gateway_url: str, credential: str, prompt: str) -> StreamResult:
+def stream_chat_openai(gateway_url: str, credential: str, prompt: str, model: str = MODEL) -> StreamResult:
     """The same measurement through the official ``openai`` SDK (httpx underneath)."""
     import openai  # imported lazily: only the --client openai mode needs it
 
@@ -420,7 +514,7 @@ def stream_chat_openai(gateway_url: str, credential: str, prompt: str) -> Stream
     try:
         result.t_request = time.time()
         stream = client.chat.completions.create(
-            model=MODEL, stream=True, messages=[{"role": "user", "content": prompt}])
+            model=model, stream=True, messages=[{"role": "user", "content": prompt}])
         result.t_headers = time.time()
         result.status = 200
         for index, chunk in enumerate(stream):
