@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from tests.bench.common import MODEL, SURFACES, Stack, environment, ms, percentile, table, write_results
+from tests.bench.common import MODEL, WEB_SURFACES, Stack, environment, ms, percentile, table, write_results
 from tests.tooling import call_block
 
 TURNS = 20
@@ -102,7 +102,7 @@ def run_session(stack: Stack) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--surface", choices=SURFACES, default="matrix")
+    parser.add_argument("--surface", choices=WEB_SURFACES, default="matrix")
     args = parser.parse_args()
     modes = {"fold": "0", "continue": "600"}
     results: dict[str, list[dict[str, Any]]] = {}

@@ -36,7 +36,7 @@ from typing import Any
 import requests
 
 from tests.bench.common import (
-    SURFACES,
+    WEB_SURFACES,
     CpuMeter,
     Stack,
     chat_body,
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured requests per client")
     parser.add_argument("--workers", type=int, default=1,
                         help="gunicorn gevent workers of the gateway (GATEWAY_WORKERS)")
-    parser.add_argument("--surface", choices=SURFACES, default="matrix",
+    parser.add_argument("--surface", choices=WEB_SURFACES, default="matrix",
                         help="upstream surface of the gateway (MINIMAX_SURFACE)")
     parser.add_argument("--no-direct", action="store_true",
                         help="skip the direct signed client's run at each level (matrix only)")

@@ -44,6 +44,8 @@ MAX_FRAMES_PER_STREAM = 200_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The upstream surfaces a benchmark can run the gateway on (MINIMAX_SURFACE).
 SURFACES = ("matrix", "session", "code")
+#: The web app's surfaces: the benchmarks not ported to the code surface take only these.
+WEB_SURFACES = ("matrix", "session")
 #: The region signed-in code accounts are added under (the simulator plays both).
 SIGNIN_REGION = "cn"
 #: Seconds the gateway keeps its list of signed-in accounts (gateway/accounts/service.py
