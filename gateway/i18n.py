@@ -408,6 +408,10 @@ _ADMIN: dict[str, Message] = {
         "This login is over or unknown; start a new one from the admin page.",
         "这次登录已结束或不存在；请在管理后台重新发起。",
     ),
+    "admin.code.login.unavailable": Message(
+        "MiniMax's account host could not start a login: {reason} Try again later.",
+        "MiniMax 的账号服务器没能发起登录：{reason} 请稍后再试。",
+    ),
     "admin.code.login.pending": Message("Waiting for the approval…", "等待确认…"),
     "admin.code.login.ok": Message("Signed in as {name}.", "已登录为 {name}。"),
     "admin.code.login.denied": Message("The login was denied.", "登录被拒绝了。"),

@@ -133,6 +133,9 @@ def start() -> Response:
     oauth = OAuthClient(web.settings().code(region))
     try:
         auth = oauth.start()
+    except GatewayError as error:  # the account host failed: say so on a page, not in JSON
+        log.info("admin device login could not start (%s)", type(error).__name__)
+        return _page(None, "", error=error.message, status=error.status)
     finally:
         oauth.close()
     login_id = secrets.token_urlsafe(24)
@@ -150,15 +153,8 @@ def accounts() -> Response:
 @bp.get("/<login_id>")
 def page(login_id: str) -> Response:
     """The device login's page: user code, link, QR code, and its progress (admin key)."""
-    lang = _lang()
     pending = _pending(login_id)
-    nonce = secrets.token_urlsafe(18)
-    body = render_template(
-        "admin_signin.html", pending=pending, nonce=nonce, qr=qr_svg(pending.auth.link) if pending else None,
-        poll_url=url_for(".poll", login_id=login_id, lang=lang), back=url_for("admin.page", lang=_explicit_lang()),
-        expires=admin.moment(pending.auth.expires_at, time.time(), lang) if pending else None,
-        **_common(lang))
-    return _html(body, lang, nonce, status=200 if pending else 404)
+    return _page(pending, login_id, error=None, status=200 if pending else 404)
 
 
 @bp.post("/<login_id>/poll")
@@ -312,6 +308,17 @@ def qr_svg(link: str) -> str | None:
         return None
     data_uri: str = segno.make(link, error="m").svg_data_uri(scale=4, border=2)
     return data_uri
+
+
+def _page(pending: PendingLogin | None, login_id: str, error: str | None, status: int) -> Response:
+    lang, nonce = _lang(), secrets.token_urlsafe(18)
+    body = render_template(
+        "admin_signin.html", pending=pending, nonce=nonce, qr=qr_svg(pending.auth.link) if pending else None,
+        poll_url=url_for(".poll", login_id=login_id, lang=lang) if pending else "", error=error,
+        back=url_for("admin.page", lang=_explicit_lang()),
+        expires=admin.moment(pending.auth.expires_at, time.time(), lang) if pending else None,
+        **_common(lang))
+    return _html(body, lang, nonce, status)
 
 
 def _lang() -> Lang:

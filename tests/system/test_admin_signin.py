@@ -362,3 +362,12 @@ def test_concurrent_polls_run_one_step(client: FlaskClient, sim: SimulatorContro
         answers = list(pool.map(lambda _: poll(app.test_client(), path), range(6)))
     assert {answer["status"] for answer in answers} == {"pending"}
     assert sim.code_stats()["token_polls"] == polls + 1
+
+
+def test_an_account_host_failure_is_a_page_saying_so(client: FlaskClient, sim: SimulatorControl) -> None:
+    sim.fault("code_device", "http_500")
+    response = client.post("/admin/signin/start", data={}, headers={**ADMIN, "Accept-Language": "zh"})
+    html = response.get_data(as_text=True)
+    assert response.status_code >= 500 and response.mimetype == "text/html"
+    assert 'id="signin-error"' in html and "MiniMax 的账号服务器没能发起登录" in html
+    assert "<script" not in html
