@@ -40,9 +40,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
     return time.monotonic() - started
 
 
+def alive(sim: SimulatorControl) -> int:
+    """Upstream turns still alive: web chats not deleted, code generations still running
+    (the code surface keeps nothing upstream; a stopped generation is the whole cleanup)."""
+    return int(sim.stats()["chats_alive"]) + int(sim.code_stats()["generating"])
+
+
 def chats_gone(sim: SimulatorControl) -> float:
     """Seconds until no upstream chat is alive (the disconnect was acted upon)."""
-    return wait_until(lambda: sim.stats()["chats_alive"] == 0, bound(NOTICED_WITHIN), "chat deleted")
+    return wait_until(lambda: alive(sim) == 0, bound(NOTICED_WITHIN), "chat deleted")
 
 
 def read_first_content(response: http.client.HTTPResponse, where: str) -> None:
@@ -73,7 +79,7 @@ def test_disconnect_while_waiting_for_the_first_token(fault_gateway: str, sim: S
                                                       credential: str, aftermath: Aftermath) -> None:
     sim.script([{"text": "too late", "first_delay": 4.0}])
     conn = open_raw(fault_gateway, GEMINI, credential, True)
-    wait_until(lambda: sim.stats()["chats_alive"] == 1, bound(0.5), "turn sent")
+    wait_until(lambda: alive(sim) == 1, bound(0.5), "turn sent")
     time.sleep(0.3)
     conn.close()
     assert chats_gone(sim) < bound(NOTICED_WITHIN)
@@ -86,7 +92,7 @@ def test_disconnect_while_waiting_for_a_whole_answer(fault_gateway: str, sim: Si
                                                      credential: str, aftermath: Aftermath) -> None:
     sim.script([LONG_ANSWER])
     conn = open_raw(fault_gateway, ANTHROPIC, credential, False)
-    wait_until(lambda: sim.stats()["chats_alive"] == 1, bound(0.5), "turn sent")
+    wait_until(lambda: alive(sim) == 1, bound(0.5), "turn sent")
     time.sleep(0.5)
     conn.close()
     assert chats_gone(sim) < bound(NOTICED_WITHIN)
@@ -119,7 +125,7 @@ def test_disconnect_while_queued_for_an_account(fault_gateway: str, sim: Simulat
     sim.script([{"length": 600, "cps": 600}])  # the holder's turn: about a second
     with ThreadPoolExecutor(1) as executor:
         holder = executor.submit(ask, fault_gateway, OPENAI, credential, True)
-        wait_until(lambda: sim.stats()["chats_alive"] == 1, bound(0.5), "holder's turn sent")
+        wait_until(lambda: alive(sim) == 1, bound(0.5), "holder's turn sent")
         queued = open_raw(fault_gateway, OPENAI, credential, True)
         time.sleep(0.3)
         queued.close()

@@ -1,11 +1,17 @@
 """The upstream-fault matrix: each fault × each dialect × streamed or not × each surface.
 
+A fault runs on the surfaces it names: the web surfaces' send-then-poll/stream failures,
+and the code surface's own (its one /messages call: 429 with Retry-After, 529 retried with
+backoff, 500, a drop or hang before the stream; a drop, the quota wall as an error frame or
+a silent stall during it; an account whose quota is used up is skipped).
+
 Every case asserts what the client got in its dialect's own shape (an HTTP error before
 a stream began, an error frame after), how long it took (within a generous bound), that
 no account lease is left and no upstream chat is left alive, and that nothing was
 generated twice. The cheap faults cross the whole product; the busy storm, which waits
 out the queue timeout, runs for one streamed and one non-stream dialect only (the queue
-is the chat core's, before any dialect code runs).
+is the chat core's, before any dialect code runs), on the web surfaces only (a code
+account has no busy state).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from gateway.upstream.code import OVERLOADED_DELAYS
 from gateway.upstream.credentials import parse_one
 from tests.conftest import Upstream
 from tests.faults.conftest import (
@@ -82,6 +89,13 @@ def _send_5xx(count: int) -> Callable[[SimulatorControl, Upstream, Minter], str]
     return arrange
 
 
+def _send_status(kind: str, count: int) -> Callable[[SimulatorControl, Upstream, Minter], str]:
+    def arrange(sim: SimulatorControl, upstream: Upstream, accounts: Minter) -> str:
+        sim.fault(upstream.send_fault, kind, count=count)
+        return _one(accounts)
+    return arrange
+
+
 def _send_fault(kind: str, seconds: float | None = None) -> Callable[[SimulatorControl, Upstream, Minter], str]:
     def arrange(sim: SimulatorControl, upstream: Upstream, accounts: Minter) -> str:
         sim.fault(upstream.send_fault, kind, seconds=seconds)
@@ -105,7 +119,9 @@ def _scripted(answer: dict[str, object]) -> Callable[[SimulatorControl, Upstream
 
 
 def _empty_then_full(sim: SimulatorControl, upstream: Upstream, accounts: Minter) -> str:
-    empty, full = accounts(1, credits=0) + accounts(1)
+    # A web account without credits; a code account whose coding-plan quota is used up.
+    empty_option = {"quota_left": 0} if upstream.surface == "code" else {"credits": 0}
+    empty, full = accounts(1, **empty_option) + accounts(1)
     return f"{empty['credential']},{full['credential']}"
 
 
@@ -117,7 +133,8 @@ def _expiring(sim: SimulatorControl, upstream: Upstream, accounts: Minter) -> st
 SAME = "same on both surfaces"
 FAULTS: tuple[Fault, ...] = (
     # A 5xx on the send may have created a chat: never sent again, reported at once.
-    Fault("send-5xx-once", _send_5xx(1), {"matrix": Expect("upstream"), "session": Expect("upstream")}),
+    Fault("send-5xx-once", _send_5xx(1), {"matrix": Expect("upstream"), "session": Expect("upstream"),
+                                          "code": Expect("upstream")}),
     Fault("send-5xx-whole-turn", _send_5xx(50), {"matrix": Expect("upstream"), "session": Expect("upstream")}),
     # The session surface's answer is the send's own response: a 5xx there fails the send.
     Fault("answer-5xx-once", _answer_5xx(1), {"matrix": ANSWERED, "session": Expect("upstream")}),
@@ -128,27 +145,42 @@ FAULTS: tuple[Fault, ...] = (
         # The hung send_msg creates its chat once it wakes; its id never reached the
         # gateway, and only recorded chats are ever deleted.
         "matrix": Expect("timeout", seconds=READ_TIMEOUT, chats_cleaned=False, at_least=READ_TIMEOUT),
-        "session": Expect("timeout", seconds=READ_TIMEOUT, at_least=READ_TIMEOUT)}, linger=HANG_SECONDS + 0.3),
-    Fault("send-dropped", _send_fault("drop"), {"matrix": Expect("unavailable"), "session": Expect("unavailable")}),
+        "session": Expect("timeout", seconds=READ_TIMEOUT, at_least=READ_TIMEOUT),
+        "code": Expect("timeout", seconds=READ_TIMEOUT, at_least=READ_TIMEOUT)}, linger=HANG_SECONDS + 0.3),
+    Fault("send-dropped", _send_fault("drop"), {"matrix": Expect("unavailable"), "session": Expect("unavailable"),
+                                                "code": Expect("unavailable")}),
     # The send took effect and its answer was lost: not sent again (it might run twice).
     Fault("send-dropped-after", _send_fault("drop_after"), {
         "matrix": Expect("unavailable", chats_cleaned=False), "session": Expect("unavailable")}),
     # A matrix poll that drops is simply polled again; a session stream that drops is lost.
     Fault("answer-dropped", _scripted({"length": 1500, "cps": 600, "fault": "drop_mid"}), {
-        "matrix": Expect(None, seconds=3.0), "session": Expect("unavailable", in_stream=True, seconds=1.0)}),
+        "matrix": Expect(None, seconds=3.0), "session": Expect("unavailable", in_stream=True, seconds=1.0),
+        "code": Expect("unavailable", in_stream=True, seconds=1.0)}),
     # The upstream goes silent mid-answer (no frame, no heartbeat; on matrix one poll hangs).
     Fault("answer-stalls", _scripted({"length": 400, "cps": 400, "fault": "hang_mid", "fault_seconds": 4.0}), {
         "matrix": Expect(None, seconds=READ_TIMEOUT + 1.5),
         "session": Expect("timeout", in_stream=True, seconds=STREAM_IDLE_TIMEOUT + 0.5,
-                          at_least=STREAM_IDLE_TIMEOUT)}),
-    Fault("no-credits-on-one-account", _empty_then_full, {"matrix": ANSWERED, "session": ANSWERED}),
+                          at_least=STREAM_IDLE_TIMEOUT),
+        "code": Expect("timeout", in_stream=True, seconds=STREAM_IDLE_TIMEOUT + 0.5, at_least=STREAM_IDLE_TIMEOUT)}),
+    Fault("no-credits-on-one-account", _empty_then_full, {"matrix": ANSWERED, "session": ANSWERED, "code": ANSWERED}),
     Fault("token-expiring", _expiring, {"matrix": ANSWERED, "session": ANSWERED}),
+    # The code surface's own answers (page §2's error table).
+    Fault("rate-limited", _send_fault("http_429", 5), {"code": Expect("rate_limit")}),
+    # 529 (overloaded) is retried with backoff before anything streams; a lasting one is 503.
+    Fault("overloaded-once", _send_status("http_529", 1), {"code": Expect(None, seconds=OVERLOADED_DELAYS[0] + 1)}),
+    Fault("overloaded", _send_status("http_529", 50), {
+        "code": Expect("unavailable", seconds=sum(OVERLOADED_DELAYS), at_least=sum(OVERLOADED_DELAYS))}),
+    # The quota wall as an in-stream error frame once the answer showed.
+    Fault("answer-error-frame", _scripted({"length": 1500, "cps": 600, "fault": "error_mid"}), {
+        "code": Expect("quota", in_stream=True, seconds=1.0)}),
 )
+#: Every (surface, fault) case: each fault on the surfaces it names.
+CASES = [(surface, fault) for fault in FAULTS for surface in fault.expect]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("dialect", DIALECTS, ids=str)
-@pytest.mark.parametrize("fault", FAULTS, ids=str)
+@pytest.mark.parametrize(("surface", "fault"), CASES, ids=[f"{s}-{f}" for s, f in CASES], indirect=["surface"])
 def test_upstream_fault(fault: Fault, dialect: Dialect, stream: bool, fault_gateway: str, sim: SimulatorControl,
                         upstream: Upstream, accounts: Minter, aftermath: Aftermath) -> None:
     credential = fault.arrange(sim, upstream, accounts)
@@ -170,15 +202,20 @@ def assert_answered(outcome: Outcome, sim: SimulatorControl) -> None:
     assert outcome.text == entry["answer"]
 
 
-def test_token_expiring_is_renewed_then_revoked_is_401(fault_gateway: str, sim: SimulatorControl,
+def test_token_expiring_is_renewed_then_revoked_is_401(fault_gateway: str, sim: SimulatorControl, surface: str,
                                                        accounts: Minter, aftermath: Aftermath) -> None:
     """Renewed before it expires; once the upstream stops accepting it, every dialect says
-    so in its own 401 (dialect-independent past the first request, so one loop)."""
-    (account,) = accounts(1, exp_seconds=600)
+    so in its own 401 (dialect-independent past the first request, so one loop). A MiniMax
+    Code access token a client gives is used as it is (never renewed): only its end."""
+    (account,) = accounts(1) if surface == "code" else accounts(1, exp_seconds=600)
     assert_answered(ask(fault_gateway, OPENAI, account["credential"], True), sim)
-    assert sim.stats()["renewals"] >= 1
+    if surface != "code":
+        assert sim.stats()["renewals"] >= 1
     aftermath.settled([account["credential"]])  # its chat deleted while the token still works
-    sim.patch_account(account["real_user_id"], expired=True)
+    if surface == "code":
+        sim.patch_code_account(account["name"], expire_access=True)
+    else:
+        sim.patch_account(account["real_user_id"], expired=True)
     for dialect in DIALECTS:
         outcome = ask(fault_gateway, dialect, account["credential"], False)
         expect_error(outcome, dialect, "authentication", in_stream=False)
@@ -193,7 +230,7 @@ def test_token_expiring_is_renewed_then_revoked_is_401(fault_gateway: str, sim: 
 @pytest.mark.parametrize(("dialect", "stream"), [(ANTHROPIC, True), (GEMINI, False)], ids=["anthropic-stream",
                                                                                           "gemini-whole"])
 def test_busy_storm(dialect: Dialect, stream: bool, fault_gateway: str, sim: SimulatorControl,
-                    accounts: Minter, aftermath: Aftermath) -> None:
+                    accounts: Minter, aftermath: Aftermath, web_only: None) -> None:
     """Every account of a pool busy upstream: concurrent requests all get 429 once the
     queue timeout passes, and no turn is ever started twice."""
     pool = ",".join(account["credential"] for account in accounts(3, busy=True))
@@ -208,7 +245,7 @@ def test_busy_storm(dialect: Dialect, stream: bool, fault_gateway: str, sim: Sim
 
 
 def test_busy_storm_clears(fault_gateway: str, sim: SimulatorControl, accounts: Minter,
-                           aftermath: Aftermath) -> None:
+                           aftermath: Aftermath, web_only: None) -> None:
     """Busy accounts that free up within the queue timeout answer the waiting request."""
     made = accounts(2, busy=True)
     for account in made:

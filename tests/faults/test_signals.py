@@ -104,7 +104,7 @@ def test_sigterm_lets_open_streams_finish(own_gateway: Starter, sim: SimulatorCo
     aftermath_of(f"sqlite://{tmp_path / 'state.db'}").settled([account["credential"] for account in made])
 
 
-def test_sigkill_of_a_worker_mid_stream(own_gateway: Starter, sim: SimulatorControl, credential: str,
+def test_sigkill_of_a_worker_mid_stream(own_gateway: Starter, sim: SimulatorControl, credential: str, surface: str,
                                         aftermath_of: Callable[[str], Aftermath], tmp_path: Path) -> None:
     proc, url = own_gateway("sigkill", GATEWAY_WORKERS="1", GATEWAY_SWEEP_INTERVAL=str(SWEEP_INTERVAL))
     sim.set_default(ANSWER)
@@ -119,11 +119,15 @@ def test_sigkill_of_a_worker_mid_stream(own_gateway: Starter, sim: SimulatorCont
     assert (outcome.status, outcome.error) == (200, None), outcome
     assert time.monotonic() - killed < bound(LEASE_TTL)
     assert child_pids(proc.proc.pid) != [worker]
-    # The dead worker's chat is an orphan the sweep deletes.
+    # The dead worker's chat is an orphan the sweep deletes (the code surface keeps
+    # nothing upstream: its generation stopped with the dead worker's connection).
     aftermath = aftermath_of(f"sqlite://{tmp_path / 'state.db'}")
     deadline = time.monotonic() + bound(LEASE_TTL + SWEEP_INTERVAL)
-    while sim.stats()["chats_alive"]:
+    while sim.stats()["chats_alive"] or sim.code_stats()["generating"]:
         assert time.monotonic() < deadline, "the orphaned chat was not swept"
         time.sleep(0.2)
     aftermath.settled([credential])
-    assert "swept 1 orphaned upstream conversation" in proc.log()
+    if surface == "code":
+        assert sim.log()[0]["stopped"], "the killed worker's generation went on"
+    else:
+        assert "swept 1 orphaned upstream conversation" in proc.log()
