@@ -42,7 +42,8 @@ from gateway.errors import (
 from gateway.i18n import DEFAULT_LANG, Lang
 from gateway.upstream import bundle, pacing
 from gateway.upstream import constants as C
-from gateway.upstream.client import UpstreamClient, credits_of
+from gateway.upstream.answers import credits_of
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.conversation import Conversation, Driver, Turn, TurnFailed, TurnFinished, TurnInput, UpText
 from gateway.upstream.credentials import Credential, mask, parse_one, signed_in
 from gateway.upstream.quota import QuotaReader

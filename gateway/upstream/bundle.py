@@ -69,7 +69,7 @@ Fetch = Callable[[str], tuple[int, bytes]]
 
 
 class Store(Protocol):
-    """The shared state's key-value part (see :class:`gateway.upstream.client.TokenStore`)."""
+    """The shared state's key-value part (see :class:`gateway.upstream.identity.TokenStore`)."""
 
     def get(self, key: str) -> str | None: ...
 

@@ -28,7 +28,7 @@ import sseclient
 from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamOverloaded, UpstreamUnavailable
 from gateway.parts import ChatRequest, Event, ModelInfo, StreamError
 from gateway.upstream import pacing
-from gateway.upstream.client import chunks, new_session, set_read_timeout, transport_errors
+from gateway.upstream.boundary import chunks, new_session, set_read_timeout, transport_errors
 from gateway.upstream.code_errors import code_error
 from gateway.upstream.code_messages import EventReader, count_body, encoded, request_body
 from gateway.upstream.conversation import Capabilities, Conversation

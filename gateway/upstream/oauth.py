@@ -44,7 +44,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.upstream import constants as C
-from gateway.upstream.client import transport_errors
+from gateway.upstream.boundary import transport_errors
 from gateway.upstream.credentials import mask
 from gateway.upstream.settings import CodeSettings
 

@@ -37,7 +37,9 @@ from gateway.errors import (
 from gateway.upstream import constants as C
 from gateway.upstream import files, pacing
 from gateway.upstream import session_shapes as S
-from gateway.upstream.client import UpstreamClient, chunks, error_for
+from gateway.upstream.answers import error_for
+from gateway.upstream.boundary import chunks
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.conversation import (
     TEXT_ONLY,
     Attachment,

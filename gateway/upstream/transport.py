@@ -19,7 +19,7 @@ Failures: :class:`NotConnected` when nothing of the request was sent (no connect
 could be made, or a fresh one was closed before its first byte), ``TimeoutError`` when
 a send or a read outlived its timeout, ``http.client`` exceptions for a broken answer,
 other ``OSError`` for a reset; the caller maps them at its one boundary
-(:func:`gateway.upstream.client.transport_errors`).
+(:func:`gateway.upstream.boundary.transport_errors`).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from gateway.errors import (
     UpstreamWrongPath,
 )
 from gateway.upstream import constants as C
-from gateway.upstream.client import classify, error_for, status_of
+from gateway.upstream.answers import classify, error_for, status_of
 
 HTML = b"<!DOCTYPE html><html><head><title>MiniMax Agent</title></head><body></body></html>"
 

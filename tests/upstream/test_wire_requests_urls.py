@@ -75,7 +75,7 @@ class Recorder(requests.Session):
 def ready(client: UpstreamClient, token: str) -> Credential:
     """A credential whose account needs no preparing (no call but the ones under test)."""
     cred = Credential(real_user_id="123", jwt=token)
-    client._account(cred).registered_at = time.monotonic()
+    client._book.account(cred).registered_at = time.monotonic()
     return cred
 
 
