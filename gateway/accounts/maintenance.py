@@ -9,7 +9,13 @@ gets it:
 - re-probes dead accounts whose backoff ran out, with the identity check;
 - reads the credits of accounts not read for ``GATEWAY_CREDITS_INTERVAL`` seconds.
 
-It runs in one daemon thread per process (a greenlet under gevent).
+It runs in one daemon thread per process (a greenlet under gevent). With a lasting
+state its first round, at start-up, deletes what a previous run left once the records
+say so (kept chats past their time, open ones whose lease is gone).
+
+A stopping process (:func:`on_stop`) deletes every kept chat itself when no other
+gateway shares the state (:class:`~gateway.state.presence.Presence`); otherwise it
+leaves them to the others' sweep.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import time
 import uuid
 from collections.abc import Callable
 
-from gateway.chat.ledger import sweep
+from gateway.chat.ledger import release_kept, sweep
 from gateway.chat.service import ChatService
 from gateway.errors import GatewayError, UpstreamUnauthorized
+from gateway.state.presence import Presence
 from gateway.upstream.credentials import Credential
 
 log = logging.getLogger(__name__)
@@ -111,3 +118,21 @@ class Maintenance:
             log.info("could not read the credits of account %s (%s)", cred.key, type(error).__name__)
             # Keep what was read last; read again after the interval.
             self._chat.health.credits(cred.key, self._chat.health.of(cred.key).credits)
+
+
+def on_stop(chat: ChatService, presence: Presence, timeout: float) -> None:
+    """A worker stopping: its pending deletions first, then, when no other gateway shares
+    the state, every kept chat (within ``timeout`` s; the rest stays recorded)."""
+    deadline = time.time() + timeout
+    chat.janitor.drain(timeout)
+    try:
+        others = presence.others()
+        if others:
+            log.info("leaving the kept chats to the sweep of %d other gateway(s) sharing the state", len(others))
+            return
+        deleted = release_kept(chat.ledger, chat.surfaces.drivers, deadline)
+    except Exception:
+        log.warning("could not delete the kept chats on stop; the next sweep will", exc_info=True)
+        return
+    if deleted:
+        log.info("deleted %d kept upstream conversation(s) on stop", deleted)

@@ -91,10 +91,9 @@ REFUSED = (UpstreamUnauthorized, UpstreamWrongPath)
 
 Disconnected = Callable[[], bool]
 T = TypeVar("T")
-#: Seconds (at most; never more than the idle time itself) a kept conversation's ledger
-#: record outlives its continuation record, so the sweep never deletes a chat a request
-#: has just been told it may continue.
-KEEP_MARGIN = 60.0
+#: Seconds a continuing request's claim on its kept chat outlasts its wait for the
+#: account (the claim ends when the turn is recorded as sent, a moment after the lease).
+CLAIM_SLACK = 10.0
 #: Before the one new attempt at a call that provably never reached the upstream.
 UNSENT_RETRY_DELAYS: tuple[float, ...] = (0.5,)
 
@@ -165,7 +164,7 @@ class ChatService:
         opened_at = time.monotonic()
         chosen = as_accounts(accounts)
         # The seed hashes the tool set (tens of KB for an agent): only worth it when keeping.
-        seed = context_seed(request, chosen.tag, self.upstream_model(request.model)) if self.keeper.enabled else ""
+        seed = context_seed(request, chosen.caller, self.upstream_model(request.model)) if self.keeper.enabled else ""
         thread = Thread(seed)
         started = self._continue(request, chosen, thread, disconnected) if self.keeper.enabled else None
         if started is None:
@@ -188,6 +187,9 @@ class ChatService:
         if found is None:
             return None
         self.keeper.forget(found.key)  # taken: no other request continues it meanwhile
+        claim = self.ledger.claim(found.kept.conversation(), self.settings.conversation_wait + CLAIM_SLACK)
+        if claim is None:  # the sweep took it first: it is being deleted
+            return None
         prompt = self._new_prompt(request, found)
         cred = next(cred for cred in accounts.credentials if cred.key == found.kept.account)
         driver = self.surfaces.drivers[found.kept.surface]
@@ -200,6 +202,7 @@ class ChatService:
         if disconnected():  # it left while waiting: the chat stays as it was, for a retry
             lease.release()
             self.keeper.restore(found)
+            self.ledger.unclaim(claim, time.time() + self.keeper.ttl)
             raise ClientGone()
         try:
             turn = self._send_new(request, found, prompt, cred, driver, lease)
@@ -438,7 +441,7 @@ class Generation:
 
     def _keep(self) -> None:
         service, kept_for = self._service, self._service.keeper.ttl
-        service.ledger.kept(self.conversation, time.time() + kept_for + min(KEEP_MARGIN, kept_for))
+        service.ledger.kept(self.conversation, time.time() + kept_for)
         kept = KeptConversation(self.conversation.surface, str(self.conversation.id), self.lease.credential.key,
                                 len(self.request.messages) + 1, self.thread.turns + 1)
         service.keeper.keep(self.request, self.thread.seed, self._answer.message(), kept)
