@@ -1,6 +1,7 @@
 """Kept chats outlive no gateway: a graceful stop alone on its state deletes them; one
 sharing its state leaves them to the other's sweep; after a crash the next gateway on the
-same (default, lasting) state deletes them once their idle time is up."""
+same (default, lasting) state deletes them once their idle time is up; a chat kept by a
+worker that was killed is continued by the next one, then deleted once idle."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.bench.common import child_pids
 from tests.conftest import GATEWAYS
 from tests.servers import Process, start_gateway
 from tests.simulator.control import SimulatorControl
@@ -105,3 +107,29 @@ def test_a_gateway_sharing_its_state_leaves_the_kept_chats_to_the_others_sweep(
         wait_no_chats(sim, answered + TTL + SWEEP + SWEEP_SLACK + START_SLACK, "the other gateway did not sweep them")
     finally:
         other.stop()
+
+
+def test_a_chat_kept_by_a_worker_that_was_killed_is_continued_then_deleted(
+        simulator_url, surface_env, sim, credential, tmp_path) -> None:
+    proc, url = gateway(simulator_url, surface_env, "kept-worker-killed", keeping(tmp_path / "data"))
+    try:
+        sim.script([{"text": "first"}, {"text": "second"}])
+        question = [{"role": "user", "content": "go"}]
+
+        def post(messages: list[dict[str, str]]) -> dict:
+            response = requests.post(url + "/v1/chat/completions", json={"model": "m", "messages": messages},
+                                     headers={"Authorization": f"Bearer {credential}"}, timeout=30)
+            assert response.status_code == 200, response.text
+            return response.json()["choices"][0]["message"]
+
+        answer = post(question)
+        for worker in child_pids(proc.proc.pid):  # the worker that kept it, whichever it was
+            os.kill(worker, signal.SIGKILL)
+        proc.wait_http(url + "/ping")  # the master starts a new worker
+        post([*question, {"role": "assistant", "content": answer["content"]}, {"role": "user", "content": "more"}])
+        log = sim.log()
+        assert log[1]["chat_id"] == log[0]["chat_id"] and log[1]["prompt"] == "more"
+        answered = time.monotonic()
+        wait_no_chats(sim, answered + TTL + SWEEP + SWEEP_SLACK, "the kept chat was not deleted once idle")
+    finally:
+        proc.stop()
