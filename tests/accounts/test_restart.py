@@ -133,3 +133,15 @@ def test_a_chat_kept_by_a_worker_that_was_killed_is_continued_then_deleted(
         wait_no_chats(sim, answered + TTL + SWEEP + SWEEP_SLACK, "the kept chat was not deleted once idle")
     finally:
         proc.stop()
+
+
+def test_a_gateway_that_cannot_keep_its_state_says_so(simulator_url, surface_env, tmp_path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a folder below a file cannot be made, not even by root
+    proc, url = gateway(simulator_url, surface_env, "state-temporary", {"GATEWAY_DATA_DIR": str(blocked / "data")})
+    try:
+        health = requests.get(url + "/healthz", timeout=10).json()
+        assert health["state"] == "temporary" and str(blocked / "data") in health["warnings"][0]
+        assert "the shared state is temporary" in proc.log()
+    finally:
+        proc.stop()
