@@ -60,8 +60,8 @@ HTTP_ERRORS: dict[int, type[GatewayError]] = {
     405: MethodNotAllowed,
     413: PayloadTooLarge,
 }
-#: Seconds at least a stopping worker waits for pending chat deletions (and, alone on
-#: its state, deletes its kept chats); GATEWAY_GRACEFUL_TIMEOUT when longer.
+#: Seconds a stopping worker waits for pending chat deletions (then, alone on its state,
+#: it deletes its kept chats within GATEWAY_GRACEFUL_TIMEOUT, or this when longer).
 SHUTDOWN_DRAIN_SECONDS = 5.0
 REQUEST_ID_HEADER = "X-Request-Id"
 #: The blueprints whose requests the admin page's chart counts.
@@ -101,7 +101,8 @@ def _build_services(app: Flask, settings: Settings) -> None:
     chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
     presence = Presence(state)
     presence.start()
-    atexit.register(on_stop, chat, presence, max(SHUTDOWN_DRAIN_SECONDS, settings.graceful_timeout))
+    atexit.register(on_stop, chat, presence, SHUTDOWN_DRAIN_SECONDS,
+                    max(SHUTDOWN_DRAIN_SECONDS, float(settings.graceful_timeout)))
     accounts = _accounts_service(settings, chat)
     Maintenance(chat, lambda: _upkept(accounts, pool), settings.sweep_interval, settings.credits_interval).start()
     if reason := temporary_reason(state):

@@ -120,11 +120,12 @@ class Maintenance:
             self._chat.health.credits(cred.key, self._chat.health.of(cred.key).credits)
 
 
-def on_stop(chat: ChatService, presence: Presence, timeout: float) -> None:
-    """A worker stopping: its pending deletions first, then, when no other gateway shares
-    the state, every kept chat (within ``timeout`` s; the rest stays recorded)."""
+def on_stop(chat: ChatService, presence: Presence, drain: float, timeout: float) -> None:
+    """A worker stopping: its pending deletions first (for at most ``drain`` s), then, when
+    no other gateway shares the state, every kept chat (all within ``timeout`` s; the rest
+    stays recorded for a later sweep)."""
     deadline = time.time() + timeout
-    chat.janitor.drain(timeout)
+    chat.janitor.drain(min(drain, timeout))
     try:
         others = presence.others()
         if others:
