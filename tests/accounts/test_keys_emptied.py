@@ -59,6 +59,8 @@ def test_an_emptied_or_deleted_keys_file_refuses_everyone(simulator_url, surface
         refused_everywhere(url, [caller, server], sim)
         assert any("empty" in warning for warning in warnings(url))
         assert "the client key list is empty: every request is refused" in proc.log()
+        page = requests.get(url + "/admin", headers={"X-Admin-Key": ADMIN}, timeout=30)
+        assert page.status_code == 200 and "the client key list is empty" in page.text
 
         keys_file.unlink()
         time.sleep(CHECK_SECONDS + 0.2)
