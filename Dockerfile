@@ -9,7 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GATEWAY_BIND=0.0.0.0:8000
 
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin minimax
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin minimax \
+    && mkdir -m 700 /data && chown minimax:minimax /data
+# The lasting state (kept chats, renewed tokens, the record of chats to delete) and the
+# control socket: a volume, so they outlive the container (compose.yaml names it).
+ENV GATEWAY_DATA_DIR=/data
+VOLUME /data
 
 WORKDIR /app
 # Dependencies first: this layer is reused until requirements.txt changes.

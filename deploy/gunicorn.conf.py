@@ -15,6 +15,8 @@ import os
 import tempfile
 
 from gateway.config import Settings
+from gateway.control import control_socket_path
+from gateway.state import lasting_url
 
 _settings = Settings.from_env()
 
@@ -36,11 +38,14 @@ sendfile = False
 # multiprocess mode); a fresh folder per arbiter, so stale values never add up.
 _metrics_dir = _settings.metrics_dir or tempfile.mkdtemp(prefix="minimax-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
-# Workers share account leases, cooldowns and the queue of waiters in one state: by
-# default a SQLite file in a fresh folder per arbiter (GATEWAY_STATE names a lasting one,
-# or Redis for several hosts).
-os.environ["GATEWAY_STATE"] = _settings.state or "sqlite://" + os.path.join(
-    tempfile.mkdtemp(prefix="minimax-state-"), "state.db")
+# Workers share account leases, cooldowns, the queue of waiters, kept chats and renewed
+# tokens in one state: by default the SQLite file in the data folder, which outlives a
+# restart (a temporary one, which says so, when that folder cannot be used).
+os.environ["GATEWAY_STATE"] = lasting_url(_settings.state, _settings.data_dir)
+# Each master its own control socket (gunicornc -s PATH), in the data folder and named by
+# the master's pid: gunicorn's default (one path under the home folder) is taken over by
+# every master started after the first. One left by a master that died is removed.
+control_socket = control_socket_path(_settings.data_dir, os.getpid())
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -28,7 +28,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
 from gateway.accounts import AccountsService
 from gateway.accounts.keys import KeyRing, parse_keys
-from gateway.accounts.maintenance import Maintenance
+from gateway.accounts.maintenance import Maintenance, on_stop
 from gateway.accounts.quotas import build_quotas
 from gateway.accounts.roster import parse_roster
 from gateway.accounts.signins import build_signins, protect_state_file
@@ -47,7 +47,8 @@ from gateway.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from gateway.state import open_state
+from gateway.state import open_state, temporary_reason
+from gateway.state.presence import Presence
 from gateway.system.ops import UpstreamProbe
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.code import CodeDriver
@@ -64,7 +65,8 @@ HTTP_ERRORS: dict[int, type[GatewayError]] = {
     405: MethodNotAllowed,
     413: PayloadTooLarge,
 }
-#: Seconds a stopping worker waits for pending chat deletions.
+#: Seconds a stopping worker waits for pending chat deletions (then, alone on its state,
+#: it deletes its kept chats within GATEWAY_GRACEFUL_TIMEOUT, or this when longer).
 SHUTDOWN_DRAIN_SECONDS = 5.0
 REQUEST_ID_HEADER = "X-Request-Id"
 #: The blueprints whose requests the admin page's chart counts.
@@ -106,12 +108,19 @@ def _build_services(app: Flask, settings: Settings) -> None:
     surfaces = build_surfaces(client, upstream, metrics.set_surface, code=code)
     pool = AccountPool(state, on_change=metrics.set_accounts)
     janitor = Janitor(on_gone=lambda conversation: chat.ledger.removed(conversation))
-    atexit.register(janitor.drain, SHUTDOWN_DRAIN_SECONDS)
     chat = ChatService(client, surfaces, pool, janitor, settings.chat(), MediaResolver(settings.fetch()))
+    presence = Presence(state)
+    presence.start()
+    atexit.register(on_stop, chat, presence, SHUTDOWN_DRAIN_SECONDS,
+                    max(SHUTDOWN_DRAIN_SECONDS, float(settings.graceful_timeout)))
     accounts = _accounts_service(settings, chat, signins)
     quotas = build_quotas(settings, state, signins, metrics.set_quota)
     Maintenance(chat, lambda: _upkept(accounts, pool, signins), settings.sweep_interval, settings.credits_interval,
                 quotas=quotas, signins=signins).start()
+    if reason := temporary_reason(state):
+        logging.getLogger("gateway").warning(
+            "the shared state is temporary (%s): kept chats, renewed tokens and the record of chats to delete "
+            "are lost when this gateway stops; set GATEWAY_DATA_DIR to a writable folder", reason)
     app.extensions.update({
         "gateway.settings": settings,
         "gateway.state": state,
@@ -131,10 +140,13 @@ def _accounts_service(settings: Settings, chat: ChatService, signins: SignIns) -
                                      settings.api_keys_file)
     roster: Listing[tuple[Credential, ...]] = Listing(
         parse_roster, setting_entries("MINIMAX_CREDENTIALS", settings.server_credentials), settings.accounts_file)
-    service = AccountsService(keys, roster, chat, signins=signins)
-    if roster.current() and not keys.current():
+    service = AccountsService(keys, roster, chat, signins=signins,
+                              keys_named=bool(settings.api_keys or settings.api_keys_file))
+    if roster.current() and not service.keyed:
         logging.getLogger("gateway").warning(
             "server-side accounts are configured but no client keys (GATEWAY_API_KEYS): they stay unused")
+    if problem := service.keys_problem():
+        logging.getLogger("gateway").warning("%s", problem)
     return service
 
 

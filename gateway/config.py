@@ -54,8 +54,14 @@ class Settings:
     )
     state: str = _setting(
         "GATEWAY_STATE", "",
-        "Shared state (account leases, cooldowns, queue): `sqlite:///path/state.db` for the workers of one "
-        "host, `redis://host:6379/0` for several hosts; deploy/gunicorn.conf.py makes a SQLite file when unset.",
+        "Shared state (account leases, cooldowns, queue, kept chats, renewed tokens): `sqlite:///path/state.db` "
+        "for the workers of one host, `redis://host:6379/0` for several hosts; unset: "
+        "`sqlite:///<GATEWAY_DATA_DIR>/state.db`.",
+    )
+    data_dir: str = _setting(
+        "GATEWAY_DATA_DIR", "",
+        "Folder of what must outlive a restart (the SQLite state; gunicorn's control socket), made readable "
+        "by its user only; unset: `$XDG_STATE_HOME/minimax-free-api` (`~/.local/state/minimax-free-api`).",
     )
     accounts_file: str = _setting(
         "GATEWAY_ACCOUNTS_FILE", "",
@@ -259,6 +265,7 @@ class Settings:
             raw = environ.get(item.metadata["env"])
             if raw is not None and raw.strip() != "":
                 values[item.name] = _convert(item.metadata["env"], raw.strip(), item.default)
+        values.setdefault("data_dir", _default_data_dir(environ))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -423,6 +430,19 @@ def doctor_lang(environ: Mapping[str, str] | None = None) -> Lang:
     """The language of the terminal the doctor prints to (``LC_ALL``, ``LC_MESSAGES``, ``LANG``)."""
     environ = os.environ if environ is None else environ
     return lang_from_env(environ.get("LC_ALL") or environ.get("LC_MESSAGES") or environ.get("LANG"))
+
+
+#: The data folder's name under ``$XDG_STATE_HOME``.
+DATA_DIR_NAME = "minimax-free-api"
+
+
+def _default_data_dir(environ: Mapping[str, str]) -> str:
+    """``$XDG_STATE_HOME/minimax-free-api``, the XDG place for state that must outlive a
+    restart (``~/.local/state`` when unset, or relative as the spec says to ignore)."""
+    base = environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, DATA_DIR_NAME)
 
 
 def env_table() -> list[tuple[str, str, str]]:

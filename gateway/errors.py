@@ -128,6 +128,11 @@ class InvalidApiKey(AuthenticationFailed):
     message = "The API key is not valid (unknown or revoked)."
 
 
+class NoApiKeys(AuthenticationFailed):
+    message = ("This gateway requires an API key but its list of keys is empty or cannot be read: "
+               "no request is accepted until its operator restores it.")
+
+
 class AdminKeyRequired(AuthenticationFailed):
     message = "The admin key is required (Authorization: Bearer <GATEWAY_ADMIN_KEY> or X-Admin-Key)."
 

@@ -314,6 +314,7 @@ _ADMIN: dict[str, Message] = {
     "admin.refresh": Message("Refresh", "刷新"),
     "admin.generated": Message("Data as of {time}", "数据时间：{time}"),
     "admin.mode": Message("Mode", "模式"),
+    "admin.warning": Message("Warning", "警告"),
     "admin.mode.keys": Message(
         "client keys: callers present one of this gateway's keys and use its server-side accounts",
         "客户端 key 模式：调用方出示本网关的 key，使用服务端的账号",

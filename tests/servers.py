@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,8 +98,12 @@ def simulator_stream_url(url: str) -> str:
 
 def start_gateway(upstream: str, name: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
     port = free_port()
+    data = ARTIFACTS / "data"
+    data.mkdir(parents=True, exist_ok=True)
     settings = {
         "GATEWAY_BIND": f"127.0.0.1:{port}",
+        # Each gateway its own data folder (state, control socket) unless a test shares one.
+        "GATEWAY_DATA_DIR": tempfile.mkdtemp(prefix=f"{name[:40]}-", dir=data),
         "MINIMAX_BASE_URL": upstream,
         # The simulator plays the MiniMax Code hosts too (OAuth, LLM, quota).
         "MINIMAX_ACCOUNT_BASE_URL": upstream,

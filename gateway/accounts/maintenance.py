@@ -16,6 +16,13 @@ every process, refreshes the access tokens of signed-in MiniMax Code accounts ah
 expiry every few seconds (:meth:`gateway.upstream.signins.SignIns.refresh_due`): each
 refresh takes its own lease in the shared state, so processes never refresh one token
 twice, and no request has to.
+
+With a lasting state its first round, at start-up, deletes what a previous run left once the records
+say so (kept chats past their time, open ones whose lease is gone).
+
+A stopping process (:func:`on_stop`) deletes every kept chat itself when no other
+gateway shares the state (:class:`~gateway.state.presence.Presence`); otherwise it
+leaves them to the others' sweep.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ import uuid
 from collections.abc import Callable
 
 from gateway.accounts.quotas import Quotas
-from gateway.chat.ledger import sweep
+from gateway.chat.ledger import release_kept, sweep
 from gateway.chat.service import ChatService
 from gateway.errors import AuthenticationFailed, GatewayError, UpstreamUnauthorized
+from gateway.state.presence import Presence
 from gateway.upstream.credentials import Credential
 from gateway.upstream.quota_shapes import credits_amount
 from gateway.upstream.signins import SignIns
@@ -161,3 +169,21 @@ class Maintenance:
         if health.is_dead(cred.key):
             log.info("account %s answers again", cred.key)
             health.ok(cred.key)
+
+def on_stop(chat: ChatService, presence: Presence, drain: float, timeout: float) -> None:
+    """A worker stopping: its pending deletions first (for at most ``drain`` s), then, when
+    no other gateway shares the state, every kept chat (all within ``timeout`` s; the rest
+    stays recorded for a later sweep)."""
+    deadline = time.time() + timeout
+    chat.janitor.drain(min(drain, timeout))
+    try:
+        others = presence.others()
+        if others:
+            log.info("leaving the kept chats to the sweep of %d other gateway(s) sharing the state", len(others))
+            return
+        deleted = release_kept(chat.ledger, chat.surfaces.drivers, deadline)
+    except Exception:
+        log.warning("could not delete the kept chats on stop; the next sweep will", exc_info=True)
+        return
+    if deleted:
+        log.info("deleted %d kept upstream conversation(s) on stop", deleted)

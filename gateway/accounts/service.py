@@ -2,7 +2,10 @@
 overview the admin page shows.
 
 With no client keys configured, the key a caller sends *is* their MiniMax credential
-(personal use). With keys, a request must carry one of them: it is served from the
+(personal use). Whether keys are configured is whether a keys file or variable is named,
+never what the file holds now: once named, an empty or unreadable list refuses every
+request (and says why in the log and the overview) rather than opening the gateway to
+anyone with a MiniMax credential. With keys, a request must carry one of them: it is served from the
 server-side accounts, counted against the key's requests-per-minute (fixed one-minute
 windows in the shared state, so every worker and host counts together) and holds one of
 the key's concurrency slots (leases in the shared state, renewed like account leases)
@@ -31,8 +34,9 @@ from gateway.errors import (
     KeyLimited,
     MissingApiKey,
     MissingCredentials,
+    NoApiKeys,
 )
-from gateway.state import AccountView
+from gateway.state import AccountView, temporary_reason
 from gateway.upstream.credentials import Credential, mask, parse_pool, signed_in
 from gateway.upstream.signins import SignIns
 
@@ -73,8 +77,12 @@ class AccountsService:
         chat: ChatService,
         clock: Callable[[], float] = time.time,
         signins: SignIns | None = None,
+        keys_named: bool = False,
     ) -> None:
         self._keys = keys
+        #: A keys file or variable is named: the gateway is keyed whatever the list holds.
+        self._keys_named = keys_named
+        self._refusing = ""  # why every request is refused now, as last logged
         self._roster = roster
         self._chat = chat
         self._state = chat.pool.state
@@ -86,7 +94,18 @@ class AccountsService:
 
     @property
     def keyed(self) -> bool:
-        return bool(self._keys.current())
+        return self._keys_named or bool(self._keys.current())
+
+    def keys_problem(self) -> str:
+        """Why no client key is accepted now ("" when the list is usable or not keyed)."""
+        ring = self._keys.current()
+        if not self.keyed:
+            return ""
+        if self._keys.problem:
+            return f"{self._keys.problem}: every request is refused until it can be read"
+        if not ring:
+            return "the client key list is empty: every request is refused until a key is added"
+        return ""
 
     def server_accounts(self) -> tuple[Credential, ...]:
         """The configured credentials, then the working signed-in accounts."""
@@ -111,14 +130,26 @@ class AccountsService:
         """The caller of a request, from the key texts its dialect found (first given wins)."""
         presented = next((text.strip() for text in candidates if text and text.strip()), "")
         ring = self._keys.current()
-        if not ring:
+        if not self.keyed:
             return self._personal(presented)
+        self._refuse_if_no_keys()
         if not presented:
             raise MissingApiKey()
         key = ring.match(presented)
         if key is None:
             raise InvalidApiKey()
         return self._keyed(key)
+
+    def _refuse_if_no_keys(self) -> None:
+        problem = self.keys_problem()
+        if problem != self._refusing:  # logged once per change, not per request
+            self._refusing = problem
+            if problem:
+                log.warning("%s", problem)
+            else:
+                log.info("the client key list is usable again")
+        if problem:
+            raise NoApiKeys()
 
     def _personal(self, presented: str) -> Caller:
         if not presented:
@@ -172,11 +203,19 @@ class AccountsService:
         return {
             "generated_at": self._clock(),
             "mode": "keys" if self.keyed else "personal",
+            "warnings": [warning for warning in (self.keys_problem(), *self._warnings()) if warning],
             "accounts": [self._account_row(key, label, source, views[key])
                          for key, (label, source) in accounts.items()],
             "keys": [self._key_row(key, views) for key in self._keys.current().keys],
             "series": self._chat.activity.series(),
         }
+
+    def _warnings(self) -> list[str]:
+        reason = temporary_reason(self._state)
+        if not reason:
+            return []
+        return [f"the shared state is temporary ({reason}): kept chats, renewed tokens and the record of "
+                "chats to delete are lost when this gateway stops"]
 
     def _accounts_shown(self) -> dict[str, tuple[str, str]]:
         """Account key → (masked label, source): the server's, then clients' seen."""

@@ -5,7 +5,9 @@ the lines of a file. The file is looked at again at most once per :data:`CHECK_S
 and parsed anew when its size, modification time or inode changed; a SIGHUP to the
 gunicorn master restarts the workers, which read everything afresh. An edit that does
 not parse keeps the last good list (and is logged without its text), so a typo never
-locks every client out; at start-up it fails, naming the file and line.
+locks every client out; at start-up it fails, naming the file and line. A file that can
+no longer be read (deleted, unreadable) is a :attr:`Listing.problem` until it can be
+again; what that means is the user's choice (the client keys: nobody is let in).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Listing(Generic[T]):
         self._lock = threading.Lock()
         self._signature = self._stat()
         self._value = parse(self._sources())  # at start-up, errors stop the gateway
+        #: Why the file cannot be read now ("" while it can).
+        self.problem = ""
         self._checked = clock()
 
     @property
@@ -60,12 +64,19 @@ class Listing(Generic[T]):
         signature = self._stat()
         if signature == self._signature:
             return
+        self._signature = signature
         try:
-            self._value = self._parse(self._sources())
+            sources = self._sources()
+        except ConfigError as error:
+            self.problem = str(error)
+            log.warning("%s", error)
+            return
+        self.problem = ""
+        try:
+            self._value = self._parse(sources)
             log.info("read %s again", self._path)
         except (ConfigError, OSError) as error:
             log.warning("%s changed but cannot be used (%s); keeping the previous list", self._path, error)
-        self._signature = signature
 
     def _sources(self) -> list[tuple[str, list[str]]]:
         sources = [self._setting]

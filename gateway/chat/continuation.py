@@ -108,7 +108,9 @@ def canonical(message: Message) -> list[Any]:
 
 
 def context_seed(request: ChatRequest, caller: str, model: str) -> str:
-    """What every turn of one conversation must share besides its history."""
+    """What every turn of one conversation must share besides its history: ``caller``
+    (:attr:`~gateway.chat.pool.Accounts.caller`: a client key, or a personal caller's
+    credential list) scopes digests and pins to whoever kept the conversation."""
     tools = [[t.name, t.description, t.parameters] for t in request.tools]
     shape = [caller, model, tools, asdict(request.response_format), request.web_search]
     return hashlib.sha256(_dumps(shape).encode()).hexdigest()
@@ -162,7 +164,8 @@ class AnswerRecorder:
 # -- the records ----------------------------------------------------------------------------
 class ConversationKeeper:
     """Finds and records kept conversations in the shared state (records expire on
-    their own after ``ttl`` s of idleness; the sweep deletes the chats a bit later)."""
+    their own after ``ttl`` s of idleness, when the ledger's kept record ends too: the
+    sweep deletes the chat at its next round)."""
 
     def __init__(self, state: SharedState, ttl: float) -> None:
         self._state = state

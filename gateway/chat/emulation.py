@@ -51,10 +51,9 @@ log = logging.getLogger(__name__)
 
 #: How much of the question is reported as the search query.
 SEARCH_QUERY_CHARS = 200
-#: Seconds (at most; never more than the idle time itself) a kept conversation's ledger
-#: record outlives its continuation record, so the sweep never deletes a chat a request
-#: has just been told it may continue.
-KEEP_MARGIN = 60.0
+#: Seconds a continuing request's claim on its kept chat outlasts its wait for the
+#: account (the claim ends when the turn is recorded as sent, a moment after the lease).
+CLAIM_SLACK = 10.0
 
 Disconnected = Callable[[], bool]
 #: Relays the current upstream turn of a generation as chat events.
@@ -102,6 +101,9 @@ class Emulation:
             return None
         service = self._service
         self.keeper.forget(found.key)  # taken: no other request continues it meanwhile
+        claim = service.ledger.claim(found.kept.conversation(), service.settings.conversation_wait + CLAIM_SLACK)
+        if claim is None:  # the sweep took it first: it is being deleted
+            return None
         prompt = self._new_prompt(request, found)
         cred = next(cred for cred in accounts.credentials if cred.key == found.kept.account)
         driver = service.surfaces.drivers[found.kept.surface]
@@ -114,6 +116,7 @@ class Emulation:
         if disconnected():  # it left while waiting: the chat stays as it was, for a retry
             lease.release()
             self.keeper.restore(found)
+            service.ledger.unclaim(claim, time.time() + self.keeper.ttl)
             raise ClientGone()
         try:
             turn = self._send_new(request, found, prompt, cred, driver, lease)
@@ -203,7 +206,7 @@ class EmulatedTurn:
         if (service.keeper.enabled and self._answer.clean and not self._retried
                 and not self.request.web_search and self.conversation.id is not None):
             kept_for = service.keeper.ttl
-            service.ledger.kept(self.conversation, time.time() + kept_for + min(KEEP_MARGIN, kept_for))
+            service.ledger.kept(self.conversation, time.time() + kept_for)
             kept = KeptConversation(self.conversation.surface, str(self.conversation.id), self.cred.key,
                                     len(self.request.messages) + 1, self.thread.turns + 1)
             service.keeper.keep(self.request, self.thread.seed, self._answer.message(), kept)

@@ -9,6 +9,13 @@ is gone while it is still open, or that stayed closed longer than :data:`CLOSED_
 (the janitor of a worker that died), names an orphan: :func:`sweep` deletes it. Only
 recorded conversations are ever deleted: nothing is swept by listing the user's chats.
 
+A kept record changes hands atomically (a compare-and-swap of the record): a request
+that continues the chat *claims* it first, and the sweep *takes* it (marks it closed)
+before deleting the chat; whichever comes second sees the record changed and backs off,
+so the sweep never deletes a chat a request was just told it may continue, and a kept
+chat goes as soon as its time is up. :func:`release_kept` deletes every kept chat at
+once (a gateway stopping with no other gateway sharing its state).
+
 Each record keeps the account's login (it is needed to delete the conversation from any
 worker or host); the shared state is the operator's, like the renewed tokens it holds.
 """
@@ -84,7 +91,7 @@ class ChatLedger:
             record = ChatRecord(conversation.surface, conversation.id, cred.key, holder, cred.login(), self._clock())
             with self._lock:
                 self._open[record.name] = record
-            self._safely(lambda: self._state.add_record(KIND, record.name, json.dumps(asdict(record))))
+            self._safely(lambda: self._state.add_record(KIND, record.name, _encode(record)))
 
     def closed(self, conversation: Conversation) -> None:
         """The generation is over; the janitor deletes the conversation now."""
@@ -94,7 +101,7 @@ class ChatLedger:
             record = self._open.pop(_name(conversation.surface, conversation.id), None)
         if record is not None:
             done = replace(record, closed=True, at=self._clock())
-            self._safely(lambda: self._state.add_record(KIND, done.name, json.dumps(asdict(done))))
+            self._safely(lambda: self._state.add_record(KIND, done.name, _encode(done)))
 
     def kept(self, conversation: Conversation, until: float) -> None:
         """The generation is over and the conversation stays for the next turn until
@@ -106,7 +113,41 @@ class ChatLedger:
             record = self._open.pop(_name(conversation.surface, conversation.id), None)
         if record is not None:
             kept = replace(record, holder="", kept_until=until, at=self._clock())
-            self._safely(lambda: self._state.add_record(KIND, kept.name, json.dumps(asdict(kept))))
+            self._safely(lambda: self._state.add_record(KIND, kept.name, _encode(kept)))
+
+    def claim(self, conversation: Conversation, seconds: float) -> ChatRecord | None:
+        """Claim a kept conversation for a request that continues it: it stays kept (out of
+        the sweep's reach) for ``seconds`` while the request waits for its account, until
+        :meth:`opened` or :meth:`unclaim`. None when it is no longer kept (the sweep took it)."""
+        record = self._kept(conversation)
+        if record is None:
+            return None
+        claimed = replace(record, kept_until=self._clock() + seconds)
+        return claimed if self._swapped(record, claimed) else None
+
+    def unclaim(self, record: ChatRecord, until: float) -> None:
+        """Keep a claimed conversation again, until ``until`` (its turn was never sent)."""
+        kept = replace(record, kept_until=until, at=self._clock())
+        self._safely(lambda: self._state.add_record(KIND, kept.name, _encode(kept)))
+
+    def take(self, record: ChatRecord) -> bool:
+        """Take a kept conversation for deletion (marked closed, so another sweep retries it
+        should this one die); False when a request claimed it meanwhile."""
+        return self._swapped(record, replace(record, closed=True, kept_until=0.0, holder="", at=self._clock()))
+
+    def _kept(self, conversation: Conversation) -> ChatRecord | None:
+        if conversation.id is None:
+            return None
+        raw = self._state.records(KIND).get(_name(conversation.surface, conversation.id))
+        record = _parse(raw) if raw is not None else None
+        return record if record is not None and record.kept_until else None
+
+    def _swapped(self, old: ChatRecord, new: ChatRecord) -> bool:
+        try:
+            return self._state.swap_record(KIND, old.name, _encode(old), _encode(new))
+        except Exception:
+            log.warning("could not update the chat records", exc_info=True)
+            return False
 
     def removed(self, conversation: Conversation) -> None:
         if conversation.id is not None:
@@ -140,7 +181,22 @@ def sweep(ledger: ChatLedger, drivers: Mapping[str, Driver], clock: Callable[[],
     return deleted
 
 
+def release_kept(ledger: ChatLedger, drivers: Mapping[str, Driver], deadline: float,
+                 clock: Callable[[], float] = time.time) -> int:
+    """Delete every kept conversation now, until ``deadline`` (``clock`` time); returns how
+    many were deleted. What is left stays recorded for a later sweep."""
+    deleted = 0
+    for record in ledger.records():
+        if clock() >= deadline:
+            break
+        if record.kept_until and _sweep_one(ledger, drivers, record, clock()):
+            deleted += 1
+    return deleted
+
+
 def _sweep_one(ledger: ChatLedger, drivers: Mapping[str, Driver], record: ChatRecord, now: float) -> bool:
+    if record.kept_until and not ledger.take(record):
+        return False  # a request is continuing it
     driver = drivers.get(record.surface)
     try:
         if driver is None:
@@ -172,6 +228,11 @@ def _orphaned(record: ChatRecord, views: Mapping[str, AccountView], now: float) 
 
 def _name(surface: str, conversation_id: str) -> str:
     return f"{surface}:{conversation_id}"
+
+
+def _encode(record: ChatRecord) -> str:
+    # Every write encodes the same way: a compare-and-swap compares these exact texts.
+    return json.dumps(asdict(record))
 
 
 def _parse(raw: str) -> ChatRecord | None:

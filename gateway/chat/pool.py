@@ -21,6 +21,7 @@ a release in this process wakes its own waiters at once through a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -53,6 +54,16 @@ class Accounts:
     tag: str = ""
     #: The operator's accounts (dead ones are skipped) rather than the caller's own.
     server: bool = False
+
+    @property
+    def caller(self) -> str:
+        """Who asks, for what only that caller may continue (kept conversations, pins): the
+        client key's id, or for personal use the caller's credential list (a digest of its
+        sorted account keys; a caller whose list merely overlaps another's is another)."""
+        if self.tag:
+            return self.tag
+        listed = "\n".join(sorted(cred.key for cred in self.credentials))
+        return "personal:" + hashlib.sha256(listed.encode()).hexdigest()
 
 
 def as_accounts(accounts: Accounts | Sequence[Credential]) -> Accounts:

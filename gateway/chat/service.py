@@ -146,7 +146,7 @@ class ChatService:
             raise InvalidRequest("The message has no content: send text or an attachment.", param="messages")
         # The seed hashes the tool set (tens of KB for an agent): only worth it when keeping.
         keeping = self.keeper.enabled
-        thread = Thread(context_seed(request, chosen.tag, self.upstream_model(request.model)) if keeping else "")
+        thread = Thread(context_seed(request, chosen.caller, self.upstream_model(request.model)) if keeping else "")
         started: tuple[Lease, Side] | None = None
         if keeping:
             started = self.emulation.continued(request, chosen, thread, disconnected)

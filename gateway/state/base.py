@@ -105,5 +105,10 @@ class SharedState(Protocol):
         """Every record of ``kind``, by name."""
         ...
 
+    def swap_record(self, kind: str, name: str, expected: str, value: str | None) -> bool:
+        """Atomically replace record ``name`` of ``kind`` by ``value`` (None: remove it),
+        only if it still holds ``expected``; True when it did."""
+        ...
+
     def close(self) -> None:
         ...

@@ -27,6 +27,13 @@ PREFIX = "minimax-free-api:"
 #: Seconds to connect to Redis and to wait for one answer.
 SOCKET_TIMEOUT = 5.0
 
+#: Compare-and-swap of one record (a hash field): replaced, or removed without a value.
+SWAP_RECORD = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
+
 TRY_LEASE = """
 local p, ticket, holder = ARGV[1], ARGV[2], ARGV[3]
 local ttl, ticket_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -110,6 +117,7 @@ class RedisState:
         self._withdraw = self._redis.register_script(WITHDRAW)
         self._renew = self._redis.register_script(RENEW)
         self._release = self._redis.register_script(RELEASE)
+        self._swap_record = self._redis.register_script(SWAP_RECORD)
 
     def try_lease(self, ticket: str, accounts: Sequence[str], holder: str, ttl: float) -> Attempt:
         account, cooling = cast(list[Any], self._try_lease(
@@ -174,6 +182,10 @@ class RedisState:
     def records(self, kind: str) -> dict[str, str]:
         found = cast(dict[Any, Any], self._redis.hgetall(self._key("rec:", kind)))
         return {str(name): str(value) for name, value in found.items()}
+
+    def swap_record(self, kind: str, name: str, expected: str, value: str | None) -> bool:
+        tail = [] if value is None else [value]
+        return bool(self._swap_record(keys=[self._key("rec:", kind)], args=[name, expected, *tail]))
 
     def close(self) -> None:
         self._redis.close()

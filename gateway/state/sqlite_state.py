@@ -25,9 +25,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from gateway.state.base import TICKET_TTL, AccountView, Attempt
+from gateway.state.sqlite_schema import migrate
 
 #: Seconds a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT = 5.0
+#: The database file's mode: it holds renewed tokens and logins, never world-readable
+#: (SQLite gives its -wal and -shm files the same mode).
+FILE_MODE = 0o600
+#: The mode of a folder made for it.
+FOLDER_MODE = 0o700
 #: A polling waiter rewrites its ticket when it is older than this share of its TTL.
 TICKET_REFRESH_SHARE = 0.4
 
@@ -240,6 +246,16 @@ class SQLiteState:
             rows = self._connection().execute("SELECT name, value FROM records WHERE kind = ?", (kind,)).fetchall()
         return {str(name): str(value) for name, value in rows}
 
+    def swap_record(self, kind: str, name: str, expected: str, value: str | None) -> bool:
+        with self._lock, self._write() as db:
+            if value is None:
+                done = db.execute("DELETE FROM records WHERE kind = ? AND name = ? AND value = ?",
+                                  (kind, name, expected))
+            else:
+                done = db.execute("UPDATE records SET value = ? WHERE kind = ? AND name = ? AND value = ?",
+                                  (value, kind, name, expected))
+        return done.rowcount == 1
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None and self._pid == os.getpid():
@@ -272,18 +288,14 @@ class SQLiteState:
     def _connection(self) -> sqlite3.Connection:
         if self._db is None or self._pid != os.getpid():
             # A connection is never used across fork: the child opens its own.
-            folder = os.path.dirname(self.path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
+            private_file(self.path)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                migrate(db, SCHEMA, self.path)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -301,3 +313,13 @@ class SQLiteState:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def private_file(path: str) -> None:
+    """Make ``path`` (and its folder) if missing, readable by this user only."""
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        os.makedirs(folder, mode=FOLDER_MODE, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE))
+    if os.stat(path).st_mode & 0o077:  # made by an older gateway or another tool
+        os.chmod(path, FILE_MODE)

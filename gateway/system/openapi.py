@@ -150,7 +150,8 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "status": {"const": "ok"},
         "accounts": {"type": "object", "required": ["busy", "cooling", "dead", "free"],
                      "properties": {name: COUNT for name in ("busy", "cooling", "dead", "free")}},
-        "surface": {"type": "string"}, "surfaces": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "surface": {"type": "string"}, "surfaces": {"type": "object", "additionalProperties": {"type": "string"}},
+        "state": {"enum": ["lasting", "temporary"]}, "warnings": {"type": "array", "items": {"type": "string"}}}},
     "Readiness": {"type": "object", "required": ["ready", "config", "upstream"], "properties": {
         "ready": {"type": "boolean"}, "config": {"type": "string"}, "upstream": {"type": "string"}}},
     "OpenAPIDocument": {"type": "object", "required": ["openapi", "info", "paths"], "properties": {
@@ -162,7 +163,8 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                       "properties": {"generated_at": {"type": "number"}, "mode": {"enum": ["keys", "personal"]},
                                      "accounts": {"type": "array", "items": {"type": "object"}},
                                      "keys": {"type": "array", "items": {"type": "object"}},
-                                     "series": {"type": "object"}}},
+                                     "series": {"type": "object"},
+                                     "warnings": {"type": "array", "items": {"type": "string"}}}},
     "AdminCodeAccounts": {"type": "object", "required": ["accounts"], "properties": {
         "accounts": {"type": "array", "items": {"type": "object", "required": [
             "name", "key", "region", "expires_at", "state", "reason", "quota"], "properties": {

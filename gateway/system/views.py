@@ -25,6 +25,7 @@ from werkzeug.routing import Rule
 
 from gateway import dialects, i18n, web
 from gateway.i18n import Lang
+from gateway.state import temporary_reason
 
 bp = Blueprint("system", __name__)
 
@@ -151,8 +152,11 @@ def ping() -> Response:
 def healthz() -> Response:
     """Process health with account counts (free, busy, cooling)."""
     service = web.service()
+    reason = temporary_reason(service.pool.state)
+    warnings = [f"the shared state is temporary: {reason}"] if reason else []
     return jsonify({"status": "ok", "accounts": service.pool.snapshot(),
-                    "surface": service.surfaces.mode, "surfaces": service.surfaces.choices()})
+                    "surface": service.surfaces.mode, "surfaces": service.surfaces.choices(),
+                    "state": "temporary" if reason else "lasting", "warnings": warnings})
 
 
 @bp.get("/v1/models")

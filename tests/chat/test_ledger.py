@@ -93,3 +93,39 @@ def test_records_keep_the_login_to_delete_from_any_host_but_never_show_it(state:
     (record,) = ledger.records()
     assert parse_one(record.login).key == CRED.key
     assert CRED.jwt not in repr(record)
+
+
+def kept_one(state: SharedState, clock: Clock) -> tuple[ChatLedger, Conversation]:
+    ledger, conversation = ChatLedger(state, clock), Conversation("matrix", "k")
+    lease(state, "h1")
+    ledger.opened(CRED, conversation, "h1")
+    ledger.kept(conversation, clock.now + 6)
+    state.release(CRED.key, "h1")
+    return ledger, conversation
+
+
+def test_a_kept_chat_is_swept_as_soon_as_its_time_is_up(state: SharedState) -> None:
+    clock, deleter = Clock(), Deleter()
+    ledger, _ = kept_one(state, clock)
+    clock.now += 6
+    assert sweep(ledger, {"matrix": deleter}, clock) == 0, "still within its idle time"
+    clock.now += 0.01
+    assert sweep(ledger, {"matrix": deleter}, clock) == 1 and deleter.deleted == ["k"]
+    assert ledger.records() == []
+
+
+def test_a_claimed_chat_is_not_swept_and_a_swept_one_cannot_be_claimed(state: SharedState) -> None:
+    clock, deleter = Clock(), Deleter()
+    ledger, conversation = kept_one(state, clock)
+    (before,) = ledger.records()
+    clock.now += 5.9
+    claimed = ledger.claim(conversation, 10)  # a request continues it, waiting for the account
+    assert claimed is not None
+    clock.now += 1
+    assert not ledger.take(before), "the sweep read the record before the claim: it must back off"
+    assert sweep(ledger, {"matrix": deleter}, clock) == 0 and deleter.deleted == []
+    ledger.unclaim(claimed, clock.now + 6)  # the request went away: kept again
+    clock.now += 6.01
+    (expired,) = ledger.records()
+    assert ledger.take(expired)  # the sweep first ...
+    assert ledger.claim(conversation, 10) is None  # ... and a request after it folds instead

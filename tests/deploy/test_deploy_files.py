@@ -157,6 +157,15 @@ def test_dockerfile_shape() -> None:
     assert json.loads(dockerfile("CMD")[-1]) == readme_command()
     healthcheck = dockerfile("HEALTHCHECK")[-1]
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck and "curl" not in healthcheck
+    # The lasting state is a volume the non-root user owns.
+    assert dockerfile("VOLUME") == ["/data"] and "GATEWAY_DATA_DIR=/data" in dockerfile("ENV")
+    assert any("chown minimax:minimax /data" in run for run in dockerfile("RUN"))
+
+
+def test_unit_keeps_the_state_in_its_state_directory() -> None:
+    settings = unit_settings()
+    assert settings["StateDirectory"] == "minimax-free-api" and settings["StateDirectoryMode"] == "0700"
+    assert "GATEWAY_DATA_DIR=/var/lib/minimax-free-api" in settings["Environment"]
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
@@ -199,8 +208,9 @@ def container(image_dir: Path, simulator_url: str) -> Iterator[tuple[str, dict[s
     """The image's CMD, run in the image's files, on a free port; yields (url, env)."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # The image's /data volume: a folder of this test's own.
     env.update({"GATEWAY_BIND": f"127.0.0.1:{port}", "MINIMAX_BASE_URL": simulator_url,
-                "PYTHONDONTWRITEBYTECODE": "1"})
+                "PYTHONDONTWRITEBYTECODE": "1", "GATEWAY_DATA_DIR": str(image_dir.parent / "data")})
     command = json.loads(dockerfile("CMD")[-1])
     command[0] = sys.executable  # "python3" of the image; the same interpreter here
     log = (ARTIFACTS / "image-cmd.log").open("wb")

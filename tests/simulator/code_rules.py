@@ -21,7 +21,8 @@ no state. What is checked, each with its reason name (counted in code_stats):
   refused too unless code_config(m31_thinking_omitted="accept") (thinking_missing);
   M3 thinks only when asked (adaptive or enabled); M2.7* always think.
 - `output_config.effort` one of default|low|medium|high|xhigh|max, `tool_choice.type`
-  one of auto|any|tool|none, `tools[]` with a name and an input_schema object.
+  one of auto|any|tool|none, `tools[]` with a name and an input_schema object,
+  `stop_sequences` a list of non-empty strings.
 Unknown top-level fields are tolerated and listed (`MessagesRequest.extra_fields`).
 """
 
@@ -89,6 +90,7 @@ class MessagesRequest:
     unsigned_thinking_dropped: int = 0
     images: int = 0
     extra_fields: list[str] = field(default_factory=list)
+    stop_sequences: tuple[str, ...] = ()
 
 
 # --- Blocks ------------------------------------------------------------------------------------
@@ -254,6 +256,9 @@ def _check_options(body: dict[str, Any]) -> None:
     if choice is not None and (not isinstance(choice, dict)
                                or choice.get("type") not in TOOL_CHOICES):
         raise _bad("tool_choice", f"tool_choice.type must be one of {TOOL_CHOICES}")
+    stops = body.get("stop_sequences", [])
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise _bad("stop_sequences", "stop_sequences must be a list of non-empty strings")
     system = body.get("system")
     if system is not None and not isinstance(system, (str, list)):
         raise _bad("system", "system must be a string or a list of text blocks")
@@ -293,4 +298,4 @@ def parse_messages(body: Any, count_only: bool = False,
     cleaned = {**body, "messages": messages}
     return MessagesRequest(cleaned, model, stream, max_tokens, thinks, _prompt(messages),
                            input_tokens(cleaned), counts["unsigned"], counts["images"],
-                           sorted(set(body) - KNOWN_FIELDS))
+                           sorted(set(body) - KNOWN_FIELDS), tuple(body.get("stop_sequences", [])))

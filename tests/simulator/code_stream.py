@@ -18,7 +18,8 @@ connection, hang_mid stalls silently, error_mid ends with an in-stream error fra
 Thinking: a forced_on model (M3.1*, M2.7*) always thinks: the script's thinking, or a
 short deterministic one when the script has none; a switchable one (M3) shows the
 script's thinking only when asked. `max_tokens` cuts thinking, then text (then no tool
-calls), with stop_reason max_tokens.
+calls), with stop_reason max_tokens; the first of the request's `stop_sequences` found in
+the text ends it there (not shown), with stop_reason stop_sequence and the sequence.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class CodeAnswer:
     timeline: Timeline
     fault: str | None
     fault_seconds: float
+    stop_sequence: str | None = None  # the one that ended the text (stop_reason stop_sequence)
 
     @property
     def thinking_tokens(self) -> int:
@@ -112,7 +114,8 @@ class CodeAnswer:
 
     def message(self) -> dict[str, Any]:
         return {**message_shell(self.message_id, self.model), "content": self.content(),
-                "stop_reason": self.stop_reason, "usage": self.usage()}
+                "stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence,
+                "usage": self.usage()}
 
 
 def plan_answer(spec: AnswerSpec, request: MessagesRequest, now: float,
@@ -125,15 +128,20 @@ def plan_answer(spec: AnswerSpec, request: MessagesRequest, now: float,
     calls = [(f"toolu_{secrets.token_hex(12)}", call.name, call.input_json)
              for call in spec.tool_calls]
     budget, stop = request.max_tokens, "tool_use" if calls else "end_turn"
+    hits = [(text.find(s), s) for s in request.stop_sequences if s in text]
+    sequence = min(hits)[1] if hits else None
+    if sequence is not None:  # the text ends before the first stop sequence, which is not shown
+        text, calls, stop = text[:text.find(sequence)], [], "stop_sequence"
     if text_tokens(thinking) >= budget:
         thinking, text, calls, stop = thinking[:budget * CHARS_PER_TOKEN], "", [], "max_tokens"
+        sequence = None
     elif text_tokens(thinking) + text_tokens(text) > budget:
         keep = (budget - text_tokens(thinking)) * CHARS_PER_TOKEN
-        text, calls, stop = text[:keep], [], "max_tokens"
+        text, calls, stop, sequence = text[:keep], [], "max_tokens", None
     timeline = Timeline(replace(spec, thinking=thinking, tool_steps=()), text, now, [])
     return CodeAnswer(f"msg_{secrets.token_hex(12)}", request.model, thinking, text, calls,
                       stop, request.input_tokens, timeline, fault or spec.fault,
-                      spec.fault_seconds)
+                      spec.fault_seconds, sequence)
 
 
 @dataclass
@@ -278,7 +286,7 @@ class AnswerStream:
             frames.append(self._stop())
         frames.append(sse({"type": "message_delta",
                            "delta": {"stop_reason": self.answer.stop_reason,
-                                     "stop_sequence": None},
+                                     "stop_sequence": self.answer.stop_sequence},
                            "usage": self.answer.usage()}))
         return b"".join(frames) + MESSAGE_STOP
 

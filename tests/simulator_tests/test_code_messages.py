@@ -258,3 +258,19 @@ def test_hang_mid_stalls_then_finishes(code_sim: SimulatorControl,
     seen = events(post(code_sim, code_account["access_token"], body(stream=True), stream=True))
     text = "".join(e["delta"].get("text", "") for e in seen if e["type"] == "content_block_delta")
     assert text == "slow but whole" and seen[-1]["type"] == "message_stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stop_sequences_end_the_text(code_sim: SimulatorControl, code_account: dict[str, Any],
+                                     stream: bool) -> None:
+    code_sim.script([{"text": "one zzz two ### three", "first_delay": 0}])
+    payload = body(model="MiniMax-M3", stop_sequences=["###", "zzz"], stream=stream)
+    answer = post(code_sim, code_account["access_token"], payload, stream=stream)
+    if stream:
+        seen = events(answer)
+        text = "".join(e["delta"].get("text", "") for e in seen if e["type"] == "content_block_delta")
+        end = seen[-2]["delta"]
+    else:
+        message = answer.json()
+        text, end = message["content"][0]["text"], message
+    assert text == "one " and end["stop_reason"] == "stop_sequence" and end["stop_sequence"] == "zzz"

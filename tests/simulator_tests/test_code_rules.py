@@ -116,6 +116,7 @@ M31_DISABLED = ('invalid params, model "MiniMax-M3.1-Flash-Preview" requires ada
     ({**body(), "messages": []}, "non-empty"),
     (body(output_config={"effort": "huge"}), "effort"),
     (body(tools=[{"name": "t"}]), "input_schema"),
+    (body(stop_sequences=[""]), "stop_sequences"),
 ])
 def test_invalid_params_are_400_2013(code_sim: SimulatorControl, code_account: dict[str, Any],
                                      payload: dict[str, Any], fragment: str) -> None:

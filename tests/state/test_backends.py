@@ -212,6 +212,19 @@ def test_values_counters_and_records(state: SharedState) -> None:
     assert state.records("none") == {}
 
 
+def test_a_record_is_swapped_only_from_the_value_expected(state: SharedState) -> None:
+    state.add_record("chats", "c1", "kept")
+    assert not state.swap_record("chats", "c1", "open", "claimed")  # someone changed it meanwhile
+    assert state.swap_record("chats", "c1", "kept", "claimed")
+    assert not state.swap_record("chats", "c1", "kept", "taken")  # the second comer backs off
+    assert state.records("chats") == {"c1": "claimed"}
+    assert not state.swap_record("chats", "c1", "kept", None)
+    assert state.swap_record("chats", "c1", "claimed", None)
+    assert state.records("chats") == {}
+    assert not state.swap_record("chats", "missing", "x", "y")
+    assert state.records("chats") == {}
+
+
 def test_counts_read_past_windows_kept_long_enough(state: SharedState) -> None:
     window = 0.5
     state.hit("series", window, keep=5)
