@@ -163,7 +163,8 @@ def test_json_output_config(gateway, sim, credential) -> None:
 
 def test_models_in_anthropic_shape(gateway, credential) -> None:
     page = client(gateway, credential).models.list()
-    assert [m.id for m in page.data] == ["MiniMax-M2", "MiniMax-M2-Stable"]
+    assert [m.id for m in page.data] == ["MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7",
+                                         "MiniMax-M2.7-highspeed"]
     assert page.data[0].type == "model"
 
 

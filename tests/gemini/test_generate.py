@@ -154,7 +154,8 @@ def test_stream_without_alt_is_one_json_array(gateway, sim, credential) -> None:
 def test_models(gateway, credential) -> None:
     api = client(gateway, credential, "v1beta")
     names = [m.name for m in api.models.list()]
-    assert names == ["models/MiniMax-M2", "models/MiniMax-M2-Stable"]
+    assert names == ["models/MiniMax-M3.1-Flash-Preview", "models/MiniMax-M3", "models/MiniMax-M2.7",
+                     "models/MiniMax-M2.7-highspeed"]
     assert api.models.get(model="gemini-2.5-pro").name == "models/gemini-2.5-pro"
     api = client(gateway, credential)
     assert api.models.get(model="gemini-2.5-flash").name == "models/gemini-2.5-flash"

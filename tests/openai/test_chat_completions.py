@@ -54,7 +54,8 @@ def test_stream_reassembles_letter_for_letter(gateway, sim, upstream, credential
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     assert len({(c.id, c.created, c.model) for c in chunks}) == 1
-    # Unknown names map to the default; the session surface then to its live catalogue's first.
+    # Unknown names map to the default; the session surface then to its live catalogue's
+    # first, the matrix surface to the first name its model option takes.
     assert sim.log()[-1]["model"] == {"matrix": "MiniMax-M2", "session": "MiniMax-M3"}[upstream.surface]
 
 
@@ -161,8 +162,9 @@ def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> N
 
 def test_models(gateway) -> None:
     api = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    assert [m.id for m in api.models.list()] == ["MiniMax-M2", "MiniMax-M2-Stable"]
-    assert api.models.retrieve("MiniMax-M2-Stable").owned_by == "minimax"
+    assert [m.id for m in api.models.list()] == ["MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7",
+                                                 "MiniMax-M2.7-highspeed"]
+    assert api.models.retrieve("MiniMax-M2.7").owned_by == "minimax"
     with pytest.raises(openai.NotFoundError) as info:
         api.models.retrieve("nope")
     assert info.value.code == "model_not_found"
