@@ -28,7 +28,6 @@ overview's own ``generated_at``, so a page reads the same whenever it is looked 
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import time
@@ -107,15 +106,10 @@ def admin_key() -> str:
     return web.settings().admin_key
 
 
-def _same(given: str | None, expected: str) -> bool:
-    # Bytes: compare_digest refuses non-ASCII str, and a caller may send anything.
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
 def authenticated() -> str | None:
     """How this request proves it holds the admin key (:data:`VIA_HEADER`, :data:`VIA_COOKIE`), or None."""
     key = admin_key()
-    if _same(web.bearer_token(), key) or _same(request.headers.get(ADMIN_KEY_HEADER), key):
+    if admin_session.same(web.bearer_token(), key) or admin_session.same(request.headers.get(ADMIN_KEY_HEADER), key):
         return VIA_HEADER
     if admin_session.logged_in(key) is not None:
         return VIA_COOKIE
@@ -148,7 +142,7 @@ def accounts() -> Response:
 def login() -> Response:
     """The admin page's login form: the admin key in, a session cookie out."""
     key = admin_key()
-    if not _same(request.form.get(KEY_FIELD), key):
+    if not admin_session.same(request.form.get(KEY_FIELD), key):
         log.warning("admin login refused")  # the attempt is worth knowing; what was typed is not
         return _login_page(_lang(), refused=True)
     response = _see_other(_page_url())

@@ -100,7 +100,8 @@ def _key_check(admin_key: str) -> str:
     return derive(admin_key, _KEY_CHECK).hex()
 
 
-def _same(given: str | None, expected: str) -> bool:
+def same(given: str | None, expected: str) -> bool:
+    """Whether ``given`` is ``expected``, in constant time (None never is)."""
     # Bytes: compare_digest refuses non-ASCII str, and a caller may send anything.
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
@@ -142,13 +143,13 @@ def _live(admin_key: str) -> Session | None:
     except Exception:  # no state, no sessions; the header login still works
         log.warning("could not read the admin sessions", exc_info=True)
         return None
-    return session if _same(bound, _key_check(admin_key)) else None
+    return session if same(bound, _key_check(admin_key)) else None
 
 
 def csrf_valid(session: Session) -> bool:
     """Whether this POST carries ``session``'s CSRF token (form field or header)."""
     given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
-    return _same(given, session.csrf)
+    return same(given, session.csrf)
 
 
 # --- writing --------------------------------------------------------------------------------
