@@ -17,9 +17,10 @@ ENV GATEWAY_DATA_DIR=/data
 VOLUME /data
 
 WORKDIR /app
-# Dependencies first: this layer is reused until requirements.txt changes.
+# Dependencies first: this layer is reused until requirements.txt changes. The same
+# virtual environment as the README's command (.venv beside the code).
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt
 
 COPY gateway/ gateway/
 COPY templates/ templates/
@@ -33,4 +34,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; port = os.environ.get('GATEWAY_BIND', '0.0.0.0:8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 # gunicorn stops gracefully on SIGTERM (open streams get GATEWAY_GRACEFUL_TIMEOUT).
 STOPSIGNAL SIGTERM
-CMD ["python3", "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
+CMD ["/app/.venv/bin/gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]

@@ -82,6 +82,10 @@ class Settings:
     admin_key: str = _setting(
         "GATEWAY_ADMIN_KEY", "", "Key of `/admin` and `/admin/accounts`; unset: both are off (404).", secret=True
     )
+    admin_session_ttl: float = _setting(
+        "GATEWAY_ADMIN_SESSION_TTL", 28800.0,
+        "Seconds an `/admin` login lasts (its cookie and its record in the shared state expire together).",
+    )
     sweep_interval: float = _setting(
         "GATEWAY_SWEEP_INTERVAL", 60.0, "Seconds between two sweeps of orphaned upstream chats (and re-probes)."
     )

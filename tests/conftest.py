@@ -213,6 +213,10 @@ def clean_redis(redis_url: str) -> str:
     return redis_url
 
 
+#: The agent CLIs the end-to-end tests drive (Claude Code, gemini-cli) are pinned to exact
+#: releases in tests/cli/package.json, and only there. To bump one, edit its version in that
+#: file (``npm view @anthropic-ai/claude-code version`` names the current release): the next
+#: run sees the file changed and reinstalls into test-artifacts/cli.
 CLI_PACKAGE = ROOT / "tests" / "cli"
 
 

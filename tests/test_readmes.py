@@ -95,7 +95,24 @@ def test_the_set_up_commands_are_the_same_and_run_by_ci(texts: dict[str, str]) -
     assert len(set_up_en.code_blocks) == 2, "the README has exactly two set-up commands"
     assert set_up_en.code_blocks == set_up_zh.code_blocks
     ci = (ROOT / ".ci" / "run").read_text()
-    assert set_up_en.code_blocks[1][1] in ci, "the test command is not what .ci/run runs"
+    assert set_up_en.code_blocks[1][1] in ci.splitlines(), "the test command is not what .ci/run runs"
+
+
+def test_the_set_up_commands_work_without_a_system_pip(texts: dict[str, str]) -> None:
+    # A stock Debian 12 / Ubuntu 24.04 refuses `pip install` outside a virtual environment
+    # (PEP 668): both commands make one in .venv and run everything from it.
+    run, test = (body for _, body in sections(texts[ENGLISH.name])[2].code_blocks)
+    assert run == ("python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && "
+                   ".venv/bin/gunicorn -c deploy/gunicorn.conf.py wsgi:app")
+    assert test == ("python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && "
+                    ".venv/bin/python -m ruff check . && .venv/bin/python -m mypy && .venv/bin/python -m pytest")
+    for command in (run, test):
+        steps = command.split(" && ")
+        assert steps[0] == "python3 -m venv .venv"
+        assert all(step.startswith(".venv/bin/") for step in steps[1:]), steps
+    # And the README says where the venv module comes from on Debian and Ubuntu.
+    for text in texts.values():
+        assert "python3-venv" in text.split("```", 1)[0]
 
 
 def test_same_endpoints(texts: dict[str, str]) -> None:

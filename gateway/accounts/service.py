@@ -6,11 +6,12 @@ With no client keys configured, the key a caller sends *is* their MiniMax creden
 never what the file holds now: once named, an empty or unreadable list refuses every
 request (and says why in the log and the overview) rather than opening the gateway to
 anyone with a MiniMax credential. With keys, a request must carry one of them: it is served from the
-server-side accounts, counted against the key's requests-per-minute (fixed one-minute
-windows in the shared state, so every worker and host counts together) and holds one of
-the key's concurrency slots (leases in the shared state, renewed like account leases)
-until its response ends. The server-side accounts are the configured credentials and
-every working MiniMax Code account signed in on the server (``python -m gateway login``).
+server-side accounts, counted against the key's requests-per-minute (``rpm=N``: at most
+N requests admitted in any 60 seconds, a sliding log in the shared state, so every worker
+and host counts together and no minute's edge lets 2N through) and holds one of the key's
+concurrency slots (leases in the shared state, renewed like account leases) until its
+response ends. The server-side accounts are the configured credentials and every working
+MiniMax Code account signed in on the server (``python -m gateway login``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from gateway.upstream.signins import SignIns
 log = logging.getLogger(__name__)
 
 MINUTE = 60.0
-RPM_KEY, DAY_KEY, USED_KEY, SLOT_KEY = "rpm:", "keyday:", "keyused:", "slot:"
+#: Shared-state keys per client key: requests this minute and today (counters, for the
+#: overview), last use, the admitted requests of the rpm limit (a sliding log), slots.
+RPM_KEY, DAY_KEY, USED_KEY, LIMIT_KEY, SLOT_KEY = "rpm:", "keyday:", "keyused:", "rpmlog:", "slot:"
 #: The kind of the records naming the client accounts seen (personal mode), for the overview.
 SEEN_KIND = "accounts"
 #: Seconds a caller over its concurrency limit is told to wait.
@@ -166,15 +169,16 @@ class AccountsService:
     def _count(self, key: ApiKey) -> None:
         now = self._clock()
         try:
-            in_minute = self._state.hit(RPM_KEY + key.id, MINUTE)
+            wait = 0.0 if key.rpm is None else self._state.admit(LIMIT_KEY + key.id, key.rpm, MINUTE, now)
+            self._state.hit(RPM_KEY + key.id, MINUTE)
             self._state.hit(DAY_KEY + key.id, DAY)
             self._state.put(USED_KEY + key.id, repr(now), DAY)
         except Exception:  # limits need the state; a state outage must not lock everyone out
             log.warning("could not count a request of key %s", key.name, exc_info=True)
             return
-        if key.rpm is not None and in_minute > key.rpm:
+        if wait > 0:
             raise KeyLimited(f"This API key allows {key.rpm} requests per minute.",
-                             retry_after=max(1.0, math.ceil(MINUTE - now % MINUTE)))
+                             retry_after=max(1.0, math.ceil(wait)))
 
     def _slot(self, key: ApiKey) -> Lease | None:
         if key.concurrency is None:

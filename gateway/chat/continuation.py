@@ -8,7 +8,8 @@ output format). A later request whose messages up to its last assistant message 
 a recorded digest extends that history exactly: only the messages after it are sent, to
 the same upstream conversation. Anything else (an edited or regenerated history, a
 different system prompt or tool set, an unknown prefix) matches nothing and is folded
-into a new chat, as before.
+into a new chat, as before. System messages after the last assistant message are new
+content like the user's: they are sent with the new turn.
 
 A client may pin a conversation instead (``X-Conversation-Id`` or
 ``metadata.conversation_id``): the pin names the record, and the messages past the
@@ -196,8 +197,12 @@ class ConversationKeeper:
 
     def _continuation(self, key: str, new: Sequence[Message], accounts: Sequence[str],
                       kept: KeptConversation | None = None) -> Continuation | None:
-        if not new or any(m.role in ("assistant", "system") for m in new):
-            return None  # a system change, or turns the upstream never saw
+        # An assistant message here is a turn the upstream never saw. A system message is
+        # not a change of the system prompt (that one is in the digested prefix): agent
+        # clients (Claude Code) append notes like the environment or the token budget to
+        # every turn, and they travel with the new turn as its "System:" sections.
+        if not new or any(m.role == "assistant" for m in new):
+            return None
         kept = kept or self._load(key)
         if kept is None or kept.account not in accounts:
             return None

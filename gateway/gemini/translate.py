@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from gateway import sse
 from gateway.chat.data_urls import DEFAULT_MIME
+from gateway.errors import MethodNotAllowed, NotFound
 from gateway.gemini.errors import error_body
 from gateway.parts import (
     ChatRequest,
@@ -57,6 +58,8 @@ TOOL_MODES: dict[str, Literal["auto", "required", "none"]] = {
     "AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
 JSON_MIME = "application/json"
 MODEL_PREFIX = "models/"
+#: The methods of a model (``models/{model}:{method}``), each taken by a POST.
+METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
 # -- in --------------------------------------------------------------------------------
@@ -268,8 +271,14 @@ class ResponseStream:
 # -- models ----------------------------------------------------------------------------
 def model_info(model_id: str, known: tuple[ModelInfo, ...]) -> dict[str, Any]:
     """Any name is a model: gemini-cli asks for Google's names, and every name maps
-    upstream (an offered model shows its own limits)."""
+    upstream (an offered model shows its own limits). A name with ``:`` is a method's URL
+    (no model id contains one): 405 for a known method (it takes a POST), 404 for any other."""
     name = model_name(model_id)
+    if ":" in name:
+        method = name.rpartition(":")[2]
+        if method in METHODS:
+            raise MethodNotAllowed(f"'{method}' takes a POST.")
+        raise NotFound(f"Unknown method '{method}'.")
     model = next((m for m in known if m.id == name), ModelInfo(name))
     return {
         "name": f"{MODEL_PREFIX}{name}",

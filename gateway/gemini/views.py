@@ -29,8 +29,7 @@ def credentials() -> web.Credentials:
 def model_action(version: str, target: str) -> Response:
     """Gemini {model}:generateContent, :streamGenerateContent, :countTokens."""
     model, _, action = translate.model_name(target).rpartition(":")
-    handlers = {"generateContent": _generate, "streamGenerateContent": _generate,
-                "countTokens": _count_tokens}
+    handlers = dict(zip(translate.METHODS, (_generate, _generate, _count_tokens), strict=True))
     if not model or action not in handlers:
         raise NotFound(f"Unknown method '{action or target}'.")
     return handlers[action](model, action == "streamGenerateContent")

@@ -9,8 +9,8 @@ live ticket queued on it, which makes waiting first come, first served across
 processes and hosts. Tickets expire like leases when their waiter stops refreshing them.
 
 Besides leases, a state keeps small values with an optional time-to-live, counters per
-time window and named records (for upload dedup, renewed tokens, rate limits and the
-upstream chats to sweep).
+time window, sliding logs of admitted events (rate limits) and named records (for upload
+dedup, renewed tokens and the upstream chats to sweep).
 """
 
 from __future__ import annotations
@@ -87,6 +87,14 @@ class SharedState(Protocol):
         """Count one event under ``key`` in the current fixed window of ``window`` s;
         returns the window's count so far (this event included). The window's count stays
         readable by :meth:`counts` for at least ``keep`` s (and one window)."""
+        ...
+
+    def admit(self, key: str, limit: int, window: float, now: float) -> float:
+        """Record one event under ``key`` at ``now`` (epoch seconds) unless ``limit`` events
+        are already recorded in the ``window`` s before it: a sliding log, so the limit holds
+        over every span of ``window`` s, not only within fixed windows. Returns 0 when the
+        event is recorded, else the seconds until the oldest recorded one leaves the window.
+        Only recorded events count: a refused one never delays the next admission."""
         ...
 
     def counts(self, key: str, window: float, windows: int = 1) -> list[int]:

@@ -9,13 +9,14 @@ cooperative like every other socket.
 Keys (all under the prefix): ``lease:<account>`` (the holder), ``cool:<account>``,
 ``used`` (hash: account → last lease, ms), ``q:<account>`` (sorted set of tickets),
 ``t:<ticket>`` (the ticket's number), ``seq``, ``kv:<key>``, ``hit:<key>:<window>``,
-``rec:<kind>`` (hash).
+``log:<key>`` (sorted set of admitted events by time), ``rec:<kind>`` (hash).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -101,6 +102,20 @@ if cooldown > 0 and redis.call('PTTL', p .. 'cool:' .. account) < cooldown then
 end
 """
 
+# A sliding log: a sorted set of event ids scored by their time (ms). Times come from the
+# caller (the hosts' clocks, which agree to well under a window), so a test can drive them.
+ADMIT = """
+local key, limit, window, now, event = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+  return math.max(oldest + window - now, 1)
+end
+redis.call('ZADD', key, now, event)
+redis.call('PEXPIRE', key, window)
+return 0
+"""
+
 
 def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
@@ -118,6 +133,7 @@ class RedisState:
         self._renew = self._redis.register_script(RENEW)
         self._release = self._redis.register_script(RELEASE)
         self._swap_record = self._redis.register_script(SWAP_RECORD)
+        self._admit = self._redis.register_script(ADMIT)
 
     def try_lease(self, ticket: str, accounts: Sequence[str], holder: str, ttl: float) -> Attempt:
         account, cooling = cast(list[Any], self._try_lease(
@@ -167,6 +183,11 @@ class RedisState:
         pipe.pexpire(name, _ms(window * 2 + keep))
         count, _ = pipe.execute()
         return int(count)
+
+    def admit(self, key: str, limit: int, window: float, now: float) -> float:
+        wait = self._admit(args=[self._key("log:", key), limit, _ms(window), math.floor(now * 1000),
+                                 uuid.uuid4().hex])
+        return int(cast(int, wait)) / 1000
 
     def counts(self, key: str, window: float, windows: int = 1) -> list[int]:
         current = math.floor(time.time() / window)

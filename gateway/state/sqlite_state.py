@@ -62,6 +62,10 @@ CREATE INDEX IF NOT EXISTS kv_by_expiry ON kv (expires);
 CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL);
 -- Each put and hit first drops what has expired: by index, not by a scan of every row.
 CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires);
+-- Sliding logs of admitted events: one row per event, gone when it leaves its window.
+CREATE TABLE IF NOT EXISTS admitted (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS admitted_by_key ON admitted (key, at);
+CREATE INDEX IF NOT EXISTS admitted_by_expiry ON admitted (expires);
 CREATE TABLE IF NOT EXISTS records (
     kind TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, name)
 ) WITHOUT ROWID;
@@ -221,6 +225,16 @@ class SQLiteState:
                 "ON CONFLICT (key) DO UPDATE SET count = count + 1 RETURNING count",
                 (_counter(key, start), start + window + keep)).fetchone()
         return int(count)
+
+    def admit(self, key: str, limit: int, window: float, now: float) -> float:
+        with self._lock, self._write() as db:
+            db.execute("DELETE FROM admitted WHERE expires <= ?", (now,))
+            count, oldest = db.execute("SELECT COUNT(*), MIN(at) FROM admitted WHERE key = ? AND expires > ?",
+                                       (key, now)).fetchone()
+            if count >= limit:
+                return max(float(oldest) + window - now, 0.001)
+            db.execute("INSERT INTO admitted (key, at, expires) VALUES (?, ?, ?)", (key, now, now + window))
+        return 0.0
 
     def counts(self, key: str, window: float, windows: int = 1) -> list[int]:
         now = time.time()

@@ -11,9 +11,11 @@ Access:
 
 * no admin key configured: every route here answers 404, as if it did not exist;
 * ``Authorization: Bearer <key>`` or ``X-Admin-Key: <key>``, for scripts;
-* for browsers, a login form (``POST /admin/login``) that sets the ``gateway_admin``
-  cookie: an HMAC of a fixed text keyed by the admin key, so the cookie never holds
-  the key, and changing the key logs every browser out. ``POST /admin/logout`` clears it.
+* for browsers, a login form (``POST /admin/login``) that starts a session: a signed,
+  expiring ``gateway_admin`` cookie backed by a record in the shared state, so that
+  ``POST /admin/logout`` and a changed key end it on every host
+  (:mod:`gateway.system.admin_session`). Every POST of a browser session carries the
+  session's CSRF token, else it is refused with 403.
 
 Every answer is ``Cache-Control: no-store``; the key is compared in constant time and
 never logged, echoed or put in a page.
@@ -26,8 +28,6 @@ overview's own ``generated_at``, so a page reads the same whenever it is looked 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import math
 import time
@@ -39,18 +39,14 @@ from typing import Any, Protocol
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
 from gateway import i18n, web
-from gateway.errors import AdminKeyRequired, NotFound
+from gateway.errors import AdminKeyRequired, NotFound, PermissionDenied
 from gateway.i18n import Lang
+from gateway.system import admin_session
 from gateway.system.views import NAME, LanguageLink
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger("gateway.admin")
 
-#: The browser session cookie, and where it is sent (only here).
-COOKIE = "gateway_admin"
-COOKIE_PATH = "/admin"
-#: What the cookie's HMAC signs; a new text here logs every browser out.
-_COOKIE_MESSAGE = b"gateway admin session v1"
 ADMIN_KEY_HEADER = "X-Admin-Key"
 #: The login form's password field.
 KEY_FIELD = "key"
@@ -80,6 +76,24 @@ def _only_when_enabled() -> None:
         raise NotFound()
 
 
+@bp.before_request
+def csrf_checked() -> None:
+    # A browser's POST must carry its session's CSRF token (the login form's: the token of
+    # the anonymous session it was served with). A script sending the key in a header needs
+    # none: no other site can make a browser send that header. A POST of no live session
+    # goes on: its route refuses it, or (logout) has nothing to end.
+    if request.method != "POST" or authenticated() == VIA_HEADER:
+        return
+    key = admin_key()
+    at_login = request.endpoint == f"{bp.name}.{login.__name__}"
+    session = admin_session.cookie_session(key) if at_login else admin_session.logged_in(key)
+    if session is None and not at_login:
+        return
+    if session is None or not admin_session.csrf_valid(session):
+        log.warning("admin POST without its CSRF token refused")
+        raise PermissionDenied("The form's CSRF token is missing or wrong: load the admin page again.")
+
+
 @bp.after_request
 def _never_stored(response: Response) -> Response:
     # Runs for error answers too (401, 404): none of them may sit in a shared cache.
@@ -92,22 +106,12 @@ def admin_key() -> str:
     return web.settings().admin_key
 
 
-def session_token(key: str) -> str:
-    """The cookie value that proves a login with ``key``, without revealing it."""
-    return hmac.new(key.encode(), _COOKIE_MESSAGE, hashlib.sha256).hexdigest()
-
-
-def _same(given: str | None, expected: str) -> bool:
-    # Bytes: compare_digest refuses non-ASCII str, and a caller may send anything.
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
 def authenticated() -> str | None:
     """How this request proves it holds the admin key (:data:`VIA_HEADER`, :data:`VIA_COOKIE`), or None."""
     key = admin_key()
-    if _same(web.bearer_token(), key) or _same(request.headers.get(ADMIN_KEY_HEADER), key):
+    if admin_session.same(web.bearer_token(), key) or admin_session.same(request.headers.get(ADMIN_KEY_HEADER), key):
         return VIA_HEADER
-    if _same(request.cookies.get(COOKIE), session_token(key)):
+    if admin_session.logged_in(key) is not None:
         return VIA_COOKIE
     return None
 
@@ -122,7 +126,8 @@ def page() -> Response:
     via = authenticated()
     if via is None:
         return _login_page(lang, refused=False)
-    return _html(_render_dashboard(lang, logout=via == VIA_COOKIE), lang)
+    session = admin_session.logged_in(admin_key()) if via == VIA_COOKIE else None
+    return _html(_render_dashboard(lang, logout=session), lang)
 
 
 @bp.get("/accounts")
@@ -137,21 +142,19 @@ def accounts() -> Response:
 def login() -> Response:
     """The admin page's login form: the admin key in, a session cookie out."""
     key = admin_key()
-    if not _same(request.form.get(KEY_FIELD), key):
+    if not admin_session.same(request.form.get(KEY_FIELD), key):
         log.warning("admin login refused")  # the attempt is worth knowing; what was typed is not
         return _login_page(_lang(), refused=True)
     response = _see_other(_page_url())
-    response.set_cookie(COOKIE, session_token(key), httponly=True, samesite="Strict",
-                        path=COOKIE_PATH, secure=request.is_secure)
+    admin_session.start(key, response)
     return response
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Ends the admin page's login session (clears its cookie)."""
+    """Ends the admin page's login session, on every host (and clears its cookie)."""
     response = _see_other(_page_url())
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict",
-                           secure=request.is_secure)
+    admin_session.end(admin_key(), response)
     return response
 
 
@@ -193,17 +196,28 @@ def _html(body: str, lang: Lang, status: int = 200) -> Response:
 
 
 def _login_page(lang: Lang, *, refused: bool) -> Response:
+    session = admin_session.form_session(admin_key())
     body = render_template("admin.html", view="login", refused=refused, key_field=KEY_FIELD,
-                           action=url_for(".login", lang=_explicit_lang()), **_common(lang))
-    return _html(body, lang, status=401)
+                           action=url_for(".login", lang=_explicit_lang()), csrf=csrf_field(session), **_common(lang))
+    response = _html(body, lang, status=401)
+    admin_session.keep(admin_key(), response, session)
+    return response
 
 
-def _render_dashboard(lang: Lang, *, logout: bool) -> str:
+def csrf_field(session: admin_session.Session) -> dict[str, str]:
+    """The hidden field a form of ``session`` posts its CSRF token in."""
+    return {"name": admin_session.CSRF_FIELD, "value": session.csrf}
+
+
+def _render_dashboard(lang: Lang, *, logout: admin_session.Session | None) -> str:
+    """The dashboard; with the logout form when ``logout`` is the page's browser session."""
     data = overview()
     now = float(data.get("generated_at") or time.time())
     return render_template(
         "admin.html", view="dashboard", data=data, generated=moment(now, now, lang), refresh=_page_url(),
-        logout=logout, logout_action=url_for(".logout"), chart=build_chart(data.get("series") or {}, now, lang),
+        logout=logout is not None, logout_action=url_for(".logout"),
+        csrf=None if logout is None else csrf_field(logout),
+        chart=build_chart(data.get("series") or {}, now, lang),
         moment=lambda epoch: moment(epoch, now, lang),
         choice=lambda group, value: choice(group, value, lang),
         number=number, **_common(lang),

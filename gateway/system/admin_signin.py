@@ -55,7 +55,7 @@ from gateway.errors import (
 )
 from gateway.i18n import Lang
 from gateway.state import SharedState
-from gateway.system import admin
+from gateway.system import admin, admin_session
 from gateway.system.views import NAME as NAME_OF_GATEWAY
 from gateway.upstream import constants as C
 from gateway.upstream.credentials import signed_in, signin_key
@@ -110,6 +110,7 @@ def _admins_only() -> None:
         raise NotFound()
     if admin.authenticated() is None:
         raise AdminKeyRequired()
+    admin.csrf_checked()  # every admin POST, these included, carries its session's CSRF token
 
 
 @bp.after_request
@@ -315,10 +316,16 @@ def _page(pending: PendingLogin | None, login_id: str, error: str | None, status
     body = render_template(
         "admin_signin.html", pending=pending, nonce=nonce, qr=qr_svg(pending.auth.link) if pending else None,
         poll_url=url_for(".poll", login_id=login_id, lang=lang) if pending else "", error=error,
-        back=url_for("admin.page", lang=_explicit_lang()),
+        back=url_for("admin.page", lang=_explicit_lang()), csrf=_csrf_token(),
         expires=admin.moment(pending.auth.expires_at, time.time(), lang) if pending else None,
         **_common(lang))
     return _html(body, lang, nonce, status)
+
+
+def _csrf_token() -> str:
+    """The browser session's CSRF token, for the page's poll (none for a script's header key)."""
+    session = admin_session.logged_in(admin.admin_key())
+    return session.csrf if session is not None else ""
 
 
 def _lang() -> Lang:

@@ -274,6 +274,7 @@ ALT = _query("alt", "sse: a text/event-stream; otherwise one JSON array of respo
 BETA = _query("beta", "Sent by the Anthropic SDK's beta client; changes nothing", type="string")
 LANG = _query("lang", "Page language (else Accept-Language)", type="string", enum=["en", "zh"])
 ADMIN_OFF = ((404, "No admin key configured: the admin routes do not exist"),)
+ADMIN_CSRF = (403, "The form's CSRF token is missing or wrong")
 
 
 def operations() -> list[Operation]:
@@ -334,10 +335,11 @@ def operations() -> list[Operation]:
                   other=ADMIN_OFF),
         Operation("/admin/accounts", "/admin/accounts", "GET", "Admin data as JSON", content=_json("AdminOverview"),
                   other=((401, "Not logged in"), *ADMIN_OFF)),
-        Operation("/admin/login", "/admin/login", "POST", "Admin log in (form field key)", content=HTML,
-                  parameters=(LANG,), other=((303, "Logged in: to the admin page"), (401, "Wrong key"), *ADMIN_OFF)),
-        Operation("/admin/logout", "/admin/logout", "POST", "Admin log out", content=HTML,
-                  other=((303, "Logged out: to the login page"), *ADMIN_OFF)),
+        Operation("/admin/login", "/admin/login", "POST", "Admin log in (form fields key and csrf)", content=HTML,
+                  parameters=(LANG,), other=((303, "Logged in: to the admin page"), (401, "Wrong key"),
+                                             ADMIN_CSRF, *ADMIN_OFF)),
+        Operation("/admin/logout", "/admin/logout", "POST", "Admin log out (form field csrf)", content=HTML,
+                  other=((303, "Logged out: to the login page"), ADMIN_CSRF, *ADMIN_OFF)),
         Operation("/admin/signin/start", "/admin/signin/start", "POST",
                   "Start a MiniMax Code device login (form fields name, region)", content=HTML,
                   parameters=(LANG,), other=((303, "Started: to the login's page"), (401, "Not logged in"),

@@ -159,8 +159,12 @@ SESSION_EOF_ENDS_TURN: Final = False
 #: [assumed] uploads/prepare's ``purpose`` for chat attachments.
 SESSION_UPLOAD_PURPOSE: Final = 1
 
-#: Upstream model names the gateway advertises; any other requested name maps to the first.
-UPSTREAM_MODELS: Final = ("MiniMax-M2", "MiniMax-M2-Stable")
+#: Upstream model names the gateway advertises before any account has answered (the
+#: MiniMax catalogue's models today, its order); any other requested name maps to the first.
+UPSTREAM_MODELS: Final = ("MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7")
+#: [assumed] The model names the matrix surface's ``model_option`` takes (the web app's,
+#: captured before the session surface): any other name is sent as the first.
+MATRIX_MODELS: Final = ("MiniMax-M2", "MiniMax-M2-Stable")
 
 # -- the code surface: account info and Token Plan quota (UPSTREAM-CODE.md §4) -----------
 PATH_USER_EXTRA_INFO: Final = "/matrix/api/v1/user/get_user_extra_info"

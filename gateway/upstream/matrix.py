@@ -206,7 +206,8 @@ def send_body(
     body["backend_config"] = dict(C.WEB_SEARCH_BACKEND_CONFIG) if web_search else {}
     body["sub_agent_ids"] = []
     if model_option:
-        body["model_option"] = {"display_name": model, "model_type": C.MODEL_TYPE}
+        shown = model if model in C.MATRIX_MODELS else C.MATRIX_MODELS[0]
+        body["model_option"] = {"display_name": shown, "model_type": C.MODEL_TYPE}
     return body
 
 

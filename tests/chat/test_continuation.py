@@ -63,14 +63,23 @@ def test_an_exact_extension_continues_with_the_new_messages_only(state: SharedSt
     assert found is not None and found.kept == KEPT and found.new_messages == (user("two"),)
 
 
+def test_system_notes_after_the_last_answer_travel_with_the_new_turn(state: SharedState) -> None:
+    # Claude Code appends a system message (environment, token budget) to every turn.
+    keeper = ConversationKeeper(state, 60)
+    kept_after(keeper, ChatRequest("m", (SYSTEM, user("one"))), assistant(TextPart("answer one")))
+    note = Message("system", (TextPart("1000 tokens left"),))
+    found = keeper.find(ChatRequest("m", (SYSTEM, user("one"), assistant(TextPart("answer one")), user("two"), note)),
+                        "s", ["acct"])
+    assert found is not None and found.new_messages == (user("two"), note)
+
+
 @pytest.mark.parametrize("history", [
     (SYSTEM, user("ONE"), assistant(TextPart("answer one")), user("two")),  # edited question
     (SYSTEM, user("one"), assistant(TextPart("another answer")), user("two")),  # regenerated
     (Message("system", (TextPart("be verbose"),)), user("one"), assistant(TextPart("answer one")), user("two")),
     (user("one"), assistant(TextPart("answer one")), user("two")),  # the system prompt dropped
     (SYSTEM, user("one"), assistant(TextPart("answer one"))),  # nothing new
-    (SYSTEM, user("one"), assistant(TextPart("answer one")), Message("system", (TextPart("x"),)), user("two")),
-], ids=["edited", "regenerated", "other-system", "no-system", "nothing-new", "new-system"])
+], ids=["edited", "regenerated", "other-system", "no-system", "nothing-new"])
 def test_anything_else_folds(state: SharedState, history: tuple[Message, ...]) -> None:
     keeper = ConversationKeeper(state, 60)
     kept_after(keeper, ChatRequest("m", (SYSTEM, user("one"))), assistant(TextPart("answer one")))

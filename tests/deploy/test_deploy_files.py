@@ -56,9 +56,14 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
+#: Where the README's commands, the unit and the image keep the virtual environment: in
+#: ``.venv`` beside the code.
+VENV_GUNICORN = ".venv/bin/gunicorn"
+
+
 def readme_command() -> list[str]:
-    """The gunicorn command of the README's "Set up" section."""
-    found = re.search(r"(python3 -m gunicorn [^`\n]+)", README.read_text())
+    """The gunicorn command of the README's "Set up" section (``.venv/bin/gunicorn …``)."""
+    found = re.search(rf"({re.escape(VENV_GUNICORN)} [^`\n]+)", README.read_text())
     assert found, "the README no longer shows the gunicorn command"
     return shlex.split(found[1])
 
@@ -97,7 +102,7 @@ def systemd_analyze() -> Path:
 @pytest.fixture
 def checkable_unit(tmp_path: Path) -> Path:
     # verify insists that ExecStart's program exists: point it at this interpreter.
-    text = UNIT.read_text().replace("/opt/minimax-free-api/venv/bin/python3", sys.executable)
+    text = UNIT.read_text().replace(f"/opt/minimax-free-api/{VENV_GUNICORN}", sys.executable)
     path = tmp_path / UNIT.name
     path.write_text(text)
     return path
@@ -122,7 +127,7 @@ def test_unit_is_hardened(systemd_analyze: Path, checkable_unit: Path) -> None:
 
 def test_unit_runs_the_readme_command() -> None:
     exec_start = shlex.split(unit_settings()["ExecStart"])
-    assert exec_start[0] == "/opt/minimax-free-api/venv/bin/python3"
+    assert exec_start[0] == f"/opt/minimax-free-api/{VENV_GUNICORN}"
     assert exec_start[1:] == readme_command()[1:]
     assert unit_settings()["WorkingDirectory"] == "/opt/minimax-free-api"
 
@@ -152,9 +157,10 @@ def test_dockerfile_shape() -> None:
     assert dockerfile("FROM") == ["python:3.11-slim"]
     users = dockerfile("USER")
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
-    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile("RUN")
+    assert "python3 -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt" in dockerfile("RUN")
+    assert dockerfile("WORKDIR") == ["/app"]
     assert dockerfile("EXPOSE") == ["8000"]
-    assert json.loads(dockerfile("CMD")[-1]) == readme_command()
+    assert json.loads(dockerfile("CMD")[-1]) == [f"/app/{VENV_GUNICORN}", *readme_command()[1:]]
     healthcheck = dockerfile("HEALTHCHECK")[-1]
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck and "curl" not in healthcheck
     # The lasting state is a volume the non-root user owns.
@@ -212,7 +218,7 @@ def container(image_dir: Path, simulator_url: str) -> Iterator[tuple[str, dict[s
     env.update({"GATEWAY_BIND": f"127.0.0.1:{port}", "MINIMAX_BASE_URL": simulator_url,
                 "PYTHONDONTWRITEBYTECODE": "1", "GATEWAY_DATA_DIR": str(image_dir.parent / "data")})
     command = json.loads(dockerfile("CMD")[-1])
-    command[0] = sys.executable  # "python3" of the image; the same interpreter here
+    command[:1] = [sys.executable, "-m", "gunicorn"]  # the image's .venv/bin/gunicorn: the same gunicorn here
     log = (ARTIFACTS / "image-cmd.log").open("wb")
     proc = subprocess.Popen(command, cwd=image_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -218,16 +218,18 @@ def test_long_stream_with_a_pause_is_not_cut(sim: SimulatorControl, credential: 
 # --- requests ------------------------------------------------------------------------
 
 
-def test_large_bodies_reach_the_gateway(credential: str, proxy: str) -> None:
+def test_large_bodies_reach_the_gateway(credential: str, upstream: str, proxy: str) -> None:
     # nginx's own default (1 MB) would refuse this with its HTML 413. The gateway reads
-    # and parses all 5 MB, then answers in its own JSON (here: a prompt over
-    # GATEWAY_PROMPT_MAX_CHARS, which does not matter for nginx).
+    # and parses all 5 MB: only then can it see that the message is over its prompt limit
+    # (a cut or missing body would be invalid JSON), the same answer as from gunicorn.
     body = {"model": "MiniMax-M2", "messages": [{"role": "user", "content": "x" * 5_000_000}]}
-    response = requests.post(proxy + "/v1/messages/count_tokens", json=body, timeout=60,
-                             headers={"x-api-key": credential, "anthropic-version": "2023-06-01"})
-    assert response.status_code != 413, response.text[:300]
-    answer = response.json()
-    assert "input_tokens" in answer or answer.get("type") == "error", answer
+    headers = {"x-api-key": credential, "anthropic-version": "2023-06-01"}
+    direct, proxied = (requests.post(url + "/v1/messages/count_tokens", json=body, timeout=60, headers=headers)
+                       for url in (upstream, proxy))
+    for response in (direct, proxied):
+        assert response.status_code == 400, response.text[:300]
+        assert "GATEWAY_PROMPT_MAX_CHARS" in response.json()["error"]["message"], response.text[:300]
+    assert proxied.json()["error"] == direct.json()["error"]
 
 
 def test_body_limit_matches_the_gateway() -> None:

@@ -76,6 +76,25 @@ def test_unknown_method_and_route(gateway, credential) -> None:
     assert_error(requests.get(gateway + "/v1beta/nothing", timeout=5), 404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize("version", ["v1beta", "v1"])
+@pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent", "countTokens"])
+def test_a_get_of_a_method_is_405_not_a_made_up_model(gateway, credential, version, method) -> None:
+    # A model id never contains ':': models/{model}:{method} only takes a POST.
+    response = requests.get(f"{gateway}/{version}/models/gemini-2.5-flash:{method}",
+                            headers={"x-goog-api-key": credential}, timeout=5)
+    assert_error(response, 405, "INVALID_ARGUMENT")
+    assert method in response.json()["error"]["message"]
+
+
+def test_a_get_of_an_unknown_method_is_404(gateway, credential) -> None:
+    response = requests.get(gateway + "/v1beta/models/g:embedEverything",
+                            headers={"x-goog-api-key": credential}, timeout=5)
+    assert_error(response, 404, "NOT_FOUND")
+    # The plain model is still there.
+    plain = requests.get(gateway + "/v1beta/models/g", headers={"x-goog-api-key": credential}, timeout=5)
+    assert plain.status_code == 200 and plain.json()["name"] == "models/g"
+
+
 def test_error_after_stream_began(gateway, sim, upstream, credential) -> None:
     inject = upstream.fail_mid_answer(sim, {"length": 2000, "cps": 400})
     api = client(gateway, credential, "v1beta")

@@ -161,7 +161,7 @@ def test_models(gateway, credential) -> None:
     api = client(gateway, credential, "v1beta")
     names = [m.name for m in api.models.list()]
     assert names == ["models/MiniMax-M3.1-Flash-Preview", "models/MiniMax-M3", "models/MiniMax-M2.7-highspeed",
-                     "models/MiniMax-M2.7", "models/MiniMax-M2", "models/MiniMax-M2-Stable"]
+                     "models/MiniMax-M2.7"]
     assert api.models.get(model="MiniMax-M3").input_token_limit == 512000
     assert api.models.get(model="gemini-2.5-pro").name == "models/gemini-2.5-pro"
     api = client(gateway, credential)

@@ -55,7 +55,8 @@ def test_stream_reassembles_letter_for_letter(gateway, sim, upstream, credential
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     assert len({(c.id, c.created, c.model) for c in chunks}) == 1
     # Unknown names map to the default; the session surface then to its live catalogue's
-    # first, the code surface to its catalogue's first.
+    # first, the matrix surface to the first name its model option takes, the code surface
+    # to its catalogue's first.
     expected = {"matrix": "MiniMax-M2", "session": "MiniMax-M3", "code": "MiniMax-M3.1-Flash-Preview"}
     assert sim.log()[-1]["model"] == expected[upstream.surface]
 
@@ -167,11 +168,10 @@ def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> N
 
 def test_models(gateway) -> None:
     api = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    # Without a code account: the code surface's built-in catalogue, then the web surfaces' names.
+    # Without a code account: the code surface's built-in catalogue (today's models).
     assert [m.id for m in api.models.list()] == [
-        "MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7",
-        "MiniMax-M2", "MiniMax-M2-Stable"]
-    assert api.models.retrieve("MiniMax-M2-Stable").owned_by == "minimax"
+        "MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7"]
+    assert api.models.retrieve("MiniMax-M2.7").owned_by == "minimax"
     assert api.models.retrieve("MiniMax-M3").model_extra == {"context_window": 512000, "max_output_tokens": 128000}
     with pytest.raises(openai.NotFoundError) as info:
         api.models.retrieve("nope")

@@ -239,6 +239,20 @@ def test_counts_read_past_windows_kept_long_enough(state: SharedState) -> None:
     assert sum(state.counts("short", window, 5)) == 0
 
 
+def test_admit_holds_the_limit_over_every_span_of_the_window(state: SharedState) -> None:
+    edge = (time.time() // 60 + 10) * 60  # a minute's edge (fixed windows would reset here)
+    before = [state.admit("key-a", 3, 60, edge - 0.5 + i / 10) for i in range(3)]
+    after = [state.admit("key-a", 3, 60, edge + 0.5 + i / 10) for i in range(3)]
+    assert before == [0, 0, 0]
+    # Refused until the oldest admitted event is a window old (and refusals are not logged).
+    assert after == [pytest.approx(59.0, abs=0.002), pytest.approx(58.9, abs=0.002), pytest.approx(58.8, abs=0.002)]
+    assert state.admit("key-b", 3, 60, edge + 0.5) == 0  # another key counts apart
+    assert state.admit("key-a", 3, 60, edge + 59.49) > 0
+    assert state.admit("key-a", 3, 60, edge + 59.5) == 0  # the first one has left the window
+    assert state.admit("key-a", 3, 60, edge + 59.55) == pytest.approx(0.05, abs=0.002)
+    assert [state.admit("key-a", 3, 60, edge + 120) for _ in range(4)][-1] == pytest.approx(60.0, abs=0.002)
+
+
 def test_account_view_names_the_holder(state: SharedState) -> None:
     (a,) = creds(1)
     assert state.try_lease(uuid.uuid4().hex, [a.key], "holder-1", 5).account == a.key

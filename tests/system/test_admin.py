@@ -8,9 +8,13 @@ against the contract and not against whatever the live service holds.
 What is checked over Flask's test client: without an admin key every admin route is
 404 (a login with the empty key included); the JSON answers 401 without the key or
 with a wrong one (Bearer, X-Admin-Key, cookie) and the overview unchanged with it; the
-page answers 401 with a login form, the form's POST sets an HttpOnly, SameSite=Strict,
-Path=/admin cookie (Secure over https) whose value is an HMAC, not the key; the
-cookie opens the page and the JSON, logout clears it; every answer is no-store; the
+page answers 401 with a login form, the form's POST (with the form's CSRF token) sets an
+HttpOnly, SameSite=Strict, Path=/admin cookie with the session's lifetime (Secure over
+https, also behind a trusted proxy) that holds no key; the cookie opens the page and
+the JSON; a session expires, logout revokes it (a kept copy of the cookie opens nothing,
+on any gateway sharing the state) and so does a changed admin key, while another gateway
+with the same key and state accepts it; a POST without its CSRF token is 403; every
+answer is no-store; the
 key never appears in a body, a header or a log record; the page is in English or
 Chinese like the homepage, shows every account and key of the overview (escaped),
 empty states, and an SVG chart whose two polylines follow the series.
@@ -25,12 +29,11 @@ fitting a phone's width. Screenshots go to ``test-artifacts/admin*.png``.
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import logging
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from http.cookies import SimpleCookie
@@ -46,7 +49,7 @@ from werkzeug.test import TestResponse
 from gateway.app import build_app
 from gateway.config import Settings
 from gateway.i18n import LANGS, Lang, text
-from gateway.system import admin
+from gateway.system import admin, admin_session
 from tests.deploy.debian import require
 from tests.servers import ARTIFACTS, free_port
 from tests.system.browser import Chromium, Page
@@ -103,8 +106,8 @@ class FakeAccounts:
         return copy.deepcopy(self.data)
 
 
-def make_app(admin_key: str, data: dict[str, Any] = OVERVIEW) -> Flask:
-    environ = {"GATEWAY_ADMIN_KEY": admin_key} if admin_key else {}
+def make_app(admin_key: str, data: dict[str, Any] = OVERVIEW, **env: str) -> Flask:
+    environ = {"GATEWAY_ADMIN_KEY": admin_key, **env} if admin_key else dict(env)
     app = build_app(Settings.from_env(environ))
     app.extensions["gateway.accounts"] = FakeAccounts(data)
     return app
@@ -197,8 +200,28 @@ def cookie_of(response: TestResponse) -> SimpleCookie:
     return jar
 
 
+def form_token(client: FlaskClient, base_url: str = "http://localhost") -> str:
+    """The CSRF token of the login form the page serves (its cookie is kept by the client)."""
+    fields = page_of(client.get("/admin", base_url=base_url)).find("input", name=admin_session.CSRF_FIELD)
+    assert fields and len({field["value"] for field in fields}) == 1  # one token for every form of a page
+    return fields[0]["value"]
+
+
 def login(client: FlaskClient, key: str = KEY, query: str = "") -> TestResponse:
-    return client.post("/admin/login" + query, data={"key": key})
+    return client.post("/admin/login" + query, data={"key": key, "csrf": form_token(client)})
+
+
+def logout_token(client: FlaskClient) -> str:
+    """The CSRF token of the dashboard's forms (logout, and the MiniMax Code ones: one token)."""
+    fields = page_of(client.get("/admin")).find("input", name=admin_session.CSRF_FIELD)
+    assert fields and len({field["value"] for field in fields}) == 1
+    return fields[0]["value"]
+
+
+def session_cookie(client: FlaskClient) -> str:
+    cookie = client.get_cookie(admin_session.COOKIE, path="/admin")
+    assert cookie is not None
+    return cookie.value
 
 
 def points(document: Document, series: str) -> list[tuple[float, float]]:
@@ -245,9 +268,18 @@ def test_accounts_json_refuses_without_the_key(client: FlaskClient, headers: dic
     assert_no_store(response)
 
 
-@pytest.mark.parametrize("cookie", [KEY, admin.session_token(WRONG_KEY), ""], ids=["the-key-itself", "other-key", "empty"])
+FORGED = {
+    "the-key-itself": KEY,
+    "other-key": admin_session._serializer(WRONG_KEY).dumps({"c": "x", "n": "y"}),
+    "unrecorded-nonce": admin_session._serializer(KEY).dumps({"c": "x", "n": "never-logged-in"}),
+    "anonymous": admin_session._serializer(KEY).dumps({"c": "x"}),
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("cookie", FORGED.values(), ids=FORGED.keys())
 def test_forged_cookies_open_nothing(client: FlaskClient, cookie: str) -> None:
-    client.set_cookie(admin.COOKIE, cookie, path="/admin")
+    client.set_cookie(admin_session.COOKIE, cookie, path="/admin")
     assert client.get("/admin/accounts").status_code == 401
     assert client.get("/admin").status_code == 401
 
@@ -277,25 +309,40 @@ def test_page_without_the_key_is_a_login_form(client: FlaskClient) -> None:
     assert "login-refused" not in document.texts
 
 
-def test_login_sets_an_hmac_cookie_not_the_key(client: FlaskClient) -> None:
+def test_login_sets_a_session_cookie_not_the_key(client: FlaskClient) -> None:
     response = login(client)
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin"
     assert_no_store(response)
-    morsel = cookie_of(response)[admin.COOKIE]
-    expected = hmac.new(KEY.encode(), admin._COOKIE_MESSAGE, hashlib.sha256).hexdigest()
-    assert morsel.value == expected
-    assert KEY not in morsel.value and morsel.value != admin.session_token(WRONG_KEY)
+    morsel = cookie_of(response)[admin_session.COOKIE]
+    assert KEY not in morsel.value and morsel.value
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Strict"
     assert morsel["path"] == "/admin"
+    assert morsel["max-age"] == str(int(Settings().admin_session_ttl))
     assert not morsel["secure"], "plain http: a Secure cookie would never come back"
 
 
 def test_login_over_https_marks_the_cookie_secure(enabled_app: Flask) -> None:
     client = enabled_app.test_client()
-    response = client.post("/admin/login", data={"key": KEY}, base_url="https://localhost")
-    assert cookie_of(response)[admin.COOKIE]["secure"] is True
+    token = form_token(client, "https://localhost")
+    response = client.post("/admin/login", data={"key": KEY, "csrf": token}, base_url="https://localhost")
+    assert response.status_code == 303
+    assert cookie_of(response)[admin_session.COOKIE]["secure"] is True
+
+
+@pytest.mark.parametrize(("peer", "secure"), [("127.0.0.1", True), ("203.0.113.9", False)], ids=["trusted", "other"])
+def test_behind_a_trusted_proxy_https_marks_the_cookie_secure(peer: str, secure: bool) -> None:
+    # nginx speaks http to the gateway and says X-Forwarded-Proto: https; only a trusted
+    # peer is believed.
+    client = make_app(KEY, GATEWAY_TRUSTED_PROXIES="127.0.0.1").test_client()
+    environ = {"REMOTE_ADDR": peer}
+    headers = {"X-Forwarded-Proto": "https"}
+    (field,) = page_of(client.get("/admin", headers=headers, environ_base=environ)).find("input", name="csrf")
+    response = client.post("/admin/login", data={"key": KEY, "csrf": field["value"]}, headers=headers,
+                           environ_base=environ)
+    assert response.status_code == 303
+    assert bool(cookie_of(response)[admin_session.COOKIE]["secure"]) is secure
 
 
 def test_the_cookie_opens_the_page_and_the_json(client: FlaskClient) -> None:
@@ -315,9 +362,10 @@ def test_a_header_login_gets_no_logout_button(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("data", [{"key": WRONG_KEY}, {"key": ""}, {}], ids=["wrong", "empty", "missing"])
 def test_a_wrong_key_gets_the_form_again_with_an_error(client: FlaskClient, data: dict[str, str]) -> None:
-    response = client.post("/admin/login", data=data)
+    response = client.post("/admin/login", data={**data, "csrf": form_token(client)})
     assert response.status_code == 401
-    assert "Set-Cookie" not in response.headers
+    # The form comes back with its anonymous session (a CSRF token), never a login's nonce.
+    assert "n" not in _payload(cookie_of(response)[admin_session.COOKIE].value)
     assert_no_store(response)
     document = page_of(response)
     assert document.texts["login-refused"] == text("admin.login.refused", "en")
@@ -325,17 +373,85 @@ def test_a_wrong_key_gets_the_form_again_with_an_error(client: FlaskClient, data
     assert not document.find("table")
 
 
-def test_logout_clears_the_cookie(client: FlaskClient) -> None:
+def _payload(cookie: str) -> dict[str, Any]:
+    data: dict[str, Any] = admin_session._serializer(KEY).loads(cookie)
+    return data
+
+
+def test_logout_clears_the_cookie_and_revokes_the_session(client: FlaskClient) -> None:
     login(client)
-    response = client.post("/admin/logout")
+    kept = session_cookie(client)
+    response = client.post("/admin/logout", data={"csrf": logout_token(client)})
     assert response.status_code == 303
     assert response.headers["Location"] == "/admin"
     assert_no_store(response)
-    morsel = cookie_of(response)[admin.COOKIE]
+    morsel = cookie_of(response)[admin_session.COOKIE]
     assert morsel.value == "" and morsel["path"] == "/admin"
     assert morsel["max-age"] == "0" or "1970" in morsel["expires"]
     assert client.get("/admin").status_code == 401
     assert client.get("/admin/accounts").status_code == 401
+    # A copy of the cookie kept from before the logout opens nothing either.
+    client.set_cookie(admin_session.COOKIE, kept, path="/admin")
+    assert client.get("/admin/accounts").status_code == 401
+    assert client.get("/admin").status_code == 401
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    client = make_app(KEY, GATEWAY_ADMIN_SESSION_TTL="1").test_client()
+    login(client)
+    kept = session_cookie(client)
+    assert client.get("/admin/accounts").status_code == 200
+    time.sleep(2.1)  # past the lifetime, in the whole seconds of the cookie's timestamp
+    client.set_cookie(admin_session.COOKIE, kept, path="/admin")  # as a browser ignoring Max-Age would
+    assert client.get("/admin/accounts").status_code == 401
+    assert client.get("/admin").status_code == 401
+
+
+def test_sessions_are_shared_and_a_changed_key_revokes_them(tmp_path: Path) -> None:
+    state = {"GATEWAY_STATE": f"sqlite://{tmp_path / 'state.db'}"}
+    first = make_app(KEY, **state).test_client()
+    login(first)
+    kept = session_cookie(first)
+    # Another worker or host of the same deployment (same key, same state) accepts it ...
+    same = make_app(KEY, **state).test_client()
+    same.set_cookie(admin_session.COOKIE, kept, path="/admin")
+    assert same.get("/admin/accounts").status_code == 200
+    # ... one whose admin key was changed does not ...
+    changed = make_app(WRONG_KEY, **state).test_client()
+    changed.set_cookie(admin_session.COOKIE, kept, path="/admin")
+    assert changed.get("/admin/accounts").status_code == 401
+    # ... and a logout on the first ends the session on the other too.
+    first.post("/admin/logout", data={"csrf": logout_token(first)})
+    assert same.get("/admin/accounts").status_code == 401
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token"], ids=["missing", "empty", "wrong"])
+def test_a_post_without_its_csrf_token_is_403(client: FlaskClient, token: str | None) -> None:
+    login(client)
+    data = {} if token is None else {"csrf": token}
+    refused = client.post("/admin/logout", data=data)
+    assert refused.status_code == 403
+    assert "CSRF" in refused.get_json()["error"]["message"]
+    assert_no_store(refused)
+    assert client.get("/admin/accounts").status_code == 200, "the refused logout ended the session"
+    # The token may come as a header too.
+    assert client.post("/admin/logout", headers={"X-CSRF-Token": logout_token(client)}).status_code == 303
+    assert client.get("/admin/accounts").status_code == 401
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"], ids=["missing", "wrong"])
+def test_a_login_without_the_forms_token_is_403(client: FlaskClient, token: str | None) -> None:
+    form_token(client)
+    data = {"key": KEY} if token is None else {"key": KEY, "csrf": token}
+    refused = client.post("/admin/login", data=data)
+    assert refused.status_code == 403 and "CSRF" in refused.get_json()["error"]["message"]
+    assert client.get("/admin/accounts").status_code == 401
+
+
+def test_a_login_rotates_the_csrf_token(client: FlaskClient) -> None:
+    before = form_token(client)
+    login(client)
+    assert logout_token(client) != before
 
 
 def test_an_explicit_language_survives_the_login(client: FlaskClient) -> None:
@@ -369,15 +485,17 @@ def test_the_key_never_leaves_in_answers_or_logs(enabled_app: Flask) -> None:
         answers = [
             client.get("/admin"),
             client.get("/admin?lang=zh"),
+            client.post("/admin/login", data={"key": WRONG_KEY, "csrf": form_token(client)}),
             client.post("/admin/login", data={"key": WRONG_KEY}),
-            client.post("/admin/login?lang=zh", data={"key": KEY}),
-            client.post("/admin/login", data={"key": KEY}),
+            client.post("/admin/login?lang=zh", data={"key": KEY, "csrf": form_token(client)}),
+            login(client),
             client.get("/admin"),
             client.get("/admin/accounts"),
             client.get("/admin", headers={"Authorization": f"Bearer {KEY}"}),
             client.get("/admin/accounts", headers={"X-Admin-Key": KEY}),
             client.get("/admin/accounts", headers={"X-Admin-Key": KEY[:-1]}),
             client.post("/admin/logout"),
+            client.post("/admin/logout", data={"csrf": logout_token(client)}),
         ]
     finally:
         logger.removeHandler(records)

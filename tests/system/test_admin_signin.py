@@ -371,3 +371,22 @@ def test_an_account_host_failure_is_a_page_saying_so(client: FlaskClient, sim: S
     assert response.status_code >= 500 and response.mimetype == "text/html"
     assert 'id="signin-error"' in html and "MiniMax 的账号服务器没能发起登录" in html
     assert "<script" not in html
+
+
+def test_a_browsers_signin_posts_need_their_csrf_token(client: FlaskClient) -> None:
+    from tests.system.test_admin import login, logout_token, page_of
+
+    assert login(client, KEY).status_code == 303  # a browser session (cookie), no header key
+    assert client.post("/admin/signin/start", data={"region": "cn"}).status_code == 403
+    assert client.post("/admin/signin/logout", data={"name": "nobody"}).status_code == 403
+    token = logout_token(client)
+    forms = page_of(client.get("/admin")).find("input", name="csrf")
+    assert len(forms) >= 2 and {field["value"] for field in forms} == {token}  # the login form carries it too
+    started = client.post("/admin/signin/start", data={"region": "cn", "csrf": token})
+    assert started.status_code == 303
+    path = started.headers["Location"]
+    assert client.post(f"/admin/signin/{login_id(path)}/poll").status_code == 403
+    page = client.get(path).get_data(as_text=True)
+    assert f'data-csrf="{token}"' in page  # what the page's script sends as X-CSRF-Token
+    answer = client.post(f"/admin/signin/{login_id(path)}/poll", headers={"X-CSRF-Token": token})
+    assert answer.status_code == 200 and answer.get_json()["status"] == "pending"

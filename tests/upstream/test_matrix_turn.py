@@ -106,6 +106,15 @@ def test_transient_poll_failures_are_retried_then_fail_the_turn(clock: Clock) ->
     assert isinstance(events[-1], TurnFailed) and len(failing.calls) == len(pacing.POLL_FAILURE_DELAYS) + 1
 
 
+@pytest.mark.parametrize(("asked", "sent"), [
+    ("MiniMax-M2-Stable", "MiniMax-M2-Stable"),
+    ("MiniMax-M3.1-Flash-Preview", "MiniMax-M2"),  # today's names are the session surface's
+    ("anything", "MiniMax-M2"),
+])
+def test_send_body_names_a_model_the_matrix_surface_takes(asked: str, sent: str) -> None:
+    assert matrix.send_body("hi", asked)["model_option"] == {"display_name": sent, "model_type": 0}
+
+
 def test_send_body_omits_model_option_when_told() -> None:
     assert "model_option" in matrix.send_body("hi", "M")
     assert "model_option" not in matrix.send_body("hi", "M", model_option=False)
