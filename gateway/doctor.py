@@ -12,7 +12,9 @@ A MiniMax Code credential (a client's ``mmoat_`` token, or an account signed in 
 gateway: ``--signin NAME``) walks its own stages: the sign-in's state (dead: "log in
 again"), the quota (plan, credits, windows; a spent window fails), then the code surface:
 the token accepted by the code endpoint (its catalogue) and by the messages route (a
-token count, when the code driver is there).
+token count, when the code driver is there). A web credential in auto mode is also tried
+on the code endpoint first (unless ``MINIMAX_CODE_PROBE_WEB_TOKENS`` is off), as the gateway
+does: the report says whether the code surface takes it (then auto mode uses it there).
 """
 
 from __future__ import annotations
@@ -152,6 +154,11 @@ class Doctor:
         for name, step in steps:
             if _stage(report.stages, name, step, cred) is None:
                 return report
+        native = self.surfaces.native
+        if native is not None and self.surfaces.mode == "auto" and self.surfaces.probe_web_tokens:
+            # First, as the gateway's own choice tries it first.
+            walk = report.surfaces["code"] = SurfaceReport()
+            _stage(walk.stages, code.WEB_TOKEN_STAGE, lambda: code.web_token(native, cred), cred)
         for surface in self._surfaces():
             report.surfaces[surface] = self._walk(surface, cred)
         return report
@@ -329,6 +336,8 @@ def likely_cause(stage: str, error: BaseException, cred: Credential | None) -> s
         found = code.code_cause(error, cred)
         if found:
             return found
+    if stage == code.WEB_TOKEN_STAGE and isinstance(error, AuthenticationFailed):
+        return "doctor.cause.web_token_not_on_code"
     if isinstance(error, AuthenticationFailed) and stage == "parse token" \
             and not isinstance(error, ExpiredCredentials):
         return "doctor.cause.malformed"

@@ -22,6 +22,8 @@ from gateway.upstream.signins import SignIns
 #: Words of a StageFailed that name its cause (the message is shown as it is).
 LOG_IN_AGAIN = "log in again"
 QUOTA_USED = "quota used up"
+#: The stage of a web credential tried on the code endpoint (auto mode).
+WEB_TOKEN_STAGE = "web token on code"
 
 
 class StageFailed(Exception):
@@ -59,6 +61,12 @@ def count_tokens(native: NativeDriver, cred: Credential) -> str:
     """The messages route takes the token (the code driver's token-count probe)."""
     native.probe(cred)
     return "the messages route takes the token"
+
+
+def web_token(native: NativeDriver, cred: Credential) -> str:
+    """Whether the code endpoint takes a web token as Bearer (auto mode's probe)."""
+    native.probe(cred)
+    return "the code endpoint takes this web token: auto mode uses the code surface for it"
 
 
 def code_cause(error: BaseException, cred: Credential) -> str | None:

@@ -71,12 +71,18 @@ _DOCTOR_STAGES: dict[str, Message] = {
     "doctor.stage.quota": Message("quota", "额度"),
     "doctor.stage.code_endpoint": Message("code endpoint", "Code 接口"),
     "doctor.stage.count_tokens": Message("count tokens", "统计 token 数"),
+    "doctor.stage.web_token_on_code": Message("web token on code", "Web token 用于 Code 接口"),
 }
 
 _DOCTOR_CAUSES: dict[str, Message] = {
     "doctor.cause.log_in_again": Message(
         "the sign-in is gone: log in again (python -m gateway login, or the admin page)",
         "登录已失效：请重新登录（python -m gateway login，或在管理后台）",
+    ),
+    "doctor.cause.web_token_not_on_code": Message(
+        "the code endpoint does not take this web token: auto mode uses the web surfaces for it "
+        "(log in with python -m gateway login to use the code surface)",
+        "Code 接口不接受这个 Web token：自动模式对它使用 Web 接口（用 python -m gateway login 登录即可使用 Code 接口）",
     ),
     "doctor.cause.code_token_refused": Message(
         "MiniMax Code refused this access token (it lasts about an hour, or it was revoked): sign in again",

@@ -123,7 +123,7 @@ class Upstream:
 UPSTREAMS = {
     "matrix": Upstream("matrix", "send_msg", "get_chat_detail", "send_msg", "uploads"),
     "session": Upstream("session", "session_message", "session_message", "message", "session_uploads"),
-    "code": Upstream("code", "code_messages", "code_messages", "/mavis/api/v1/llm/v1/messages", "uploads"),
+    "code": Upstream("code", "code_messages", "code_messages", "messages", "uploads"),
 }
 
 

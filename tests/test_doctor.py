@@ -11,9 +11,11 @@ import sys
 import pytest
 import requests
 
+from tests.conftest import WEB_SURFACES
 from tests.servers import ROOT
 
-pytestmark = pytest.mark.usefixtures("web_only")
+#: The web surfaces only: a MiniMax Code credential's doctor is tests/test_doctor_code.py.
+pytestmark = pytest.mark.parametrize("surface", WEB_SURFACES, indirect=True)
 
 ACCOUNT_STAGES = ["parse token", "user info", "device registration", "credits"]
 SURFACE_STAGES = {
@@ -31,7 +33,8 @@ def doctor(simulator_url: str, surface_env: dict[str, str], *args: str, stdin: s
     argv = [sys.executable, "-m", "gateway", "doctor", "--base-url", simulator_url,
             "--surface", surface_env["MINIMAX_SURFACE"], "--stream-base-url", surface_env["MINIMAX_STREAM_BASE_URL"]]
     return subprocess.run([*argv, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, input=stdin,
-                          env={**os.environ, "LANG": lang, "LC_ALL": "", "LC_MESSAGES": "", **(env or {})})
+                          env={**os.environ, "LANG": lang, "LC_ALL": "", "LC_MESSAGES": "",
+                               "MINIMAX_CODE_BASE_URL": simulator_url, **(env or {})})
 
 
 def stage_lines(output: str) -> list[str]:
@@ -75,6 +78,33 @@ def test_auto_walks_both_surfaces_and_names_the_one_that_works(simulator_url, su
     assert "✗ send message" in run.stdout and "this surface refused" in run.stdout
     assert run.stdout.splitlines()[-1].startswith("LIVE") and "session" in run.stdout.splitlines()[-1]
     assert sim.wait_idle(10)["chats_alive"] == 0
+
+
+@pytest.mark.parametrize("accepted", [False, True], ids=["refused", "accepted"])
+def test_auto_reports_whether_the_code_endpoint_takes_the_web_token(simulator_url, surface_env, surface, sim,
+                                                                    credential, accepted) -> None:
+    """Auto mode tries a web token on the code endpoint first, as the gateway does; the
+    report says whether it worked (then the code surface is the one auto mode uses)."""
+    if surface != "session":
+        pytest.skip("one auto-mode check is enough")
+    sim.code_config(accept_web_tokens=accepted)
+    sim.script([{"text": "pong", "cps": 1000}] * 2)
+    run = doctor(simulator_url, {**surface_env, "MINIMAX_SURFACE": "auto"}, credential)
+    assert run.returncode == 0, run.stdout
+    last = run.stdout.splitlines()[-1]
+    if accepted:
+        assert "✓ web token on code: the code endpoint takes this web token" in run.stdout
+        assert "code surface: works" in run.stdout and last.startswith("LIVE") and "code" in last
+    else:
+        assert "✗ web token on code" in run.stdout and "code surface: fails at 'web token on code'" in run.stdout
+        assert "does not take this web token: auto mode uses the web surfaces" in run.stdout
+        assert last.startswith("LIVE") and "session" in last
+    (probe,) = [entry for entry in sim.code_log() if entry["path"].endswith("/count_tokens")]
+    assert probe["status"] == (200 if accepted else 401), probe
+    off = doctor(simulator_url, {**surface_env, "MINIMAX_SURFACE": "auto"}, credential,
+                 env={"MINIMAX_CODE_PROBE_WEB_TOKENS": "off"})
+    assert off.returncode == 0 and "web token on code" not in off.stdout, off.stdout
+    assert credential.split("+")[1] not in run.stdout + run.stderr + off.stdout + off.stderr
 
 
 @pytest.mark.parametrize(("setup", "stage", "cause"), [

@@ -37,6 +37,8 @@ def chat(simulator_url: str, surface_env: dict[str, str]) -> ChatService:
     return service
 
 
+# In process, with the web drivers only (the surface setting plays no part): once.
+@pytest.mark.parametrize("surface", ["session"], indirect=True)
 def test_a_dead_account_is_reprobed_until_it_answers(chat: ChatService, sim, accounts) -> None:
     (account,) = accounts(1, credits=77)
     cred, clock = parse_one(account["credential"]), Clock()

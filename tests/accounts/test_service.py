@@ -1,7 +1,7 @@
 """A gateway holding the accounts itself, behind client keys (two gunicorn workers).
 
 Keys come from a file the test edits while the gateway runs; the MiniMax accounts from
-another. Every response of the module is kept and searched, with the gateway's log, for
+another (on the code surface, MiniMax Code access tokens). Every response of the module is kept and searched, with the gateway's log, for
 any credential or key at the end.
 """
 
@@ -49,11 +49,23 @@ class Keyed:
         return response
 
 
-@pytest.fixture(scope="module")
-def keyed(simulator_url: str, surface_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[Keyed]:
-    made = SimulatorControl(simulator_url).add_accounts(2)
+def mint(simulator_url: str, surface: str) -> list[dict]:
+    """Two new accounts of the surface's kind (remembered for the leak check)."""
+    control = SimulatorControl(simulator_url)
+    made = control.add_code_accounts(2) if surface == "code" else control.add_accounts(2)
     MINTED.extend(made)
+    return made
+
+
+def generating(sim: SimulatorControl) -> int:
+    """Upstream answers being generated, on any surface."""
+    return int(sim.stats()["chats_generating"]) + int(sim.code_stats()["generating"])
+
+
+@pytest.fixture(scope="module")
+def keyed(simulator_url: str, surface_env: dict[str, str], surface: str, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Keyed]:
+    made = mint(simulator_url, surface)
     folder = tmp_path_factory.mktemp("keyed")
     keys_file, accounts_file = folder / "keys.txt", folder / "accounts.txt"
     limited = "".join(f"{key} name=limited-{dialect} rpm=2\n" for dialect, key in LIMITED.items())
@@ -71,12 +83,11 @@ def keyed(simulator_url: str, surface_env: dict[str, str], tmp_path_factory: pyt
 
 
 @pytest.fixture(autouse=True)
-def fresh_accounts(keyed: Keyed, simulator_url: str) -> None:
+def fresh_accounts(keyed: Keyed, simulator_url: str, surface: str) -> None:
     """New server-side accounts for each test: the simulator's reset forgets what an
     account did (its session configuration among it), which a gateway that served the
     account in an earlier test would not repeat."""
-    keyed.accounts = SimulatorControl(simulator_url).add_accounts(2)
-    MINTED.extend(keyed.accounts)
+    keyed.accounts = mint(simulator_url, surface)
     keyed.accounts_file.write_text("# the pool\n" + "".join(f"{a['credential']}\n" for a in keyed.accounts))
     time.sleep(CHECK_SECONDS + 0.1)  # each worker looks at the file at most once a second
 
@@ -188,7 +199,7 @@ def test_concurrency_limit_answers_429_until_the_stream_ends(keyed, sim) -> None
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(keyed.call, "POST", path, headers=headers, json={**body, "stream": True})
         deadline = time.monotonic() + 10
-        while not sim.stats()["chats_generating"] and time.monotonic() < deadline:
+        while not generating(sim) and time.monotonic() < deadline:
             time.sleep(0.05)
         second = keyed.call("POST", path, headers=headers, json=body)
         assert "1 requests at once" in assert_dialect_error(second, "openai", 429)
@@ -203,18 +214,20 @@ def test_concurrency_limit_answers_429_until_the_stream_ends(keyed, sim) -> None
     assert statuses[-1] == 200 and len(statuses) <= 5, statuses
 
 
-def test_admin_accounts_show_the_pool_masked_with_usage_and_credits(keyed, sim) -> None:
+def test_admin_accounts_show_the_pool_masked_with_usage_and_credits(keyed, sim, surface) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     path, headers, body = chat("openai", ALPHA)
     assert keyed.call("POST", path, headers=headers, json=body).status_code == 200
     assert keyed.call("GET", "/admin/accounts").status_code == 401
     assert keyed.call("GET", "/admin/accounts", headers={"Authorization": f"Bearer {ALPHA}"}).status_code == 401
-    overview = _overview(keyed, lambda o: all(a["credits"] is not None for a in o["accounts"]))
+    # A code account's row has no web credits to wait for.
+    overview = _overview(keyed, lambda o: surface == "code" or all(a["credits"] is not None for a in o["accounts"]))
     assert overview["mode"] == "keys"
     rows = {row["account"]: row for row in overview["accounts"]}
     assert len(rows) == 2 and all(row["source"] == "server" and "…" in row["account"] for row in rows.values())
     assert sum(row["answers_today"] for row in rows.values()) >= 1
-    assert all(row["state"] == "free" and row["credits"] > 0 for row in rows.values())
+    assert all(row["state"] == "free" for row in rows.values())
+    assert surface == "code" or all(row["credits"] > 0 for row in rows.values())
     names = {row["name"]: row for row in overview["keys"]}
     assert set(names) >= {"alpha", "limited-openai", "single"}
     assert names["alpha"]["requests_today"] >= 1 and names["limited-openai"]["rpm"] == 2
@@ -232,11 +245,14 @@ def _overview(keyed: Keyed, ready: Callable[[dict], bool]) -> dict:
         time.sleep(0.5)
 
 
-def test_a_refused_account_is_confirmed_dead_and_skipped(keyed, sim) -> None:
+def test_a_refused_account_is_confirmed_dead_and_skipped(keyed, sim, surface) -> None:
     # Late in the module: the account stays dead here until its re-probe.
     sim.set_default({"length": 10, "cps": 2000})
     dead, alive = keyed.accounts
-    sim.patch_account(dead["real_user_id"], expired=True)
+    if surface == "code":
+        sim.patch_code_account(dead["name"], expire_access=True)
+    else:
+        sim.patch_account(dead["real_user_id"], expired=True)
     path, headers, body = chat("openai", ALPHA)
     for _ in range(4):  # both accounts get tried: the refused one is never the answer
         assert keyed.call("POST", path, headers=headers, json=body).status_code == 200
@@ -244,15 +260,23 @@ def test_a_refused_account_is_confirmed_dead_and_skipped(keyed, sim) -> None:
     rows = {row["key"]: row for row in _overview(keyed, lambda o: True)["accounts"]}
     (refused,) = [row for row in rows.values() if row["state"] == "dead"]
     assert refused["last_error"].startswith("UpstreamUnauthorized") and refused["last_error_at"]
-    calls = sim.stats()["requests"]
+    calls = sim.stats()["requests"].get("user_info", 0), _code_calls(sim, dead)
     assert keyed.call("POST", path, headers=headers, json=body).status_code == 200
-    assert sim.stats()["requests"].get("user_info", 0) == calls.get("user_info", 0), "the dead one is skipped"
+    assert (sim.stats()["requests"].get("user_info", 0), _code_calls(sim, dead)) == calls, "the dead one is skipped"
+
+
+def _code_calls(sim: SimulatorControl, account: dict) -> int:
+    """The code surface's calls made with ``account`` (0 for a web account)."""
+    return sum(entry.get("account") == account.get("name") for entry in sim.code_log())
 
 
 def test_no_credential_or_key_in_any_response_or_log(keyed) -> None:
     assert len(keyed.seen) > 20
     secrets = [ADMIN]
     for account in keyed.accounts:
+        if "access_token" in account:  # a MiniMax Code account
+            secrets += [account["access_token"], account["refresh_token"]]
+            continue
         jwt = account["jwt"]
         secrets += [jwt, *jwt.split(".")[1:]]
     for response in keyed.seen:

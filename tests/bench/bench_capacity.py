@@ -70,6 +70,7 @@ from tests.bench.common import (
     num,
     poll_breakdown,
     poll_spacing,
+    port_of,
     result_name,
     rss_kb,
     sim_log_by_prompt,
@@ -77,6 +78,7 @@ from tests.bench.common import (
     summarize,
     table,
     unique_prompt,
+    unread_bytes,
     verdict,
     write_results,
 )
@@ -168,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             t_go = time.time()
             go.set()
-            samples = sample_until_done(results, ended, worker, simulator, me, t_go)
+            queues = {"client_unread": port_of(stack.gw_url), "gateway_unread": port_of(stack.sim_url)}
+            samples = sample_until_done(results, ended, worker, simulator, me, t_go, queues)
             for thread in threads:
                 thread.join(max(0.1, RUN_DEADLINE_S - (time.time() - t_go)))
             t_all_ended = time.time()
@@ -263,6 +266,13 @@ PROFILE_BUCKETS: dict[str, str] = {
     "gunicorn handle_request (per-request Flask + write)": "AsyncWorker.handle_request ",
     "ChunkStream.frames (SSE encode)": "ChunkStream.frames ",
     "gevent hub idle / loop": "Hub.run ",
+    # the code surface's relay
+    "code: CodeTurn.events (read + parse the upstream SSE)": "CodeTurn.events ",
+    "  sseclient (SSE decoding)": "sseclient",
+    "  EventReader.read (Anthropic events -> chat events)": "EventReader.read ",
+    "chat core (gateway/chat)": "gateway/chat/",
+    "OpenAI dialect stream (gateway/openai)": "gateway/openai/",
+    "SSE encoding (gateway/sse.py)": "gateway/sse.py",
 }
 
 
@@ -286,8 +296,12 @@ def summarize_profile(lines: list[str]) -> dict[str, Any]:
 
 
 def sample_until_done(results: list[StreamResult], ended: list[bool], worker: int,
-                      simulator: int, me: int, t_go: float) -> list[dict[str, Any]]:
-    """One sample a second (bounded in count and time) until every client thread ended."""
+                      simulator: int, me: int, t_go: float,
+                      queues: dict[str, int]) -> list[dict[str, Any]]:
+    """One sample a second (bounded in count and time) until every client thread ended.
+
+    ``queues``: name -> port; each sample holds the bytes left unread on the sockets
+    connected to that port (:func:`unread_bytes`), to tell who is behind on a backlog."""
     samples: list[dict[str, Any]] = []
     for _ in range(int(RUN_DEADLINE_S / SAMPLE_EVERY_S) + 1):
         now = time.time()
@@ -299,6 +313,7 @@ def sample_until_done(results: list[StreamResult], ended: list[bool], worker: in
             "worker_cpu_s": cpu_seconds(worker), "simulator_cpu_s": cpu_seconds(simulator),
             "client_cpu_s": cpu_seconds(me), "machine_busy_s": machine_busy_seconds(),
             "opened": opened, "first_content": sum(1 for r in results if r.t_first_content),
+            **{f"{name}_bytes": value for name, value in unread_bytes(queues).items()},
             "ended": done, "open_now": sum(1 for r, e in zip(results, ended, strict=True) if r.status == 200 and not e),
         })
         if done == len(results) or now - t_go > RUN_DEADLINE_S:
@@ -398,6 +413,10 @@ def analyse(args: argparse.Namespace, results: list[StreamResult], log: dict[str
             "bench_client": cpu_share(samples, "client_cpu_s"),
             "machine_total": cpu_share(samples, "machine_busy_s"),
         },
+        "chars_streamed": sum(len(r.text) for r in results),
+        "unread_kb_plateau": {
+            name: summarize(s[f"{name}_bytes"] / 1024 for s in window if s.get(f"{name}_bytes") is not None)
+            for name in ("client_unread", "gateway_unread")},
         "added_ttft": summarize(s["added_ttft"] for s in per_stream),
         "added_tail": summarize(s["added_tail"] for s in per_stream),
         "request_to_send": summarize(s["request_to_send"] for s in per_stream),
@@ -516,7 +535,16 @@ def render(args: argparse.Namespace, s: dict[str, Any]) -> str:
          f"{ms(s['max_poll_gap']['p50'])} / {ms(s['max_poll_gap']['p90'])} / "
          f"{ms(s['max_poll_gap']['max'])}", "", ""],
     ]
+    unread = s["unread_kb_plateau"]
+    worker_cpu_s = (cpu_all["gateway_worker"] or 0) / 100 * (s["total_wall_s"] or 0)
     tail_end = [
+        ["(info) worker CPU per streamed character, whole run (µs; one upstream delta per "
+         "character at 20 chars/s and a 50 ms tick)",
+         num(1e6 * worker_cpu_s / s["chars_streamed"], 0) if s["chars_streamed"] else "–", "", ""],
+        ["backlog on the plateau, KB unread by the gateway (upstream sockets) p50 / max",
+         f"{num(unread['gateway_unread']['p50'], 0)} / {num(unread['gateway_unread']['max'], 0)}", "", ""],
+        ["backlog on the plateau, KB unread by the clients (gateway sockets) p50 / max",
+         f"{num(unread['client_unread']['p50'], 0)} / {num(unread['client_unread']['max'], 0)}", "", ""],
         ["request → upstream send p50 / max (ms)",
          f"{ms(s['request_to_send']['p50'])} / {ms(s['request_to_send']['max'])}", "", ""],
         ["CPU % of one core on the plateau: gateway worker / simulator / client / whole machine (max 200)",

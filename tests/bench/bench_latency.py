@@ -123,7 +123,10 @@ def tap_split(result: StreamResult, entry: dict[str, Any], stamps: dict[str, flo
               ) -> dict[str, float | None]:
     """Added TTFT / tail split where the tap saw the upstream frame reach the gateway."""
     out: dict[str, float | None] = dict.fromkeys(
-        ("ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway"))
+        ("ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway",
+         "tail_to_finish_reason", "finish_reason_to_done"))
+    if result.t_done is not None and result.t_finish_reason is not None:
+        out["finish_reason_to_done"] = result.t_done - result.t_finish_reason
     if not stamps:
         return out
     first, done = stamps.get("t_first_text"), stamps.get("t_done")
@@ -135,6 +138,10 @@ def tap_split(result: StreamResult, entry: dict[str, Any], stamps: dict[str, flo
         out["tail_upstream_write"] = done - entry["t_finish"]
     if done is not None and result.t_done is not None:
         out["tail_gateway"] = result.t_done - done
+    if done is not None and result.t_finish_reason is not None:
+        # The upstream's last frame -> the client's finish_reason chunk; the rest of the
+        # gateway's tail is finish_reason -> [DONE] (what the gateway does between them).
+        out["tail_to_finish_reason"] = result.t_finish_reason - done
     return out
 
 
@@ -314,7 +321,8 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("added_ttft", "added_tail", "polls_per_s", "poll_rate", "min_poll_gap", "max_polls_in_1s",
             "request_to_send", "client_ttft", "ttft_poll_wait", "ttft_delivery",
             "tail_poll_wait", "tail_delivery", "max_poll_gap", "send_to_first_poll",
-            "ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway")
+            "ttft_upstream_write", "ttft_gateway", "tail_upstream_write", "tail_gateway",
+            "tail_to_finish_reason", "finish_reason_to_done")
     return {key: summarize(row.get(key) for row in rows) for key in keys} | {
         "requests": len(rows), "errors": sum(1 for row in rows if not row["ok"]),
         "polls_total": sum(row.get("polls") or 0 for row in rows),
@@ -518,6 +526,10 @@ def render_code(stats: dict[str, Any], phases: list[str], rows: list[dict[str, A
                          all_["ttft_upstream_write"]),
                 info_row("tail: t_finish → upstream wrote message_stop (simulator's tick)",
                          all_["tail_upstream_write"]),
+                info_row("  of the gateway tail: message_stop → client's finish_reason chunk (ms)",
+                         all_["tail_to_finish_reason"]),
+                info_row("  of the gateway tail: finish_reason chunk → [DONE] (ms)",
+                         all_["finish_reason_to_done"]),
                 info_row("request → upstream generation started (ms)", all_["request_to_send"]),
             ],
         ),

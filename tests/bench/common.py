@@ -46,6 +46,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SURFACES = ("matrix", "session", "code")
 #: The web app's surfaces: the benchmarks not ported to the code surface take only these.
 WEB_SURFACES = ("matrix", "session")
+#: The most code accounts the simulator mints in one call.
+CODE_ACCOUNTS_PER_CALL = 100
 #: The region signed-in code accounts are added under (the simulator plays both).
 SIGNIN_REGION = "cn"
 #: Seconds the gateway keeps its list of signed-in accounts (gateway/accounts/service.py
@@ -177,6 +179,32 @@ def machine_busy_seconds() -> float | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def unread_bytes(peer_ports: dict[str, int]) -> dict[str, int | None]:
+    """Per name, the bytes waiting unread in the receive queues of the loopback TCP
+    sockets connected TO that port (``/proc/net/tcp`` rx_queue): data a reader has not
+    taken yet. For the gateway's port that is what the clients have not read yet; for
+    the simulator's (upstream) port, what the gateway has not read yet. Tells which side
+    a backlog is on."""
+    totals: dict[str, int | None] = dict.fromkeys(peer_ports, 0)
+    wanted = {port: name for name, port in peer_ports.items()}
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return dict.fromkeys(peer_ports)
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        name = wanted.get(int(fields[2].rsplit(":", 1)[1], 16))
+        if name is not None:
+            totals[name] = (totals[name] or 0) + int(fields[4].split(":")[1], 16)
+    return totals
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def cpu_seconds_of(pids: int | Sequence[int]) -> float | None:
@@ -315,7 +343,9 @@ class Stack:
         assert self.sim is not None
         if self.surface != "code":
             return self.sim.add_accounts(count)
-        accounts = self.sim.add_code_accounts(count)
+        accounts: list[dict[str, Any]] = []
+        while len(accounts) < count:  # the simulator mints at most 100 code accounts a call
+            accounts += self.sim.add_code_accounts(min(CODE_ACCOUNTS_PER_CALL, count - len(accounts)))
         if not self.signed_in:
             return accounts
         self._sign_in(accounts)

@@ -245,7 +245,13 @@ def cases_of(document: dict[str, Any]) -> list[Case]:
     return DRAWN[key]
 
 
-def test_fuzz(gateway: str, sim: SimulatorControl, credential: str) -> None:
+#: On the code surface the draw's OpenAI chats are nearly all refused upstream with their
+#: reason (a 400: tool messages without their call, which the web surfaces fold into text
+#: but Anthropic Messages refuses), so an answer there is not required of the seeded draw.
+ANSWERED_ON_CODE = tuple(label for label in ANSWERED if label != "POST /v1/chat/completions")
+
+
+def test_fuzz(gateway: str, sim: SimulatorControl, credential: str, surface: str) -> None:
     """No 5xx, every answer as documented, every error in its dialect's shape; then a
     healthy gateway and no upstream chat left."""
     sim.set_default(ANSWER)
@@ -258,6 +264,7 @@ def test_fuzz(gateway: str, sim: SimulatorControl, credential: str) -> None:
     # Shown with -s, and on failure: which statuses the draw met, per operation.
     print(json.dumps({f"{k[0]} {k[1]}": v for k, v in sorted(tally.statuses.items())}, indent=1))
     assert not tally.problems, f"{len(tally.problems)} problems:\n" + "\n".join(tally.problems[:40])
-    assert all(tally.answered(label) for label in ANSWERED), tally.statuses
+    assert all(tally.answered(label) for label in (ANSWERED_ON_CODE if surface == "code" else ANSWERED)), \
+        tally.statuses
     assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
     assert sim.wait_idle(30)["chats_alive"] == 0
