@@ -25,7 +25,7 @@ import segno
 from gateway.accounts.signins import build_signins, protect_state_file
 from gateway.config import Settings
 from gateway.errors import ConfigError, DeviceLoginFailed, GatewayError
-from gateway.state import open_state
+from gateway.state import default_state_url, open_state
 from gateway.upstream import constants as C
 from gateway.upstream.oauth import DeviceAuthorization, OAuthClient
 from gateway.upstream.signins import SignIn, SignIns, valid_name
@@ -52,13 +52,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         settings = Settings.from_env()
     except ConfigError as error:
         parser.error(str(error))
-    if not settings.state:
-        parser.error("set GATEWAY_STATE to the gateway's shared state (sqlite:///path/state.db or "
-                     "redis://host:6379/0): signed-in accounts are kept there")
+    url = settings.state or default_state_url(settings.data_dir)  # the gateway's own default
     if args.command == "login" and args.name is not None and not valid_name(args.name):
         parser.error("--name takes 1-64 letters, digits, '.', '_', '@' or '-'")
-    protect_state_file(settings.state)
-    state = open_state(settings.state)
+    protect_state_file(url)
+    state = open_state(url)
     try:
         signins = build_signins(settings, state)
         if args.command == "login":
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return FAILED
     finally:
         state.close()
-        protect_state_file(settings.state)  # the WAL files SQLite made meanwhile
+        protect_state_file(url)  # the WAL files SQLite made meanwhile
 
 
 def _login(args: argparse.Namespace, settings: Settings, signins: SignIns) -> int:

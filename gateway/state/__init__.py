@@ -25,8 +25,7 @@ from gateway.errors import ConfigError
 from gateway.state.base import LEASE_TTL, TICKET_TTL, AccountView, Attempt, SharedState
 
 __all__ = ["LEASE_TTL", "TEMPORARY_KEY", "TICKET_TTL", "AccountView", "Attempt", "SharedState", "check_url",
-           "lasting_url",
-           "open_state", "temporary_reason"]
+           "default_state_url", "lasting_url", "open_state", "temporary_reason"]
 
 SQLITE_SCHEME = "sqlite://"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -66,6 +65,11 @@ def open_state(url: str) -> SharedState:
     return SQLiteState(url[len(SQLITE_SCHEME):])
 
 
+def default_state_url(data_dir: str) -> str:
+    """The embedded state's URL when ``GATEWAY_STATE`` is empty: the SQLite file in ``data_dir``."""
+    return SQLITE_SCHEME + os.path.join(os.path.abspath(data_dir), STATE_FILE)
+
+
 def lasting_url(url: str, data_dir: str) -> str:
     """The state the workers of one gunicorn master share: ``url`` when given, else the
     SQLite file in ``data_dir`` (made, with its folder, readable by this user only).
@@ -75,7 +79,7 @@ def lasting_url(url: str, data_dir: str) -> str:
         return url
     from gateway.state.sqlite_state import SQLiteState
 
-    path = os.path.join(os.path.abspath(data_dir), STATE_FILE)
+    path = default_state_url(data_dir)[len(SQLITE_SCHEME):]
     try:
         lasting = SQLiteState(path)
         lasting.delete(TEMPORARY_KEY)  # opens (and migrates) it

@@ -139,9 +139,12 @@ def test_logout_forgets_the_account(sim: SimulatorControl, env: dict[str, str]) 
     assert again.returncode == 1 and "gone" in again.stderr
 
 
-def test_without_a_shared_state_the_cli_says_where_to_keep_accounts(env: dict[str, str]) -> None:
-    done = gateway({k: v for k, v in env.items() if k != "GATEWAY_STATE"}, "accounts")
-    assert done.returncode == 2 and "GATEWAY_STATE" in done.stderr
+def test_without_gateway_state_the_cli_uses_the_gateways_default_state(env: dict[str, str], tmp_path) -> None:
+    data = tmp_path / "data"
+    default = {**{k: v for k, v in env.items() if k != "GATEWAY_STATE"}, "GATEWAY_DATA_DIR": str(data)}
+    done = gateway(default, "accounts", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["accounts"] == []
+    assert (data / "state.db").exists() and (data / "state.db").stat().st_mode & 0o077 == 0
 
 
 def test_a_bad_name_is_a_usage_error(env: dict[str, str]) -> None:
