@@ -35,6 +35,17 @@ GATEWAY_URLS: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after every other test")
     config.addinivalue_line("markers", "slow: takes a minute or more (still run by default)")
+    config.addinivalue_line("markers", "surfaces(*names): the tests that use the surface run on these only")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest reads the parametrize marks
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module or test marked ``surfaces(...)`` runs on those surfaces only: for tests that
+    need a gateway but do not depend on its upstream surface (tests without one untouched)."""
+    marker = metafunc.definition.get_closest_marker("surfaces")
+    if marker is not None and "surface" in metafunc.fixturenames:
+        # As a parametrize mark, which pytest then applies (and lets win over the fixture's params).
+        metafunc.definition.add_marker(pytest.mark.parametrize("surface", list(marker.args), indirect=True))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

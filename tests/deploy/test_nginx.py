@@ -31,7 +31,10 @@ from tests.deploy.debian import require
 from tests.simulator.control import SimulatorControl
 
 # The first run may install nginx from the Debian archive.
-pytestmark = pytest.mark.timeout(900)
+# nginx relays whatever the gateway streams, whichever the
+# upstream surface: the tests with a gateway run on one.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.surfaces("session")]
+
 
 NGINX = "/usr/sbin/nginx"
 #: A slowly written answer: 79 characters at 20 a second, about 4 s of streaming.

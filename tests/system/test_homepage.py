@@ -45,7 +45,10 @@ from tests.servers import ARTIFACTS
 from tests.system.browser import Chromium, Page
 
 # The first run may install Chromium from the Debian archive.
-pytestmark = pytest.mark.timeout(900)
+# the page does not depend on the upstream surface (and each
+# surface tripled the slowest browser suite): the tests with a gateway run on one.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.surfaces("session")]
+
 
 CHROMIUM = "/usr/bin/chromium"
 #: A small Chinese font, so the Chinese screenshots show characters rather than boxes.
