@@ -15,8 +15,13 @@ import pytest
 import requests
 
 from tests import hostile
+from tests.conftest import SURFACES
 from tests.hostile import assert_refused, raw_exchange
 from tests.simulator.control import SimulatorControl
+
+# A refusal happens before any upstream call, the same on every surface: once. What is
+# answered, and media (each surface carries images its own way), runs on every surface.
+pytestmark = pytest.mark.surfaces("session")
 
 URL = "/v1/messages"
 
@@ -54,6 +59,7 @@ def test_lone_surrogate_is_refused(gateway: str, credential: str) -> None:
     refusal(gateway, post(gateway, credential, raw), credential, "surrogate")
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_nul_in_text_is_answered(gateway: str, credential: str, sim: SimulatorControl) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     response = post(gateway, credential, body("a\u0000b"))
@@ -61,6 +67,7 @@ def test_nul_in_text_is_answered(gateway: str, credential: str, sim: SimulatorCo
     assert response.json()["type"] == "message"
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_fifty_thousand_tiny_messages(gateway: str, credential: str, sim: SimulatorControl) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": "x"} for i in range(49_999)]
@@ -101,12 +108,14 @@ def test_crlf_in_request_id_is_not_echoed(gateway: str) -> None:
     assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("data", [hostile.BAD_BASE64, hostile.NOT_AN_IMAGE])
 def test_bad_base64_image_source(gateway: str, credential: str, data: str) -> None:
     source = {"type": "base64", "media_type": "image/png", "data": data}
     refusal(gateway, post(gateway, credential, body(image(source))), credential, "base64", "image")
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("url", hostile.DISGUISED_PRIVATE_URLS)
 def test_image_url_naming_a_private_address_is_refused(gateway: str, credential: str, url: str) -> None:
     with hostile.listener() as (port, accepted):

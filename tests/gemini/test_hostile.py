@@ -16,8 +16,13 @@ import pytest
 import requests
 
 from tests import hostile
+from tests.conftest import SURFACES
 from tests.hostile import assert_refused, raw_exchange
 from tests.simulator.control import SimulatorControl
+
+# A refusal happens before any upstream call, the same on every surface: once. What is
+# answered, and media (each surface carries images its own way), runs on every surface.
+pytestmark = pytest.mark.surfaces("session")
 
 GENERATE = "/v1beta/models/m:generateContent"
 STREAM = "/v1beta/models/m:streamGenerateContent"
@@ -56,6 +61,7 @@ def test_lone_surrogate_is_refused(gateway: str, credential: str, path: str) -> 
     refusal(gateway, post(gateway, credential, raw, path), credential, "surrogate")
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_nul_in_text_is_answered(gateway: str, credential: str, sim: SimulatorControl) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     response = post(gateway, credential, body(text("a\u0000b")))
@@ -63,6 +69,7 @@ def test_nul_in_text_is_answered(gateway: str, credential: str, sim: SimulatorCo
     assert response.json()["candidates"]
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_fifty_thousand_tiny_contents(gateway: str, credential: str, sim: SimulatorControl) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     contents = [{"role": "user" if i % 2 == 0 else "model", "parts": text("x")} for i in range(49_999)]
@@ -108,6 +115,7 @@ def test_crlf_in_request_id_is_not_echoed(gateway: str) -> None:
     assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("model", ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "m%00x", "a%2Fb%2Fc", "..%5C..",
                                    "m:generateContent%0d%0aSet-Cookie:%20evil=1"])
 def test_path_tricks_in_the_model(gateway: str, credential: str, model: str, sim: SimulatorControl) -> None:
@@ -122,12 +130,14 @@ def test_path_tricks_in_the_model(gateway: str, credential: str, model: str, sim
     assert credential not in response.text
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("data", [hostile.BAD_BASE64, hostile.NOT_AN_IMAGE])
 def test_bad_inline_data(gateway: str, credential: str, data: str) -> None:
     parts = [*text("what is it"), {"inlineData": {"mimeType": "image/png", "data": data}}]
     refusal(gateway, post(gateway, credential, body(parts)), credential, "base64", "image")
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("url", hostile.DISGUISED_PRIVATE_URLS)
 def test_file_uri_naming_a_private_address_is_refused(gateway: str, credential: str, url: str) -> None:
     with hostile.listener() as (port, accepted):

@@ -27,7 +27,7 @@ def spoken_seconds(sim) -> float:
 
 
 # Speech and transcription are the web app's: a code-only request gets a 400 (tests/chat/test_native.py).
-pytestmark = pytest.mark.usefixtures("web_only")
+pytestmark = pytest.mark.surfaces("matrix", "session")
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm"])

@@ -13,7 +13,12 @@ import pytest
 import requests
 
 from tests import hostile
+from tests.conftest import SURFACES
 from tests.hostile import assert_refused, raw_exchange
+
+# A refusal happens before any upstream call, the same on every surface: once. What is
+# answered, and media (each surface carries images its own way), runs on every surface.
+pytestmark = pytest.mark.surfaces("session")
 
 URL = "/v1/chat/completions"
 
@@ -70,6 +75,7 @@ def test_lone_surrogate_is_refused(gateway: str, credential: str) -> None:
     assert "surrogate" in response.json()["error"]["message"]
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_nul_in_text_is_answered(gateway: str, credential: str, sim) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     response = post(gateway, credential, chat_body("a\u0000b"))
@@ -82,6 +88,7 @@ def test_crlf_in_request_id_is_not_echoed(gateway: str, credential: str) -> None
     assert requests.get(gateway + "/healthz", timeout=10).status_code == 200
 
 
+@pytest.mark.surfaces(*SURFACES)
 @pytest.mark.parametrize("url", [f"data:image/png;base64,{hostile.BAD_BASE64}",
                                  f"data:image/png;base64,{hostile.NOT_AN_IMAGE}"])
 def test_bad_data_urls(gateway: str, credential: str, url: str) -> None:
@@ -97,6 +104,7 @@ def test_invalid_json_schema_in_tools(gateway: str, credential: str) -> None:
     assert_refused(gateway, response, credential)
 
 
+@pytest.mark.surfaces(*SURFACES)
 def test_fifty_thousand_tiny_messages(gateway: str, credential: str, sim) -> None:
     sim.set_default({"length": 10, "cps": 2000})
     messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": "x"} for i in range(49_999)]
