@@ -29,12 +29,12 @@ about OpenAI, Anthropic or Gemini.
     ├── PayloadTooLarge               413 too_large
     ├── RateLimited                   429 rate_limit   (+ Retry-After)
     │   ├── AccountsBusy              429  (every account of the request stayed busy)
+    │   ├── AccountInUse              429  (this one account is generating; the pool tries another)
     │   ├── UpstreamRateLimited       429  (MiniMax's own rate limit: TPM/RPM windows)
     │   └── KeyLimited                429  (a client key's requests-per-minute or concurrency)
     ├── QuotaExhausted                429 quota
     │   └── NoCredits                 429
     ├── UpstreamError                 502 upstream
-    │   ├── AccountInUse              429 rate_limit   (this one account is generating)
     │   ├── UpstreamServerError       502  (upstream HTTP 5xx)
     │   ├── UpstreamRejectedSignature 502
     │   ├── UpstreamBadAnswer         502
@@ -233,11 +233,10 @@ class UpstreamError(GatewayError):
     message = "MiniMax answered with an error."
 
 
-class AccountInUse(UpstreamError):
-    """This account is generating elsewhere ("chat is running"); the pool tries another."""
+class AccountInUse(RateLimited):
+    """This account is generating elsewhere ("chat is running"); the pool tries another.
+    A busy signal, not an upstream failure: ``except UpstreamError`` never catches it."""
 
-    status = 429
-    kind = "rate_limit"
     message = "The MiniMax account is busy with another generation."
 
 

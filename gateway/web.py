@@ -35,7 +35,6 @@ log = logging.getLogger("gateway.web")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 #: The accounts a request may use.
-Credentials = Accounts
 
 
 def service() -> ChatService:
@@ -116,7 +115,7 @@ def bearer_token() -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def credentials(*candidates: str | None) -> Credentials:
+def credentials(*candidates: str | None) -> Accounts:
     """The accounts of the caller whose key (or credential) is the first text given;
     401 when there is none or it is not accepted, 429 past the key's limits.
 

@@ -141,19 +141,19 @@ class ChatService:
         there; any other starts a new turn on a free account.
         """
         opened_at = time.monotonic()
-        chosen = as_accounts(accounts)
+        accounts = as_accounts(accounts)
         if not _has_content(request):  # the upstream refuses a turn without content
             raise InvalidRequest("The message has no content: send text or an attachment.", param="messages")
         # The seed hashes the tool set (tens of KB for an agent): only worth it when keeping.
         keeping = self.keeper.enabled
-        thread = Thread(context_seed(request, chosen.caller, self.upstream_model(request.model)) if keeping else "")
+        thread = Thread(context_seed(request, accounts.caller, self.upstream_model(request.model)) if keeping else "")
         started: tuple[Lease, Side] | None = None
         if keeping:
-            started = self.emulation.continued(request, chosen, thread, disconnected)
+            started = self.emulation.continued(request, accounts, thread, disconnected)
         if started is None:
             blobs = self.media.resolve(request)  # fetched once, uploaded or inlined per account
             try:
-                started = self._start(request, blobs, chosen, thread, disconnected)
+                started = self._start(request, blobs, accounts, thread, disconnected)
             finally:
                 close_all(blobs)
         lease, side = started

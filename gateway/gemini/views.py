@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from gateway import web
+from gateway.chat.pool import Accounts
 from gateway.errors import NotFound
 from gateway.gemini import translate
 from gateway.gemini.schemas import CountTokensSchema, GenerateContentSchema
@@ -18,7 +19,7 @@ bp = Blueprint("gemini", __name__)
 VERSIONS = "<any(v1beta, v1, v1alpha):version>"
 
 
-def credentials() -> web.Credentials:
+def credentials() -> Accounts:
     """The caller's accounts, from ``x-goog-api-key``, ``?key=`` or ``Authorization: Bearer``."""
     return web.credentials(
         request.headers.get("x-goog-api-key"), request.args.get("key"), web.bearer_token()
@@ -36,11 +37,11 @@ def model_action(version: str, target: str) -> Response:
 
 
 def _generate(model: str, streamed: bool) -> Response:
-    creds = credentials()
+    accounts = credentials()
     data = web.load(GenerateContentSchema, web.json_body())
     chat = web.pinned(translate.to_chat_request(data, model))
     thoughts = translate.wants_thoughts(data)
-    generation = web.service().open(chat, creds, web.disconnect_probe())
+    generation = web.service().open(chat, accounts, web.disconnect_probe())
     if not streamed:
         return jsonify(translate.response(generation.result(), model, thoughts))
     renderer = translate.ResponseStream(model, thoughts)
@@ -50,9 +51,9 @@ def _generate(model: str, streamed: bool) -> Response:
 
 
 def _count_tokens(model: str, _streamed: bool) -> Response:
-    creds = credentials()
+    accounts = credentials()
     data = web.load(CountTokensSchema, web.json_body())
-    tokens = web.service().count_tokens(translate.to_count_request(data, model), creds.credentials)
+    tokens = web.service().count_tokens(translate.to_count_request(data, model), accounts.credentials)
     return jsonify(translate.count_tokens(tokens))
 
 

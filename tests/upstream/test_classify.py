@@ -139,3 +139,11 @@ def test_no_error_message_echoes_a_query_string(status: int, body: bytes) -> Non
     with pytest.raises(GatewayError) as raised:
         classify(status, body)
     assert "token=" not in raised.value.message and "://" not in raised.value.message
+
+
+def test_busy_is_a_rate_limit_not_an_upstream_failure() -> None:
+    from gateway.errors import AccountInUse, RateLimited, UpstreamError
+
+    busy = error_for(C.CODE_CHAT_RUNNING, "chat is running", 200)
+    assert isinstance(busy, AccountInUse) and isinstance(busy, RateLimited) and busy.status == 429
+    assert not isinstance(busy, UpstreamError)  # an `except UpstreamError` must not swallow "busy"
