@@ -10,6 +10,7 @@ about OpenAI, Anthropic or Gemini.
 
     GatewayError                      500 internal
     ├── InvalidRequest                400 invalid_request
+    │   └── PromptTooLong             400  (the prompt exceeds GATEWAY_PROMPT_MAX_CHARS)
     ├── AuthenticationFailed          401 authentication
     │   ├── MissingCredentials        401
     │   ├── ExpiredCredentials        401
@@ -80,6 +81,12 @@ class InvalidRequest(GatewayError):
     status = 400
     kind = "invalid_request"
     message = "The request is not valid."
+
+
+class PromptTooLong(InvalidRequest):
+    """The conversation does not fit the prompt size limit (a context length error)."""
+
+    message = "The prompt exceeds the prompt size limit (GATEWAY_PROMPT_MAX_CHARS)."
 
 
 class AuthenticationFailed(GatewayError):

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from gateway.errors import GatewayError
 
 Role = Literal["system", "user", "assistant", "tool"]
+#: ``function`` tools take JSON arguments; ``custom`` (freeform) tools take one raw text input.
+ToolKind = Literal["function", "custom"]
 FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter"]
 
 
@@ -42,11 +44,13 @@ class MediaPart:
 
 @dataclass(frozen=True)
 class ToolCallPart:
-    """A call the assistant made earlier (or makes now)."""
+    """A call the assistant made earlier (or makes now); a custom tool's call carries its
+    raw ``input`` instead of arguments."""
 
     id: str
     name: str
     arguments: dict[str, Any]
+    input: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
+    kind: ToolKind = "function"
+    #: A custom tool's input format (e.g. a Lark grammar), told to the model as it is.
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    #: A custom tool's raw input (its ``arguments`` are then empty).
+    input: str | None = None
 
 
 @dataclass(frozen=True)
