@@ -372,6 +372,8 @@ ENDPOINT_HELP_ZH: dict[str, str] = {
     "openai.chat_completions": "OpenAI Chat Completions，流式、非流式均可。",
     "openai.speech": "OpenAI 文字转语音。",
     "openai.transcriptions": "OpenAI 语音转文字。",
+    "responses.create": "OpenAI Responses，流式、非流式均可（previous_response_id 续接已存储的回答）。",
+    "responses.stored_response": "按 id 读取（GET）或删除（DELETE）已存储的 Responses 回答。",
     "anthropic.messages": "Anthropic Messages，流式、非流式均可。",
     "anthropic.count_tokens": "Anthropic 统计 token 数。",
     "gemini.model_action": "Gemini 的 {model}:generateContent、:streamGenerateContent、:countTokens。",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from gateway import web
 from gateway.errors import NotFound
@@ -65,17 +65,13 @@ def create() -> Response:
     return jsonify(body)
 
 
-@bp.get("/v1/responses/<response_id>")
-def get(response_id: str) -> Response:
-    """A stored response, by id."""
+@bp.route("/v1/responses/<response_id>", methods=["GET", "DELETE"])
+def stored_response(response_id: str) -> Response:
+    """A stored response, by id: GET returns it, DELETE deletes it."""
     credentials()
-    return jsonify(stored(store(), response_id).response)
-
-
-@bp.delete("/v1/responses/<response_id>")
-def delete(response_id: str) -> Response:
-    """Delete a stored response."""
-    credentials()
-    if not store().delete(response_id):
-        raise NotFound(f"Response with id '{response_id}' not found.")
-    return jsonify({"id": response_id, "object": "response", "deleted": True})
+    responses = store()
+    if request.method == "DELETE":
+        if not responses.delete(response_id):
+            raise NotFound(f"Response with id '{response_id}' not found.")
+        return jsonify({"id": response_id, "object": "response", "deleted": True})
+    return jsonify(stored(responses, response_id).response)

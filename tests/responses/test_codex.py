@@ -4,7 +4,6 @@ gateway's model catalogue says so)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path

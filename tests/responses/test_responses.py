@@ -20,11 +20,21 @@ def client(gateway: str, credential: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway + "/v1", api_key=credential, max_retries=0)
 
 
+#: ``response.failed`` codes the API sends and Codex acts on that the SDK's Literal lacks.
+CODEX_FAILURE_CODES = ("insufficient_quota", "context_length_exceeded")
+
+
 def validated(data: dict) -> BaseModel:
     """One event as the SDK's own type for it (picked by ``type``, as the SDK does), strictly
     validated: every field present with the right type; an unknown event fails."""
     event = construct_type(type_=ResponseStreamEvent, value=data)
     assert isinstance(event, BaseModel), f"unknown event {data.get('type')}"
+    error = (data.get("response") or {}).get("error") or {}
+    if error.get("code") in CODEX_FAILURE_CODES:  # checked as the one code the Literal has
+        checked = type(event).model_validate({**data, "response": {**data["response"], "error": {
+            **error, "code": "server_error"}}})
+        return checked.model_copy(update={"response": checked.response.model_copy(update={
+            "error": checked.response.error.model_copy(update={"code": error["code"]})})})
     return type(event).model_validate(data)
 
 
