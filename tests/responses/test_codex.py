@@ -92,3 +92,19 @@ def test_codex_edits_a_file_with_freeform_apply_patch(gateway, sim, credential, 
     first, second = sim.log()
     assert "`input` is the tool's raw input text" in first["prompt"]  # offered as a custom (freeform) tool
     assert "<tool_result" in second["prompt"] and "incompatible payload" not in second["prompt"]
+
+
+def test_codex_round_trip_continues_one_upstream_chat(gateway_factory, sim, credential, cli_bin: Path,
+                                                      tmp_path: Path) -> None:
+    gateway = gateway_factory(GATEWAY_CONVERSATION_TTL="600")
+    sim.script([
+        {"text": call_block(("exec_command", {"cmd": "echo gateway-$((6*7))"})), "cps": 5000},
+        {"text": "The command printed gateway-42.", "cps": 5000},
+    ])
+    run = codex(cli_bin, gateway, credential, tmp_path, "Run the command and tell me what it printed.")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert last_message(tmp_path) == "The command printed gateway-42."
+    first, second = sim.log()
+    assert second["chat_id"] == first["chat_id"]  # only the tool's output went upstream
+    assert "# Tools" not in second["prompt"] and len(second["prompt"]) < len(first["prompt"]) / 4
+    assert "gateway-42" in second["prompt"]
