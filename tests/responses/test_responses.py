@@ -124,3 +124,13 @@ def test_store_false_keeps_nothing(gateway, sim, credential) -> None:
     response = api.responses.create(model="MiniMax-M2", input="Hi", store=False)
     with pytest.raises(openai.NotFoundError):
         api.responses.retrieve(response.id)
+
+
+def test_client_keys_scope_stored_responses_on_shared_accounts(gateway_factory, sim, credential) -> None:
+    alpha, beta = "sk-responses-alpha-4d1f0c9e8b7a", "sk-responses-beta-9a8b7c6d5e4f"
+    gateway = gateway_factory(GATEWAY_API_KEYS=f"{alpha} name=alpha,{beta} name=beta", MINIMAX_CREDENTIALS=credential)
+    sim.script([{"text": "Kept for alpha.", "cps": 5000}])
+    first = client(gateway, alpha).responses.create(model="MiniMax-M2", input="Hi")
+    assert client(gateway, alpha).responses.retrieve(first.id).output_text == "Kept for alpha."
+    with pytest.raises(openai.NotFoundError):  # the same server account, another key
+        client(gateway, beta).responses.retrieve(first.id)
