@@ -134,3 +134,34 @@ def test_client_keys_scope_stored_responses_on_shared_accounts(gateway_factory, 
     assert client(gateway, alpha).responses.retrieve(first.id).output_text == "Kept for alpha."
     with pytest.raises(openai.NotFoundError):  # the same server account, another key
         client(gateway, beta).responses.retrieve(first.id)
+
+
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n"
+FREEFORM_TOOLS = [
+    {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch",
+     "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}},
+    {"type": "namespace", "name": "crm", "description": "The CRM", "tools": [
+        {"type": "function", "name": "find_customer", "parameters": {
+            "type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}}]},
+]
+
+
+def test_custom_and_namespaced_tool_calls(gateway, sim, credential) -> None:
+    sim.script([{"text": call_block(("apply_patch", {"input": PATCH}), ("crm.find_customer", {"email": "a@b.c"})),
+                 "cps": 5000}])
+    events = checked_events(client(gateway, credential), model="MiniMax-M2", input="Add hello.txt, find a@b.c",
+                            tools=FREEFORM_TOOLS)
+    patch, lookup = events[-1].response.output
+    assert (patch.type, patch.name, patch.input) == ("custom_tool_call", "apply_patch", PATCH)  # raw, not JSON
+    assert (lookup.type, lookup.namespace, lookup.name) == ("function_call", "crm", "find_customer")
+    assert "".join(e.delta for e in events if e.type == "response.custom_tool_call_input.delta") == PATCH
+    prompt = sim.log()[-1]["prompt"]
+    assert "lark grammar:\nstart: begin_patch" in prompt and "crm.find_customer" in prompt
+
+
+def test_json_mode_returns_only_the_json(gateway, sim, credential) -> None:
+    sim.script([{"text": 'Here you go:\n```json\n{"city": "Paris"}\n```', "cps": 5000}])
+    response = client(gateway, credential).responses.create(
+        model="MiniMax-M2", input="City as JSON", text={"format": {"type": "json_object"}})
+    assert json.loads(response.output_text) == {"city": "Paris"}
+    assert "valid JSON" in sim.log()[-1]["prompt"]
