@@ -25,7 +25,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import anthropic, dialects, gemini, logs, metrics, openai, system
+from gateway import anthropic, dialects, gemini, logs, metrics, openai, responses, system
 from gateway.accounts import AccountsService
 from gateway.accounts.keys import KeyRing, parse_keys
 from gateway.accounts.maintenance import Maintenance, on_stop
@@ -70,7 +70,7 @@ HTTP_ERRORS: dict[int, type[GatewayError]] = {
 SHUTDOWN_DRAIN_SECONDS = 5.0
 REQUEST_ID_HEADER = "X-Request-Id"
 #: The blueprints whose requests the admin page's chart counts.
-API_BLUEPRINTS = (openai.bp.name, anthropic.bp.name, gemini.bp.name)
+API_BLUEPRINTS = (openai.bp.name, anthropic.bp.name, gemini.bp.name, responses.bp.name)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -83,7 +83,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     provider.sort_keys, provider.ensure_ascii = False, False
     _build_services(app, settings)
     for blueprint in (system.bp, system.ops_bp, system.openapi_bp, system.admin_bp, system.admin_signin_bp,
-                      openai.bp, anthropic.bp, gemini.bp):
+                      openai.bp, anthropic.bp, gemini.bp, responses.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     _register_request_hooks(app)

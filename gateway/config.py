@@ -242,6 +242,15 @@ class Settings:
         "GATEWAY_CONVERSATION_WAIT", 5.0,
         "Seconds a continuing turn waits for its chat's account before folding on another."
     )
+    responses_ttl: float = _setting(
+        "GATEWAY_RESPONSES_TTL", 86_400.0,
+        "Seconds a stored Responses API answer stays available to `previous_response_id` and "
+        "`GET /v1/responses/{id}` (0: store nothing)."
+    )
+    responses_max_kb: int = _setting(
+        "GATEWAY_RESPONSES_MAX_KB", 2048,
+        "Largest stored Responses API conversation (its items as JSON), in KB; a larger one is not stored."
+    )
     max_body_mb: int = _setting(
         "GATEWAY_MAX_BODY_MB", 64, "Largest accepted request body, in MB (413 beyond)."
     )
@@ -486,7 +495,7 @@ def _convert(name: str, raw: str, default: Any) -> Any:
 
 
 #: Numeric settings for which 0 means "off" rather than a mistake.
-MAY_BE_ZERO = frozenset({"GATEWAY_CONVERSATION_TTL", "GATEWAY_CONVERSATION_WAIT"})
+MAY_BE_ZERO = frozenset({"GATEWAY_CONVERSATION_TTL", "GATEWAY_CONVERSATION_WAIT", "GATEWAY_RESPONSES_TTL"})
 
 
 def _positive(name: str, value: int | float) -> int | float:

@@ -10,7 +10,8 @@ about OpenAI, Anthropic or Gemini.
 
     GatewayError                      500 internal
     ├── InvalidRequest                400 invalid_request
-    │   └── UpstreamRefusedRequest    400  (MiniMax Code refused the parameters: 2013)
+    │   ├── UpstreamRefusedRequest    400  (MiniMax Code refused the parameters: 2013)
+    │   └── PromptTooLong             400  (the prompt exceeds GATEWAY_PROMPT_MAX_CHARS)
     ├── AuthenticationFailed          401 authentication
     │   ├── MissingCredentials        401
     │   ├── ExpiredCredentials        401
@@ -93,6 +94,12 @@ class UpstreamRefusedRequest(InvalidRequest):
     """MiniMax Code answered 400 ``invalid params`` (2013); the message carries its reason."""
 
     message = "MiniMax refused the request's parameters."
+
+
+class PromptTooLong(InvalidRequest):
+    """The conversation does not fit the prompt size limit (a context length error)."""
+
+    message = "The prompt exceeds the prompt size limit (GATEWAY_PROMPT_MAX_CHARS)."
 
 
 class AuthenticationFailed(GatewayError):

@@ -202,6 +202,8 @@ _PAGE: dict[str, Message] = {
     "page.copy_example": Message("Copy the {title} example", "复制「{title}」示例"),
     "page.copy_gemini_cli": Message("Copy the gemini-cli commands", "复制 gemini-cli 命令"),
     "page.copy_gemini_settings": Message("Copy the gemini-cli settings", "复制 gemini-cli 配置"),
+    "page.copy_codex": Message("Copy the Codex commands", "复制 Codex 命令"),
+    "page.copy_codex_config": Message("Copy the Codex provider", "复制 Codex 的 provider 配置"),
     "page.disclaimer": Message(
         "<strong>Personal use only.</strong> This gateway talks to the web API of a service you "
         "have an account with, on your own behalf, with your own account. It is not affiliated "
@@ -268,6 +270,12 @@ _PAGE: dict[str, Message] = {
         "（已经有这个文件的话，把下面这段合并进去）：",
     ),
     "page.clients.gemini_then": Message("Then:", "然后："),
+    "page.clients.codex_once": Message(
+        "Once: add this provider to <code>~/.codex/config.toml</code> (through its <code>auth</code> "
+        "command Codex also gets each model's context window and its freeform apply_patch tool):",
+        "先做一次：把这个 provider 加进 <code>~/.codex/config.toml</code>（通过 <code>auth</code> "
+        "命令，Codex 还会拿到每个模型的上下文窗口和自由格式的 apply_patch 工具）：",
+    ),
     "page.clients.reachable": Message(
         "Dify, Chatbox and other apps in a container or on another machine need an address "
         "they can reach: <code>localhost</code> there is not this machine.",
@@ -452,6 +460,8 @@ ENDPOINT_HELP_ZH: dict[str, str] = {
     "openai.chat_completions": "OpenAI Chat Completions，流式、非流式均可。",
     "openai.speech": "OpenAI 文字转语音。",
     "openai.transcriptions": "OpenAI 语音转文字。",
+    "responses.create": "OpenAI Responses，流式、非流式均可（previous_response_id 续接已存储的回答）。",
+    "responses.stored_response": "按 id 读取（GET）或删除（DELETE）已存储的 Responses 回答。",
     "anthropic.messages": "Anthropic Messages，流式、非流式均可。",
     "anthropic.count_tokens": "Anthropic 统计 token 数。",
     "gemini.model_action": "Gemini 的 {model}:generateContent、:streamGenerateContent、:countTokens。",

@@ -25,6 +25,8 @@ BUDGET_EFFORTS: tuple[tuple[int, Effort], ...] = ((2048, "low"), (8192, "medium"
 def effort_for_budget(budget: int) -> Effort:
     """The effort a positive thinking budget asks for."""
     return next((effort for limit, effort in BUDGET_EFFORTS if budget <= limit), "xhigh")
+#: ``function`` tools take JSON arguments; ``custom`` (freeform) tools take one raw text input.
+ToolKind = Literal["function", "custom"]
 FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence", "content_filter"]
 
 
@@ -58,11 +60,13 @@ class MediaPart:
 
 @dataclass(frozen=True)
 class ToolCallPart:
-    """A call the assistant made earlier (or makes now)."""
+    """A call the assistant made earlier (or makes now); a custom tool's call carries its
+    raw ``input`` instead of arguments."""
 
     id: str
     name: str
     arguments: dict[str, Any]
+    input: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
+    kind: ToolKind = "function"
+    #: A custom tool's input format (e.g. a Lark grammar), told to the model as it is.
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,8 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    #: A custom tool's raw input (its ``arguments`` are then empty).
+    input: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ responses that no proxy buffers.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from gateway.chat.speech import SpeechService
 from gateway.config import Settings
 from gateway.errors import GatewayError, InvalidRequest
 from gateway.parts import ChatRequest
+from gateway.state import SharedState
 from gateway.upstream.credentials import Credential
 from gateway.validation import MAX_CONVERSATION_ID, first_error
 
@@ -55,6 +57,11 @@ def accounts() -> AccountsService:
 def settings() -> Settings:
     configured: Settings = current_app.extensions["gateway.settings"]
     return configured
+
+
+def state() -> SharedState:
+    shared: SharedState = current_app.extensions["gateway.state"]
+    return shared
 
 
 def _encodable(data: Any, raw: bytes) -> bool:
@@ -127,6 +134,17 @@ def credentials(*candidates: str | None) -> Accounts:
         caller = g.caller = accounts().caller(candidates)
         _release_when_done(caller)
     return caller.accounts
+
+
+def caller_scope() -> str:
+    """A stable, non-secret name of the authenticated caller (after :func:`credentials`):
+    its client key's id, or in personal use a digest of its credentials' keys, so what
+    one caller stores is never found by another."""
+    caller: Caller = g.caller
+    if caller.key is not None:
+        return f"key.{caller.key.id}"
+    keys = ",".join(sorted(cred.key for cred in caller.accounts.credentials))
+    return "own." + hashlib.sha256(keys.encode()).hexdigest()[:32]
 
 
 def key_checked() -> None:

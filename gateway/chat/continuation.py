@@ -87,8 +87,8 @@ def _canonical_part(part: Part) -> Any:
         case MediaPart(mime_type=mime, data=data, url=url):
             digest = hashlib.sha256(data).hexdigest() if data is not None else None
             return ["media", mime, digest, url]
-        case ToolCallPart(name=name, arguments=arguments):
-            return ["call", name, arguments]
+        case ToolCallPart(name=name, arguments=arguments, input=raw):
+            return ["call", name, arguments] if raw is None else ["call", name, raw]
         case ToolResultPart(content=content, is_error=is_error):
             return ["result", content.strip(), is_error]
     return None  # reasoning: clients send it back or not, and it never went upstream
@@ -158,7 +158,7 @@ class AnswerRecorder:
 
     def message(self) -> Message:
         parts: list[Part] = [TextPart("".join(self.text))]
-        parts.extend(ToolCallPart(c.id, c.name, c.arguments) for c in self.calls)
+        parts.extend(ToolCallPart(c.id, c.name, c.arguments, c.input) for c in self.calls)
         return Message("assistant", tuple(parts))
 
 

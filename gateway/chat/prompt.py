@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.chat.tools import render_calls, render_result
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, PromptTooLong
 from gateway.parts import (
     MediaPart,
     Message,
@@ -85,7 +85,7 @@ def _kept_indexes(messages: Sequence[Message], blocks: list[str], budget: int) -
     pinned = {i for i, m in enumerate(messages) if m.role == "system"} | {last}
     used = sum(len(blocks[i]) + len(TURN_SEPARATOR) for i in pinned)
     if used > budget:
-        raise InvalidRequest(
+        raise PromptTooLong(
             "The system prompt and last message alone exceed the prompt size limit "
             "(GATEWAY_PROMPT_MAX_CHARS).",
             param="messages",
@@ -104,7 +104,7 @@ def _kept_indexes(messages: Sequence[Message], blocks: list[str], budget: int) -
 
 def _within(text: str, max_chars: int) -> str:
     if len(text) > max_chars:
-        raise InvalidRequest(
+        raise PromptTooLong(
             "The message exceeds the prompt size limit (GATEWAY_PROMPT_MAX_CHARS).",
             param="messages",
         )

@@ -32,7 +32,7 @@ from gateway.chat.media import Blob, MediaResolver, close_all
 from gateway.chat.native import NativeSide
 from gateway.chat.pool import AccountPool, Accounts, Lease, as_accounts
 from gateway.chat.settings import ChatSettings
-from gateway.chat.tokens import estimate_tokens
+from gateway.chat.tokens import CHARS_PER_TOKEN, estimate_tokens
 from gateway.chat.uploads import UploadCache
 from gateway.errors import (
     AccountInUse,
@@ -101,21 +101,23 @@ class ChatService:
         return requested if requested in self.settings.models else self.settings.models[0]
 
     def models(self, accounts: Sequence[Credential] = ()) -> tuple[ModelInfo, ...]:
-        """The models offered: the code surface's catalogue (read with the first code
-        account among ``accounts``, cached; the built-in one before any read), then the
-        web surfaces' own names it does not list."""
+        """The models offered, with the limits the caller gets: for a caller on the code
+        surface its catalogue (read with that account, cached; the built-in one before any
+        read) with MiniMax's own limits; for anyone else the same names (then the web
+        surfaces' own) with the web surfaces' window, the prompt limit the gateway folds to."""
         native = self.surfaces.native
-        listed: tuple[ModelInfo, ...] = ()
-        if native is not None:
-            cred = next((c for c in accounts if self.surfaces.native_for(c) is native), None)
-            listed = native.known_models()
-            if cred is not None:
-                try:
-                    listed = native.catalogue(cred)
-                except GatewayError as error:
-                    log.info("the model catalogue could not be read (%s)", type(error).__name__)
-        names = {model.id for model in listed}
-        return listed + tuple(ModelInfo(name) for name in self.settings.models if name not in names)
+        listed: tuple[ModelInfo, ...] = () if native is None else native.known_models()
+        cred = next((c for c in accounts if native is not None and self.surfaces.native_for(c) is native), None)
+        if native is not None and cred is not None:
+            try:
+                return native.catalogue(cred)
+            except GatewayError as error:
+                log.info("the model catalogue could not be read (%s)", type(error).__name__)
+                return listed
+        names = [model.id for model in listed]
+        names += [name for name in self.settings.models if name not in names]
+        window = self.settings.prompt_max_chars // CHARS_PER_TOKEN
+        return tuple(ModelInfo(name, window) for name in names)
 
     def count_tokens(self, request: ChatRequest, accounts: Sequence[Credential] = ()) -> int:
         """The upstream's count where the caller's first account is on a surface that

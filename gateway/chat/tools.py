@@ -6,6 +6,9 @@ answer is parsed as it streams: text flows at once, and only text that could be 
 of the call marker is held back, for as long as it could be one. A complete block becomes
 :class:`ToolCall` events, each call's arguments checked against its tool's JSON schema.
 
+A custom (freeform) tool is presented as taking one string argument, ``input``; its call
+carries that raw text (never JSON-wrapped) as :attr:`ToolCall.input`.
+
 A malformed or invalid block, or no call where ``tool_choice`` demands one, gets one
 corrective retry in the same upstream chat; if that fails too, the text is returned as
 text rather than as a broken call.
@@ -57,6 +60,10 @@ RETRY_INVALID = (
 RETRY_MISSING = "You must call {what} now. Reply with only a <tool_calls> block."
 
 RetryFn = Callable[[str], Iterator[Event]]
+#: What the model is told a custom (freeform) tool takes: its raw input as one string.
+CUSTOM_PARAMETERS: dict[str, Any] = {
+    "type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"],
+}
 
 
 # -- prompt ----------------------------------------------------------------------------
@@ -66,12 +73,19 @@ def uses_tools(request: ChatRequest) -> bool:
 
 def instructions(tools: Sequence[ToolSpec], choice: ToolChoice) -> str:
     """The convention and the tool list, appended to the prompt."""
-    listing = "\n".join(
-        f"- {t.name}: {t.description.strip() or '(no description)'}\n"
-        f"  arguments schema: {json.dumps(t.parameters, ensure_ascii=False, separators=(',', ':'))}"
-        for t in tools
-    )
+    listing = "\n".join(_listed(t) for t in tools)
     return CONVENTION.format(choice=choice_rule(choice), tools=listing)
+
+
+def _listed(tool: ToolSpec) -> str:
+    parameters = CUSTOM_PARAMETERS if tool.kind == "custom" else tool.parameters
+    line = (f"- {tool.name}: {tool.description.strip() or '(no description)'}\n"
+            f"  arguments schema: {json.dumps(parameters, ensure_ascii=False, separators=(',', ':'))}")
+    if tool.kind == "custom":  # a freeform tool: the whole raw text goes in `input`
+        line += "\n  `input` is the tool's raw input text, not JSON"
+        if tool.grammar:
+            line += f", in this format:\n{tool.grammar.strip()}"
+    return line
 
 
 def choice_rule(choice: ToolChoice) -> str:
@@ -81,7 +95,8 @@ def choice_rule(choice: ToolChoice) -> str:
 
 def render_calls(calls: Sequence[ToolCallPart]) -> str:
     """Earlier calls, in the convention the model is asked to use."""
-    items = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    items = [{"id": c.id, "name": c.name, "arguments": c.arguments if c.input is None else {"input": c.input}}
+             for c in calls]
     return f"{OPEN}\n{json.dumps(items, ensure_ascii=False)}\n{CLOSE}"
 
 
@@ -116,6 +131,8 @@ class ToolRules:
         if spec is None:
             raise InvalidCalls(f"there is no tool named `{item['name']}`")
         arguments = item.get("arguments", {})
+        if spec.kind == "custom":
+            return ToolCall(f"call_{uuid.uuid4().hex[:24]}", spec.name, {}, _custom_input(arguments, index))
         if isinstance(arguments, str):
             arguments = _loads(arguments, f"the arguments of call {index} are not JSON")
         if not isinstance(arguments, dict):
@@ -130,6 +147,14 @@ class ToolRules:
     def missing_message(self) -> str:
         what = f"the tool `{self.choice.name}`" if self.choice.mode == "named" else "a tool"
         return RETRY_MISSING.format(what=what)
+
+
+def _custom_input(arguments: Any, index: int) -> str:
+    """A custom tool's raw input: ``{"input": "..."}``, or the bare string a model may write."""
+    value = arguments.get("input") if isinstance(arguments, dict) else arguments
+    if not isinstance(value, str):
+        raise InvalidCalls(f"call {index} must give the tool's raw input as the string `input`")
+    return value
 
 
 def _json_items(block: str) -> list[Any]:

@@ -102,7 +102,8 @@ def count_usage(events: Iterable[Event], input_tokens: int) -> Iterator[Event]:
         if isinstance(event, TextDelta):
             text.add(event.text)
         elif isinstance(event, ToolCall):
-            text.add(event.name + json.dumps(event.arguments, ensure_ascii=False))
+            text.add(event.name + (event.input if event.input is not None
+                                   else json.dumps(event.arguments, ensure_ascii=False)))
         elif isinstance(event, ReasoningDelta):
             reasoning.add(event.text)
         elif isinstance(event, Finish):

@@ -24,6 +24,7 @@ from marshmallow import Schema
 from gateway.anthropic import schemas as anthropic_schemas
 from gateway.gemini import schemas as gemini_schemas
 from gateway.openai import schemas as openai_schemas
+from gateway.responses import schemas as responses_schemas
 from gateway.validation import TextOrList
 
 bp = Blueprint("openapi", __name__)
@@ -71,6 +72,25 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                 "prompt_tokens": COUNT, "completion_tokens": COUNT, "total_tokens": COUNT}},
         },
     },
+    "ResponsesResponse": {
+        "type": "object",
+        "required": ["id", "object", "created_at", "status", "model", "output"],
+        "properties": {
+            "id": {"type": "string"}, "object": {"const": "response"}, "created_at": {"type": "integer"},
+            "status": {"enum": ["completed", "incomplete", "failed", "in_progress"]}, "model": {"type": "string"},
+            "output": {"type": "array", "items": {"type": "object", "required": ["type"],
+                                                  "properties": {"type": {"type": "string"}}}},
+            "error": {"type": ["object", "null"]}, "incomplete_details": {"type": ["object", "null"]},
+            "usage": {"type": ["object", "null"], "properties": {
+                "input_tokens": COUNT, "output_tokens": COUNT, "total_tokens": COUNT}},
+        },
+    },
+    "CodexModelCatalogue": {"type": "object", "required": ["models"], "properties": {"models": {
+        "type": "array", "items": {"type": "object", "required": ["slug", "context_window", "apply_patch_tool_type"],
+                                   "properties": {"slug": {"type": "string"}, "context_window": COUNT,
+                                                  "apply_patch_tool_type": {"type": "string"}}}}}},
+    "ResponsesDeleted": {"type": "object", "required": ["id", "object", "deleted"], "properties": {
+        "id": {"type": "string"}, "object": {"const": "response"}, "deleted": {"const": True}}},
     "AnthropicMessageResponse": {
         "type": "object",
         "required": ["id", "type", "role", "model", "content", "stop_reason", "usage"],
@@ -261,12 +281,16 @@ HELLO = "Say hello."
 #: the fuzz's explicit examples: each gets answered once whatever the draw).
 EXAMPLES: dict[str, dict[str, Any]] = {
     "OpenAI": {"model": "gpt-4o", "messages": [{"role": "user", "content": HELLO}]},
+    "Responses": {"model": "MiniMax-M2", "input": HELLO},
     "Anthropic": {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [{"role": "user", "content": HELLO}]},
     "Gemini": {"contents": [{"role": "user", "parts": [{"text": HELLO}]}]},
 }
 
 
 GEMINI_RULE = "/<any(v1beta, v1, v1alpha):version>/models/<path:target>"
+STORED_RULE = "/v1/responses/<response_id>"
+CLIENT_VERSION = _query("client_version", "Sent by Codex CLI: the answer is its model catalogue", type="string")
+RESPONSE_ID = _path_param("response_id", "resp_0123")
 VERSION = _path_param("version", "v1beta", enum=["v1beta", "v1", "v1alpha"])
 TEXT: dict[str, Any] = {"text/plain": {"schema": {"type": "string"}}}
 HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
@@ -288,6 +312,13 @@ def operations() -> list[Operation]:
         Operation("/v1/chat/completions", "/v1/chat/completions", "POST", "OpenAI Chat Completions",
                   "OpenAI", openai_schemas.ChatCompletionSchema, stream=True,
                   content=_json("OpenAIChatCompletionResponse"), errors=CHAT_ERRORS, example=EXAMPLES["OpenAI"]),
+        Operation("/v1/responses", "/v1/responses", "POST", "OpenAI Responses (previous_response_id continues a "
+                  "stored one)", "OpenAI", responses_schemas.ResponsesSchema, stream=True,
+                  content=_json("ResponsesResponse"), errors=CHAT_ERRORS, example=EXAMPLES["Responses"]),
+        Operation(STORED_RULE, "/v1/responses/{response_id}", "GET", "A stored Responses answer", "OpenAI",
+                  content=_json("ResponsesResponse"), parameters=(RESPONSE_ID,), errors=LOOKUP_ERRORS),
+        Operation(STORED_RULE, "/v1/responses/{response_id}", "DELETE", "Delete a stored Responses answer",
+                  "OpenAI", content=_json("ResponsesDeleted"), parameters=(RESPONSE_ID,), errors=LOOKUP_ERRORS),
         Operation("/v1/audio/speech", "/v1/audio/speech", "POST", "OpenAI text to speech", "OpenAI",
                   openai_schemas.SpeechSchema, content={"audio/*": {"schema": {"type": "string"}}},
                   errors=CHAT_ERRORS),
@@ -316,8 +347,8 @@ def operations() -> list[Operation]:
         Operation("/v1beta/models/<path:model>", "/v1beta/models/{model}", "GET", "Gemini model info",
                   "Gemini", content=_json("GeminiModel"), parameters=(_path_param("model"),), errors=LOOKUP_ERRORS),
         Operation("/v1/models", "/v1/models", "GET", "Model list, in the caller's dialect", "OpenAI",
-                  content=_any_json("OpenAIModelList", "AnthropicModelList", "GeminiModelList"),
-                  errors=LOOKUP_ERRORS),
+                  content=_any_json("OpenAIModelList", "AnthropicModelList", "GeminiModelList", "CodexModelCatalogue"),
+                  parameters=(CLIENT_VERSION,), errors=LOOKUP_ERRORS),
         Operation("/v1/models/<path:model_id>", "/v1/models/{model_id}", "GET", "Model info", "OpenAI",
                   content=_any_json("OpenAIModel", "AnthropicModel", "GeminiModel"),
                   parameters=(_path_param("model_id"),), errors=LOOKUP_ERRORS),

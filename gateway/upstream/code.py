@@ -108,7 +108,7 @@ class CodeDriver:
     def generate(self, cred: Credential, request: ChatRequest, model: str, system_extra: str = "") -> CodeTurn:
         body = encoded(request_body(request, model, system_extra))
         response = self._retried(lambda: self._send(cred, MESSAGES_PATH, body, stream=True))
-        return CodeTurn(response)
+        return CodeTurn(response, frozenset(tool.name for tool in request.tools if tool.kind == "custom"))
 
     def count_tokens(self, cred: Credential, request: ChatRequest, model: str) -> int:
         body = encoded(count_body(request_body(request, model)))
@@ -248,13 +248,14 @@ class CodeDriver:
 class CodeTurn:
     """One answer stream of the code surface, read as neutral chat events."""
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, custom: frozenset[str] = frozenset()) -> None:
         self.conversation = Conversation(NAME)
         self.finished = False
         self._response = response
+        self._custom = custom  # the request's custom (freeform) tools, called with raw input
 
     def events(self) -> Iterator[Event]:
-        reader = EventReader()
+        reader = EventReader(self._custom)
         try:
             for sse in sseclient.SSEClient(chunks(self._response)).events():
                 if not sse.data:

@@ -40,6 +40,7 @@ from gateway.parts import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    ToolSpec,
     Usage,
 )
 
@@ -59,6 +60,8 @@ TEXT_DOCUMENT_TYPES: Final = ("text/", "application/json", "application/xml", "a
 MAX_IMAGE_BYTES: Final = 10 * 1024 * 1024
 MAX_ATTACHMENTS: Final = 4
 MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+#: What a custom (freeform) tool takes on the code surface: its raw text as one string.
+CUSTOM_INPUT_SCHEMA: Final = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 #: ``max_tokens`` when the client gives none (the official client sends 128000).
 DEFAULT_MAX_TOKENS: Final = 128000
 STOP_REASONS: Final[Mapping[str, FinishReason]] = {
@@ -89,12 +92,20 @@ def request_body(request: ChatRequest, model: str, system_extra: str = "") -> di
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     if request.tools:
-        body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
-                         for t in request.tools]
+        body["tools"] = [_tool(tool) for tool in request.tools]
         body["tool_choice"] = _tool_choice(request.tool_choice)
     body.update(_thinking(model, request.reasoning_effort))
     _check_attachments(body["messages"])
     return body
+
+
+def _tool(tool: ToolSpec) -> dict[str, Any]:
+    """A tool definition; a custom (freeform) tool becomes one taking its raw text as ``input``
+    (the upstream has function tools only), its grammar told in the description."""
+    if tool.kind != "custom":
+        return {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+    grammar = f"\n\nThe input must follow this grammar:\n{tool.grammar}" if tool.grammar else ""
+    return {"name": tool.name, "description": tool.description + grammar, "input_schema": CUSTOM_INPUT_SCHEMA}
 
 
 def _system(messages: Sequence[Message], extra: str) -> list[dict[str, Any]]:
@@ -132,8 +143,9 @@ def _blocks(part: Part, role: str) -> Iterator[dict[str, Any]]:
         case ReasoningPart(text=text, signature=signature) if role == "assistant" and signature:
             # Unsigned (or foreign) thinking cannot be replayed: it is dropped (page §2).
             yield {"type": "thinking", "thinking": text, "signature": signature}
-        case ToolCallPart(id=call_id, name=name, arguments=arguments):
-            yield {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+        case ToolCallPart(id=call_id, name=name, arguments=arguments, input=raw):
+            given = arguments if raw is None else {"input": raw}  # a custom tool's raw text
+            yield {"type": "tool_use", "id": call_id, "name": name, "input": given}
         case ToolResultPart():
             yield _tool_result(part)
         case MediaPart():
@@ -226,8 +238,10 @@ class _Block:
 
 @dataclass
 class EventReader:
-    """Reads one answer's stream events (by ``data.type``: relays may drop ``event:``)."""
+    """Reads one answer's stream events (by ``data.type``: relays may drop ``event:``);
+    a call of one of the ``custom`` tools comes out with its raw ``input``."""
 
+    custom: frozenset[str] = frozenset()
     blocks: dict[int, _Block] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     stop_reason: str = "end_turn"
@@ -288,7 +302,11 @@ class EventReader:
         if block.kind == "thinking" and block.signature:
             yield ReasoningSignature(block.signature)
         elif block.kind == "tool_use":
-            yield ToolCall(block.tool_id, block.tool_name, _arguments("".join(block.parts)))
+            arguments = _arguments("".join(block.parts))
+            if block.tool_name in self.custom:
+                yield ToolCall(block.tool_id, block.tool_name, {}, str(arguments.get("input", "")))
+            else:
+                yield ToolCall(block.tool_id, block.tool_name, arguments)
 
     def _note_usage(self, usage: object) -> None:
         """Keep the last non-zero value of each counter: ``message_start`` often says 0

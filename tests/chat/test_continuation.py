@@ -162,3 +162,11 @@ def test_the_recorded_answer_is_what_the_client_got() -> None:
     for event in (TextDelta("Let me "), TextDelta("look."), ToolCall("c1", "get", {"city": "Paris"}), Finish("tool_calls")):
         recorder.see(event)
     assert recorder.message() == assistant(TextPart("Let me look."), ToolCallPart("c1", "get", {"city": "Paris"}))
+
+
+def test_custom_tool_calls_differ_by_their_raw_input() -> None:
+    def patch(text: str) -> Message:
+        return Message("assistant", (ToolCallPart("c", "apply_patch", {}, text),))
+
+    assert canonical(patch("*** Begin Patch A")) != canonical(patch("*** Begin Patch B"))
+    assert canonical(patch("same")) == canonical(Message("assistant", (ToolCallPart("other-id", "apply_patch", {}, "same"),)))

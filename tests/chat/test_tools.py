@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from gateway.chat.tools import ToolRules, instructions, tool_calls
+import json
+
+from gateway.chat.tools import ToolRules, instructions, render_calls, tool_calls
 from gateway.errors import UpstreamError
-from gateway.parts import Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, ToolChoice, ToolSpec
+from gateway.parts import Finish, ReasoningDelta, StreamError, TextDelta, ToolCall, ToolCallPart, ToolChoice, ToolSpec
 
 WEATHER = ToolSpec("weather", "Weather for a city", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -82,3 +84,42 @@ def test_stream_error_ends_without_a_finish() -> None:
 def test_instructions_name_every_tool_and_the_choice() -> None:
     text = instructions((WEATHER,), ToolChoice("required"))
     assert "weather" in text and '"required":["city"]' in text and "MUST call" in text
+
+
+PATCH_TOOL = ToolSpec("apply_patch", "Edit files", {}, kind="custom", grammar="lark grammar:\nstart: begin_patch")
+PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n"
+
+
+def test_custom_tool_is_offered_as_one_raw_string_input() -> None:
+    text = instructions((WEATHER, PATCH_TOOL), ToolChoice())
+    assert '"properties":{"input":{"type":"string"}}' in text and "raw input text, not JSON" in text
+    assert "lark grammar:\nstart: begin_patch" in text
+
+
+def test_custom_tool_call_carries_the_raw_input() -> None:
+    rules = ToolRules((WEATHER, PATCH_TOOL), ToolChoice())
+    block = json.dumps([{"name": "apply_patch", "arguments": {"input": PATCH}},
+                        {"name": "apply_patch", "arguments": PATCH}])  # a bare string is taken too
+    out = run(deltas(f"<tool_calls>{block}</tool_calls>"), rules)
+    calls = [e for e in out if isinstance(e, ToolCall)]
+    assert [(c.name, c.input, c.arguments) for c in calls] == [("apply_patch", PATCH, {})] * 2
+
+
+def test_custom_tool_call_without_a_string_input_is_retried() -> None:
+    rules = ToolRules((PATCH_TOOL,), ToolChoice())
+    bad = '<tool_calls>[{"name": "apply_patch", "arguments": {"patch": 1}}]</tool_calls>'
+    good = f'<tool_calls>[{{"name": "apply_patch", "arguments": {json.dumps({"input": PATCH})}}}]</tool_calls>'
+    prompts: list[str] = []
+
+    def retry(prompt: str):
+        prompts.append(prompt)
+        return iter(deltas(good))
+
+    calls = [e for e in run(deltas(bad), rules, retry) if isinstance(e, ToolCall)]
+    assert [c.input for c in calls] == [PATCH] and "string `input`" in prompts[0]
+
+
+def test_earlier_custom_calls_are_rendered_with_their_input() -> None:
+    rendered = render_calls([ToolCallPart("c1", "apply_patch", {}, PATCH), ToolCallPart("c2", "weather", {"city": "Oslo"})])
+    items = json.loads(rendered.removeprefix("<tool_calls>").removesuffix("</tool_calls>"))
+    assert [item["arguments"] for item in items] == [{"input": PATCH}, {"city": "Oslo"}]

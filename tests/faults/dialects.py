@@ -1,6 +1,6 @@
 """The per-dialect adapter table of the fault matrix.
 
-Role: one :class:`Dialect` per client API (OpenAI, Anthropic, Gemini) says how to post a
+Role: one :class:`Dialect` per client API (OpenAI, Responses, Anthropic, Gemini) says how to post a
 chat streamed or not and how to read that dialect's own error body and in-stream error
 frame, so each fault case is written once and asserted in every dialect's shape.
 :func:`ask` posts one request and reduces what came back to an :class:`Outcome`,
@@ -53,6 +53,8 @@ class Dialect:
     read_stream: Callable[[str], tuple[str, str | None, bool]]
     #: a non-stream answer -> its text
     answer_text: Callable[[dict[str, Any]], str]
+    #: neutral error kind -> its label in an in-stream error, where that differs from ``labels``
+    stream_labels: dict[str, str] | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -106,6 +108,39 @@ OPENAI = Dialect(
     error_label=_openai_label,
     read_stream=_openai_stream,
     answer_text=lambda body: body["choices"][0]["message"]["content"],
+)
+
+
+# -- OpenAI Responses ---------------------------------------------------------------------
+def _responses_stream(body: str) -> tuple[str, str | None, bool]:
+    text, error, done = [], None, False
+    for event, data in _data_frames(body):
+        frame = json.loads(data)
+        assert event == frame["type"], frame
+        if frame["type"] == "response.output_text.delta":
+            text.append(frame["delta"])
+        elif frame["type"] == "response.failed":
+            failure = frame["response"]["error"]
+            assert failure["message"], frame
+            error = str(failure["code"])
+        elif frame["type"] == "response.completed":
+            done = True
+    return "".join(text), error, done and error is None
+
+
+RESPONSES = Dialect(
+    name="responses",
+    path=lambda stream: "/v1/responses",
+    headers=lambda credential: {"Authorization": f"Bearer {credential}"},
+    body=lambda prompt, stream: {"model": "MiniMax-M2", "stream": stream, "input": prompt, "store": False},
+    labels=OPENAI.labels,
+    error_label=_openai_label,
+    read_stream=_responses_stream,
+    answer_text=lambda body: "".join(part["text"] for item in body["output"] if item["type"] == "message"
+                                     for part in item["content"]),
+    # response.failed names only what a client acts on (retry later, top up, compact).
+    stream_labels={"upstream": "server_error", "unavailable": "server_error", "timeout": "server_error",
+                   "rate_limit": "rate_limit_exceeded", "quota": "insufficient_quota"},
 )
 
 
@@ -187,7 +222,7 @@ GEMINI = Dialect(
     answer_text=_gemini_parts_text,
 )
 
-DIALECTS: tuple[Dialect, ...] = (OPENAI, ANTHROPIC, GEMINI)
+DIALECTS: tuple[Dialect, ...] = (OPENAI, RESPONSES, ANTHROPIC, GEMINI)
 BY_NAME: dict[str, Dialect] = {dialect.name: dialect for dialect in DIALECTS}
 
 
@@ -222,7 +257,7 @@ def expect_error(outcome: Outcome, dialect: Dialect, kind: str, in_stream: bool)
     (a failure after a stream began) as an error frame of a 200 stream, never as text."""
     if in_stream:
         assert outcome.status == 200, outcome
-        assert outcome.error == dialect.labels[kind], outcome
+        assert outcome.error == (dialect.stream_labels or dialect.labels)[kind], outcome
         assert not outcome.finished, outcome
     else:
         assert (outcome.status, outcome.error) == (STATUS[kind], dialect.labels[kind]), outcome

@@ -168,11 +168,11 @@ def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> N
 
 def test_models(gateway) -> None:
     api = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    # Without a code account: the code surface's built-in catalogue (today's models).
+    # Without a code account: today's models, with the web surfaces' window (the prompt limit).
     assert [m.id for m in api.models.list()] == [
         "MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7"]
     assert api.models.retrieve("MiniMax-M2.7").owned_by == "minimax"
-    assert api.models.retrieve("MiniMax-M3").model_extra == {"context_window": 512000, "max_output_tokens": 128000}
+    assert api.models.retrieve("MiniMax-M3").model_extra == {"context_window": 200_000 // 4}
     with pytest.raises(openai.NotFoundError) as info:
         api.models.retrieve("nope")
     assert info.value.code == "model_not_found"

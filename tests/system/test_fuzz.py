@@ -49,6 +49,7 @@ FUZZ_SEED = 20261203
 #: schema), system routes fewer (they take no input but their query and headers).
 EXAMPLES: dict[str, int] = {
     "/v1/chat/completions": 30,
+    "/v1/responses": 20,
     "/v1/messages": 30,
     "/{version}/models/{model}:generateContent": 20,
     "/{version}/models/{model}:streamGenerateContent": 15,

@@ -70,6 +70,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "claude-code": ("ANTHROPIC_BASE_URL={base}\n", f'ANTHROPIC_AUTH_TOKEN="{KEY_PLACEHOLDER}"',
                     "ANTHROPIC_MODEL=", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1"),
     "gemini-cli": ("GOOGLE_GEMINI_BASE_URL={base}\n", f'GEMINI_API_KEY="{KEY_PLACEHOLDER}"'),
+    "codex": (f'MINIMAX_API_KEY="{KEY_PLACEHOLDER}"', "\ncodex"),
+    "codex-config": ('base_url = "{base}/v1"', 'wire_api = "responses"', 'printf %s \\"$MINIMAX_API_KEY\\"'),
+    "agents": ('base_url="{base}/v1"', f'api_key="{KEY_PLACEHOLDER}"', "OpenAIResponsesModel"),
     "chatbox": ("{base}/v1", KEY_PLACEHOLDER),
     "dify": ("{base}/v1", KEY_PLACEHOLDER),
     "curl": ("curl -N {base}/v1/chat/completions", f"Bearer {KEY_PLACEHOLDER}"),
@@ -84,6 +87,7 @@ RUNNABLE: dict[str, list[str]] = {
     "openai": [sys.executable, "-c"],
     "anthropic": [sys.executable, "-c"],
     "genai": [sys.executable, "-c"],
+    "agents": [sys.executable, "-c"],
     "curl": ["sh", "-c"],
 }
 EXAMPLE_RUN_TIMEOUT_SECONDS = 60

@@ -91,7 +91,8 @@ def test_every_readme_endpoint_family_is_there(document: dict[str, Any]) -> None
     paths = set(document["paths"])
     for action in ("generateContent", "streamGenerateContent", "countTokens"):
         assert "/{version}/models/{model}:" + action in paths
-    for path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/models",
+    for path in ("/v1/chat/completions", "/v1/responses", "/v1/responses/{response_id}", "/v1/messages",
+                 "/v1/messages/count_tokens", "/v1/models",
                  "/v1beta/models", "/v1/audio/speech", "/v1/audio/transcriptions", "/token/check", "/",
                  "/ping", "/healthz", "/readyz", "/metrics", "/openapi.json", "/admin", "/admin/accounts"):
         assert path in paths, path
@@ -106,6 +107,7 @@ def test_chat_completions_body_comes_from_the_schema(document: dict[str, Any]) -
 
 @pytest.mark.parametrize("path, method, dialect", [
     ("/v1/chat/completions", "post", "OpenAI"),
+    ("/v1/responses", "post", "OpenAI"),
     ("/v1/messages", "post", "Anthropic"),
     ("/{version}/models/{model}:generateContent", "post", "Gemini"),
 ])
@@ -124,7 +126,7 @@ def test_errors_use_the_dialect_shape(document: dict[str, Any], path: str, metho
 
 
 def test_streams_document_event_stream(document: dict[str, Any]) -> None:
-    for path in ("/v1/chat/completions", "/v1/messages", "/{version}/models/{model}:streamGenerateContent"):
+    for path in ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/{version}/models/{model}:streamGenerateContent"):
         assert "text/event-stream" in document["paths"][path]["post"]["responses"]["200"]["content"], path
 
 
@@ -144,6 +146,7 @@ def test_validates_against_the_openapi_3_1_meta_schema(document: dict[str, Any])
 
 @pytest.mark.parametrize("path, name, required", [
     ("/v1/chat/completions", "OpenAIChatCompletionResponse", {"id", "object", "created", "model", "choices"}),
+    ("/v1/responses", "ResponsesResponse", {"id", "object", "created_at", "status", "model", "output"}),
     ("/v1/messages", "AnthropicMessageResponse", {"id", "type", "role", "model", "content", "stop_reason", "usage"}),
     ("/{version}/models/{model}:generateContent", "GeminiGenerateContentResponse", {"candidates"}),
     ("/v1/messages/count_tokens", "AnthropicTokenCount", {"input_tokens"}),
@@ -161,7 +164,8 @@ def test_answers_have_their_own_schema(document: dict[str, Any], path: str, name
 @pytest.mark.parametrize("path, names", [
     ("/v1beta/models", ["GeminiModelList"]),
     ("/v1beta/models/{model}", ["GeminiModel"]),
-    ("/v1/models", ["OpenAIModelList", "AnthropicModelList", "GeminiModelList"]),
+    ("/v1/models", ["OpenAIModelList", "AnthropicModelList", "GeminiModelList", "CodexModelCatalogue"]),
+    ("/v1/responses/{response_id}", ["ResponsesResponse"]),
     ("/v1/models/{model_id}", ["OpenAIModel", "AnthropicModel", "GeminiModel"]),
     ("/healthz", ["Health"]),
     ("/readyz", ["Readiness"]),
@@ -208,6 +212,7 @@ def test_stream_schemas_describe_each_event(document: dict[str, Any]) -> None:
 @pytest.mark.parametrize("path, method, name", [
     ("/{version}/models/{model}:streamGenerateContent", "post", "alt"),
     ("/v1/messages", "post", "beta"),
+    ("/v1/models", "get", "client_version"),
     ("/v1/messages/count_tokens", "post", "beta"),
     ("/", "get", "lang"),
     ("/admin", "get", "lang"),
@@ -219,6 +224,8 @@ def test_query_parameters_are_documented(document: dict[str, Any], path: str, me
 
 @pytest.mark.parametrize("path, method, listed, absent", [
     ("/v1/chat/completions", "post", {"400", "401", "429", "502", "503", "504"}, set()),
+    ("/v1/responses", "post", {"400", "401", "404", "429", "502", "503", "504"}, set()),
+    ("/v1/responses/{response_id}", "delete", {"401", "404"}, {"400", "502"}),
     ("/v1/messages/count_tokens", "post", {"400", "401"}, {"502", "503", "504"}),
     ("/{version}/models/{model}:countTokens", "post", {"400", "404"}, {"502", "503", "504"}),
     ("/v1/models/{model_id}", "get", {"404"}, {"400", "502"}),
@@ -237,7 +244,8 @@ def test_message_content_is_a_string_or_a_list(document: dict[str, Any]) -> None
     assert [form["type"] for form in content["anyOf"]] == ["string", "array"]
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/{version}/models/{model}:generateContent",
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages",
+                                  "/{version}/models/{model}:generateContent",
                                   "/{version}/models/{model}:streamGenerateContent"])
 def test_chat_bodies_carry_an_answerable_example(document: dict[str, Any], path: str) -> None:
     body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]

@@ -179,3 +179,18 @@ def test_a_tool_call_with_broken_input_is_a_bad_answer() -> None:
         stream({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t", "name": "f"}},
                {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{oops"}},
                {"type": "content_block_stop", "index": 0})
+
+
+def test_a_custom_tool_goes_as_one_taking_its_raw_text_and_comes_back_raw() -> None:
+    patch = ToolSpec("apply_patch", "Edit files.", {}, kind="custom", grammar="start: 'x'")
+    history = (user("edit"), Message("assistant", (ToolCallPart("c0", "apply_patch", {}, "*** Begin Patch"),)),
+               Message("tool", (ToolResultPart("c0", "done"),)), user("again"))
+    sent = body(*history, tools=(patch,))
+    assert sent["tools"][0]["input_schema"]["properties"] == {"input": {"type": "string"}}
+    assert "start: 'x'" in sent["tools"][0]["description"]
+    assert sent["messages"][1]["content"][0]["input"] == {"input": "*** Begin Patch"}
+    reader = EventReader(frozenset({"apply_patch"}))
+    frames = [{"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t", "name": "apply_patch"}},
+              {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"input\": \"*** End\"}"}},
+              {"type": "content_block_stop", "index": 0}]
+    assert [e for f in frames for e in reader.read(f)] == [ToolCall("t", "apply_patch", {}, "*** End")]

@@ -1,0 +1,53 @@
+"""The OpenAI Agents SDK (Responses by default) runs an agent with one function tool to
+completion through the gateway, plain and streamed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+from openai import AsyncOpenAI
+
+from tests.tooling import call_block, weather
+
+# For now on the web surfaces only: the code surface is being adapted (tests/responses on code).
+pytestmark = pytest.mark.surfaces("matrix", "session")
+
+ANSWER = "It is 21 degrees in Paris."
+
+
+def weather_agent(gateway: str, credential: str, cities: list[str]) -> Agent:
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The current weather in a city."""
+        cities.append(city)
+        return weather(city)
+
+    client = AsyncOpenAI(base_url=gateway + "/v1", api_key=credential, max_retries=0)
+    return Agent(name="Weather", instructions="Answer with the tool's data.", tools=[get_weather],
+                 model=OpenAIResponsesModel(model="MiniMax-M2", openai_client=client))
+
+
+async def streamed(agent: Agent, task: str) -> str:
+    run = Runner.run_streamed(agent, task)
+    async for _ in run.stream_events():
+        pass
+    return str(run.final_output)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_agent_with_a_function_tool_completes(gateway, sim, credential, stream) -> None:
+    set_tracing_disabled(True)  # no trace export to OpenAI
+    sim.script([
+        {"text": call_block(("get_weather", {"city": "Paris"})), "cps": 5000},
+        {"text": ANSWER, "cps": 5000},
+    ])
+    cities: list[str] = []
+    agent = weather_agent(gateway, credential, cities)
+    task = "What is the weather in Paris?"
+    output = asyncio.run(streamed(agent, task)) if stream else Runner.run_sync(agent, task).final_output
+    assert output == ANSWER and cities == ["Paris"]
+    first, second = sim.log()
+    assert "get_weather" in first["prompt"] and "Answer with the tool's data." in first["prompt"]
+    assert "<tool_result" in second["prompt"] and '"temperature": 21' in second["prompt"]
