@@ -36,7 +36,7 @@ Turn = Callable[[list[tuple[str, str]], str, bool], str]  # (history, question, 
 
 # Keeping an upstream conversation is for the web surfaces; the code surface takes the whole
 # structured history every turn (tests/chat/test_native.py).
-pytestmark = pytest.mark.usefixtures("web_only")
+pytestmark = pytest.mark.surfaces("matrix", "session")  # the web surfaces' emulation only
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from tests.conftest import GATEWAYS
 from tests.servers import Process, start_gateway
 from tests.simulator.control import SimulatorControl
 
-pytestmark = pytest.mark.timeout(240)
+# Chats kept upstream are the web surfaces' (the code surface keeps nothing upstream).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.surfaces("matrix", "session")]
 
 TTL, SWEEP = 6.0, 1.0
 #: The README's bound on a kept chat: idle time, one sweep interval, and this for the sweep itself.

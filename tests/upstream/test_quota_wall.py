@@ -20,10 +20,9 @@ WALL = "42212: Token Plan usage limit reached: Upgrade your Token Plan or purcha
 ASK = [{"role": "user", "content": "Hello"}]
 
 
-@pytest.fixture(autouse=True)
-def web_surfaces_only(upstream) -> None:
-    if upstream.surface not in ("session", "matrix"):
-        pytest.skip("a wall written as answer text is a web-surface behaviour")
+# A wall written as answer text is a web-surface behaviour (the code surface's is an error
+# answer: tests/faults/test_matrix.py).
+pytestmark = pytest.mark.surfaces("matrix", "session")
 
 
 @pytest.fixture
