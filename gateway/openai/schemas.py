@@ -9,11 +9,11 @@ data (data: URLs, base64) is decoded while validating.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from marshmallow import ValidationError, fields, pre_load, validate
 
+from gateway.openai_family import Arguments
 from gateway.validation import (
     MAX_TOKENS_LIMIT,
     Base64Bytes,
@@ -82,21 +82,6 @@ PART_SCHEMAS: dict[str, type[Lenient]] = {
 
 
 # -- messages --------------------------------------------------------------------------
-class Arguments(fields.Field[dict[str, Any]]):
-    """A tool call's ``arguments``: a JSON string, loaded (``{}`` when empty or not an object)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, str):
-            raise ValidationError("Tool call arguments must be a JSON string.")
-        try:
-            arguments = json.loads(value)
-        except ValueError:
-            raise ValidationError("Tool call arguments must be a JSON string.") from None
-        return arguments if isinstance(arguments, dict) else {}
-
-
 class FunctionCallSchema(Lenient):
     name = fields.Str(required=True)
     arguments = Arguments(load_default=dict, allow_none=True)

@@ -11,11 +11,11 @@ decoded while validating.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from gateway.openai_family import Arguments
 from gateway.validation import (
     MAX_TOKENS_LIMIT,
     InlineData,
@@ -88,21 +88,6 @@ def content_field(**kwargs: Any) -> TextOrList:
 
 
 # -- input items -----------------------------------------------------------------------
-class Arguments(fields.Field[dict[str, Any]]):
-    """A function call's ``arguments``: a JSON string, loaded (``{}`` when empty or not an object)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, str):
-            raise ValidationError("Function call arguments must be a JSON string.")
-        try:
-            arguments = json.loads(value)
-        except ValueError:
-            raise ValidationError("Function call arguments must be a JSON string.") from None
-        return arguments if isinstance(arguments, dict) else {}
-
-
 class MessageItemSchema(Lenient):
     role = fields.Str(required=True, validate=validate.OneOf(ROLES))
     content = content_field(required=True)
