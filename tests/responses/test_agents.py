@@ -9,10 +9,7 @@ import pytest
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from tests.tooling import call_block, weather
-
-# For now on the web surfaces only: the code surface is being adapted (tests/responses on code).
-pytestmark = pytest.mark.surfaces("matrix", "session")
+from tests.tooling import tool_answer, weather
 
 ANSWER = "It is 21 degrees in Paris."
 
@@ -37,10 +34,10 @@ async def streamed(agent: Agent, task: str) -> str:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_agent_with_a_function_tool_completes(gateway, sim, credential, stream) -> None:
+def test_agent_with_a_function_tool_completes(gateway, sim, upstream, credential, stream) -> None:
     set_tracing_disabled(True)  # no trace export to OpenAI
     sim.script([
-        {"text": call_block(("get_weather", {"city": "Paris"})), "cps": 5000},
+        tool_answer(upstream.surface, ("get_weather", {"city": "Paris"}), cps=5000),
         {"text": ANSWER, "cps": 5000},
     ])
     cities: list[str] = []
@@ -48,6 +45,15 @@ def test_agent_with_a_function_tool_completes(gateway, sim, credential, stream) 
     task = "What is the weather in Paris?"
     output = asyncio.run(streamed(agent, task)) if stream else Runner.run_sync(agent, task).final_output
     assert output == ANSWER and cities == ["Paris"]
-    first, second = sim.log()
-    assert "get_weather" in first["prompt"] and "Answer with the tool's data." in first["prompt"]
-    assert "<tool_result" in second["prompt"] and '"temperature": 21' in second["prompt"]
+    if upstream.surface == "code":  # a native tool and its result as a tool_result block
+        first, second = (entry["body"] for entry in sim.code_log() if entry["path"].endswith("/messages"))
+        assert [tool["name"] for tool in first["tools"]] == ["get_weather"]
+        assert first["system"] == [{"type": "text", "text": "Answer with the tool's data."}]
+        [call] = [block for block in second["messages"][1]["content"] if block["type"] == "tool_use"]
+        assert (call["name"], call["input"]) == ("get_weather", {"city": "Paris"})
+        assert second["messages"][2]["content"] == [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": weather("Paris")}]
+    else:
+        first, second = sim.log()
+        assert "get_weather" in first["prompt"] and "Answer with the tool's data." in first["prompt"]
+        assert "<tool_result" in second["prompt"] and '"temperature": 21' in second["prompt"]

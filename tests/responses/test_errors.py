@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import requests
 
 from tests.openai.test_errors import assert_openai_error
 from tests.responses.test_responses import validated
-
-# For now on the web surfaces only: the code surface is being adapted (tests/responses on code).
-pytestmark = pytest.mark.surfaces("matrix", "session")
 
 URL = "/v1/responses"
 
@@ -42,14 +38,17 @@ def test_missing_credentials_and_unknown_ids(gateway, sim, credential) -> None:
     assert sim.log() == []
 
 
-def test_prompt_over_the_limit_is_context_length_exceeded(gateway_factory, sim, credential) -> None:
+def test_prompt_over_the_limit_is_context_length_exceeded(gateway_factory, sim, credential, web_only) -> None:
+    # The web surfaces' prompt limit (the folded prompt's length); the code surface folds
+    # nothing and has no such limit (the gateway maps no upstream over-long-context answer).
     gateway = gateway_factory(GATEWAY_PROMPT_MAX_CHARS="300")
     response = post(gateway, {"model": "MiniMax-M2", "input": "x" * 400}, credential)
     assert_openai_error(response, 400, "invalid_request_error", "context_length_exceeded")
 
 
-def test_no_credits_is_429_insufficient_quota(gateway, sim, accounts) -> None:
-    (account,) = accounts(1, credits=0)
+def test_no_credits_is_429_insufficient_quota(gateway, sim, upstream, accounts) -> None:
+    # The code surface's equivalent of a web account without credits: its quota used up.
+    (account,) = accounts(1, quota_left=0) if upstream.surface == "code" else accounts(1, credits=0)
     response = post(gateway, {"model": "MiniMax-M2", "input": "hi", "stream": True}, account["credential"])
     assert_openai_error(response, 429, "insufficient_quota", "insufficient_quota")
 
@@ -76,12 +75,13 @@ def test_max_output_tokens_cut_is_incomplete(gateway, sim, credential) -> None:
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
 
 
-def test_codex_gets_its_model_catalogue(gateway, credential) -> None:
+def test_codex_gets_its_model_catalogue(gateway, upstream, credential) -> None:
     headers = {"Authorization": f"Bearer {credential}"}
     catalogue = requests.get(gateway + "/v1/models", params={"client_version": "0.171.0"}, headers=headers,
                              timeout=10).json()
     assert [m["slug"] for m in catalogue["models"]] == ["MiniMax-M3.1-Flash-Preview", "MiniMax-M3", "MiniMax-M2.7-highspeed", "MiniMax-M2.7"]
     assert catalogue["models"][0]["apply_patch_tool_type"] == "freeform"
-    assert catalogue["models"][0]["context_window"] == 200_000 // 4
+    # The code surface's catalogue has each model's own window; else the prompt limit's tokens.
+    assert catalogue["models"][0]["context_window"] == (512_000 if upstream.surface == "code" else 200_000 // 4)
     plain = requests.get(gateway + "/v1/models", headers=headers, timeout=10).json()
     assert plain["object"] == "list" and [m["id"] for m in plain["data"]] == [m["slug"] for m in catalogue["models"]]

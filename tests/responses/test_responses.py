@@ -11,10 +11,9 @@ from openai._models import construct_type
 from openai.types.responses import ResponseStreamEvent
 from pydantic import BaseModel
 
-from tests.tooling import WEATHER_SCHEMA, call_block
-
-# For now on the web surfaces only: the code surface is being adapted (tests/responses on code).
-pytestmark = pytest.mark.surfaces("matrix", "session")
+from gateway.upstream.code_messages import CUSTOM_INPUT_SCHEMA
+from tests.openai.test_tools import last_body
+from tests.tooling import WEATHER_SCHEMA, tool_answer
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "Current weather", "parameters": WEATHER_SCHEMA}]
 
@@ -55,15 +54,20 @@ def checked_events(api: openai.OpenAI, **request: object) -> list:
     return events
 
 
-def test_create_answers_text(gateway, sim, credential) -> None:
+def test_create_answers_text(gateway, sim, upstream, credential) -> None:
     sim.script([{"text": "Hello from MiniMax.", "cps": 5000}])
     response = client(gateway, credential).responses.create(
         model="MiniMax-M2", input="Say hello.", instructions="Be brief.", store=False,
         include=["reasoning.encrypted_content"], prompt_cache_key="abc", service_tier="auto")
     assert response.status == "completed" and response.output_text == "Hello from MiniMax."
     assert response.usage is not None and response.usage.input_tokens > 0 and response.usage.output_tokens > 0
-    prompt = sim.log()[-1]["prompt"]
-    assert "Be brief." in prompt and "Say hello." in prompt
+    if upstream.surface == "code":  # the instructions as the system text, the input as the user turn
+        body = last_body(sim)
+        assert body["system"] == [{"type": "text", "text": "Be brief."}]
+        assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Say hello."}]}]
+    else:
+        prompt = sim.log()[-1]["prompt"]
+        assert "Be brief." in prompt and "Say hello." in prompt
 
 
 def test_stream_event_sequence(gateway, sim, credential) -> None:
@@ -81,8 +85,8 @@ def test_stream_event_sequence(gateway, sim, credential) -> None:
     assert isinstance(final.usage.total_tokens, int) and final.usage.total_tokens > 0
 
 
-def test_sdk_stream_helper_and_function_call(gateway, sim, credential) -> None:
-    sim.script([{"text": call_block(("get_weather", {"city": "Paris"})), "cps": 5000}])
+def test_sdk_stream_helper_and_function_call(gateway, sim, upstream, credential) -> None:
+    sim.script([tool_answer(upstream.surface, ("get_weather", {"city": "Paris"}), cps=5000)])
     api = client(gateway, credential)
     with api.responses.stream(model="MiniMax-M2", input="Weather in Paris?", tools=TOOLS) as stream:
         for _ in stream:
@@ -91,23 +95,42 @@ def test_sdk_stream_helper_and_function_call(gateway, sim, credential) -> None:
     [call] = final.output
     assert call.type == "function_call" and call.name == "get_weather"
     assert json.loads(call.arguments) == {"city": "Paris"}
+    if upstream.surface == "code":  # a native tool, as it was defined
+        assert last_body(sim)["tools"] == [{"name": "get_weather", "description": "Current weather",
+                                            "input_schema": WEATHER_SCHEMA}]
     sim.script([{"text": "It is 21 degrees.", "cps": 5000}])
     answer = api.responses.create(
         model="MiniMax-M2", previous_response_id=final.id, tools=TOOLS,
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"temperature": 21}'}])
     assert answer.output_text == "It is 21 degrees."
-    prompt = sim.log()[-1]["prompt"]
-    assert "Weather in Paris?" in prompt and '{"temperature": 21}' in prompt
+    if upstream.surface == "code":  # the stored turn replayed: the question, the call, its output
+        assert last_body(sim)["messages"] == [
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": call.call_id, "name": "get_weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": call.call_id, "content": '{"temperature": 21}'}]},
+        ]
+    else:
+        prompt = sim.log()[-1]["prompt"]
+        assert "Weather in Paris?" in prompt and '{"temperature": 21}' in prompt
 
 
-def test_previous_response_id_get_delete_and_scoping(gateway, sim, accounts) -> None:
+def test_previous_response_id_get_delete_and_scoping(gateway, sim, upstream, accounts) -> None:
     mine, theirs = (account["credential"] for account in accounts(2))
     api, other = client(gateway, mine), client(gateway, theirs)
     sim.script([{"text": "First answer.", "cps": 5000}, {"text": "Second answer.", "cps": 5000}])
     first = api.responses.create(model="MiniMax-M2", input="Remember the word zebra.")
     second = api.responses.create(model="MiniMax-M2", input="Which word?", previous_response_id=first.id)
-    prompt = sim.log()[-1]["prompt"]
-    assert "zebra" in prompt and "First answer." in prompt and "Which word?" in prompt
+    if upstream.surface == "code":  # nothing is kept upstream: the stored turn is sent again
+        assert last_body(sim)["messages"] == [
+            {"role": "user", "content": [{"type": "text", "text": "Remember the word zebra."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "First answer."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Which word?"}]},
+        ]
+    else:
+        prompt = sim.log()[-1]["prompt"]
+        assert "zebra" in prompt and "First answer." in prompt and "Which word?" in prompt
     assert api.responses.retrieve(second.id).output_text == "Second answer."
     for call in (lambda: other.responses.retrieve(first.id),
                  lambda: other.responses.create(model="MiniMax-M2", input="x", previous_response_id=first.id),
@@ -149,22 +172,34 @@ FREEFORM_TOOLS = [
 ]
 
 
-def test_custom_and_namespaced_tool_calls(gateway, sim, credential) -> None:
-    sim.script([{"text": call_block(("apply_patch", {"input": PATCH}), ("crm.find_customer", {"email": "a@b.c"})),
-                 "cps": 5000}])
+def test_custom_and_namespaced_tool_calls(gateway, sim, upstream, credential) -> None:
+    sim.script([tool_answer(upstream.surface, ("apply_patch", {"input": PATCH}),
+                            ("crm.find_customer", {"email": "a@b.c"}), cps=5000)])
     events = checked_events(client(gateway, credential), model="MiniMax-M2", input="Add hello.txt, find a@b.c",
                             tools=FREEFORM_TOOLS)
     patch, lookup = events[-1].response.output
     assert (patch.type, patch.name, patch.input) == ("custom_tool_call", "apply_patch", PATCH)  # raw, not JSON
     assert (lookup.type, lookup.namespace, lookup.name) == ("function_call", "crm", "find_customer")
     assert "".join(e.delta for e in events if e.type == "response.custom_tool_call_input.delta") == PATCH
-    prompt = sim.log()[-1]["prompt"]
-    assert "lark grammar:\nstart: begin_patch" in prompt and "crm.find_customer" in prompt
+    if upstream.surface == "code":  # the freeform tool takes its raw text as one string
+        patch_tool, lookup_tool = last_body(sim)["tools"]
+        assert patch_tool["name"] == "apply_patch" and patch_tool["input_schema"] == CUSTOM_INPUT_SCHEMA
+        assert "start: begin_patch hunk+ end_patch" in patch_tool["description"]
+        assert lookup_tool == {"name": "crm.find_customer", "description": "",
+                               "input_schema": FREEFORM_TOOLS[1]["tools"][0]["parameters"]}
+    else:
+        prompt = sim.log()[-1]["prompt"]
+        assert "lark grammar:\nstart: begin_patch" in prompt and "crm.find_customer" in prompt
 
 
-def test_json_mode_returns_only_the_json(gateway, sim, credential) -> None:
+def test_json_mode_returns_only_the_json(gateway, sim, upstream, credential) -> None:
     sim.script([{"text": 'Here you go:\n```json\n{"city": "Paris"}\n```', "cps": 5000}])
     response = client(gateway, credential).responses.create(
         model="MiniMax-M2", input="City as JSON", text={"format": {"type": "json_object"}})
     assert json.loads(response.output_text) == {"city": "Paris"}
-    assert "valid JSON" in sim.log()[-1]["prompt"]
+    if upstream.surface == "code":  # the JSON instruction as system text, the input as it was
+        body = last_body(sim)
+        assert "valid JSON" in body["system"][-1]["text"]
+        assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "City as JSON"}]}]
+    else:
+        assert "valid JSON" in sim.log()[-1]["prompt"]

@@ -11,9 +11,6 @@ import pytest
 from gateway.responses.store import ResponseStore
 from gateway.state import SharedState, open_state
 
-# For now on the web surfaces only: the code surface is being adapted (tests/responses on code).
-pytestmark = pytest.mark.surfaces("matrix", "session")
-
 RESPONSE = {"id": "resp_1", "object": "response", "output": []}
 ITEMS = [{"type": "message", "role": "user", "content": "Hi"}]
 
