@@ -119,6 +119,7 @@ class SummarySchema(Lenient):
 class ReasoningItemSchema(Lenient):
     summary = fields.List(fields.Nested(SummarySchema), load_default=list)
     content = fields.List(fields.Nested(SummarySchema), allow_none=True)
+    encrypted_content = fields.Str(allow_none=True)
 
 
 ITEMS: dict[str, type[Lenient]] = {

@@ -20,6 +20,7 @@ from gateway.parts import (
     Finish,
     Heartbeat,
     ReasoningDelta,
+    ReasoningSignature,
     SearchResults,
     StreamError,
     TextDelta,
@@ -55,6 +56,7 @@ class ResponseStream:
         self._open: str | None = None  # "message" or "reasoning" while one is being filled
         self._item_id = ""
         self._text: list[str] = []
+        self._signature: str | None = None  # of the reasoning being filled
         self._calls = 0
 
     def frames(self, events: Iterable[Event]) -> Iterator[bytes]:
@@ -66,6 +68,8 @@ class ResponseStream:
                     yield from self._delta("message", text)
                 case ReasoningDelta(text=text) if self.shape.summary:
                     yield from self._delta("reasoning", text)
+                case ReasoningSignature(signature=signature) if self._open == "reasoning":
+                    self._signature = signature
                 case ToolCall():
                     yield from self._call(event)
                 case SearchResults():
@@ -94,7 +98,7 @@ class ResponseStream:
             yield self._event("response.reasoning_summary_text.delta", **self._at(), summary_index=0, delta=text)
 
     def _begin(self, kind: str) -> Iterator[bytes]:
-        self._open, self._text = kind, []
+        self._open, self._text, self._signature = kind, [], None
         if kind == "message":
             self._item_id = new_id("msg")
             yield self._added(message_item(self._item_id, "in_progress", []))
@@ -117,7 +121,7 @@ class ResponseStream:
             yield self._event("response.reasoning_summary_text.done", **self._at(), summary_index=0, text=text)
             yield self._event("response.reasoning_summary_part.done", **self._at(), summary_index=0,
                               part={"type": "summary_text", "text": text})
-            yield self._done(reasoning_item(self._item_id, text))
+            yield self._done(reasoning_item(self._item_id, text, self._signature))
         self._open = None
 
     def _call(self, call: ToolCall) -> Iterator[bytes]:

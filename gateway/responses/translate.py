@@ -41,6 +41,9 @@ from gateway.responses.schemas import WEB_SEARCH_TYPES
 
 #: Joins a namespace and the name of one of its tools into the flat name the model sees.
 NAMESPACE_SEPARATOR = "."
+#: Marks an ``encrypted_content`` as the upstream's signature given out by this gateway:
+#: another provider's (a client that switched) is never sent upstream as a signature.
+SIGNATURE_PREFIX = "minimax-signature:"
 #: ``reasoning.summary`` values that ask for no summary.
 NO_SUMMARY = (None, "none")
 #: Finish reasons that cut the answer short -> ``incomplete_details.reason``.
@@ -94,9 +97,15 @@ def fold_items(items: Iterable[dict[str, Any]]) -> list[Message]:
             messages.append(Message("tool", (result,)))
         elif kind == "reasoning":
             summary = "".join(s["text"] for s in [*item["summary"], *(item.get("content") or ())])
-            if summary:
-                _append(messages, Message("assistant", (ReasoningPart(summary),)))
+            if summary:  # replayed to the upstream only when it carries the upstream's signature
+                _append(messages, Message("assistant", (ReasoningPart(summary, _signature(item)),)))
     return messages
+
+
+def _signature(item: dict[str, Any]) -> str | None:
+    """The upstream's signature a reasoning item carries back, if it is one this gateway gave."""
+    content = item.get("encrypted_content") or ""
+    return content.removeprefix(SIGNATURE_PREFIX) if content.startswith(SIGNATURE_PREFIX) else None
 
 
 def _append(messages: list[Message], message: Message) -> None:
@@ -270,9 +279,14 @@ def message_item(item_id: str, status: str, content: list[dict[str, Any]]) -> di
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def reasoning_item(item_id: str, text: str | None) -> dict[str, Any]:
+def reasoning_item(item_id: str, text: str | None, signature: str | None = None) -> dict[str, Any]:
+    """A reasoning item; the upstream's signature of the reasoning, when it signs it (the
+    code surface), rides as ``encrypted_content`` so that the reasoning can be replayed."""
     summary = [] if text is None else [{"type": "summary_text", "text": text}]
-    return {"id": item_id, "type": "reasoning", "summary": summary}
+    item: dict[str, Any] = {"id": item_id, "type": "reasoning", "summary": summary}
+    if signature:
+        item["encrypted_content"] = SIGNATURE_PREFIX + signature
+    return item
 
 
 def call_item(call: ToolCall, item_id: str, shape: Shape, done: bool = True) -> dict[str, Any]:
@@ -300,7 +314,7 @@ def response(result: ChatResult, shape: Shape) -> dict[str, Any]:
     """The non-stream ``response`` object of a whole answer."""
     output: list[dict[str, Any]] = []
     if shape.summary and result.reasoning:
-        output.append(reasoning_item(new_id("rs"), result.reasoning))
+        output.append(reasoning_item(new_id("rs"), result.reasoning, result.reasoning_signature))
     status = status_of(result.finish)
     if result.text or not result.tool_calls:
         output.append(message_item(new_id("msg"), status, [text_part(result.text, result.searches)]))

@@ -11,6 +11,7 @@ from openai._models import construct_type
 from openai.types.responses import ResponseStreamEvent
 from pydantic import BaseModel
 
+from gateway.responses.translate import SIGNATURE_PREFIX
 from gateway.upstream.code_messages import CUSTOM_INPUT_SCHEMA
 from tests.openai.test_tools import last_body
 from tests.tooling import WEATHER_SCHEMA, tool_answer
@@ -203,3 +204,34 @@ def test_json_mode_returns_only_the_json(gateway, sim, upstream, credential) -> 
         assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "City as JSON"}]}]
     else:
         assert "valid JSON" in sim.log()[-1]["prompt"]
+
+
+@pytest.mark.surfaces("code")  # the one surface that signs its thinking
+@pytest.mark.parametrize("stream", [False, True])
+def test_signed_thinking_is_replayed_with_the_tool_call(gateway, sim, upstream, credential, stream) -> None:
+    """The code surface's signed thinking comes out as the reasoning item's encrypted_content
+    and goes back upstream as a thinking block before its call: from the stored response
+    (previous_response_id), and from the items a stateless client (Codex) sends back."""
+    sim.script([tool_answer(upstream.surface, ("get_weather", {"city": "Paris"}), thinking="Check the weather.",
+                            cps=5000), {"text": "It is 21 degrees.", "cps": 5000}])
+    api = client(gateway, credential)
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    request = {"model": "MiniMax-M3", "tools": TOOLS, "reasoning": {"effort": "high", "summary": "auto"}}
+    if stream:
+        first = checked_events(api, input=ask, store=False, include=["reasoning.encrypted_content"],
+                               **request)[-1].response
+    else:
+        first = api.responses.create(input=ask, **request)
+    reasoning, call = first.output
+    assert reasoning.summary[0].text == "Check the weather." and reasoning.encrypted_content
+    signature = reasoning.encrypted_content.removeprefix(SIGNATURE_PREFIX)
+    assert len(signature) > 20 and signature != reasoning.encrypted_content
+    output = [{"type": "function_call_output", "call_id": call.call_id, "output": '{"temperature": 21}'}]
+    if stream:  # the client sends the whole conversation back, reasoning included
+        api.responses.create(input=[*ask, *(item.model_dump(exclude_none=True) for item in first.output), *output],
+                             store=False, **request)
+    else:
+        api.responses.create(input=output, previous_response_id=first.id, **request)
+    assert last_body(sim)["messages"][1] == {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Check the weather.", "signature": signature},
+        {"type": "tool_use", "id": call.call_id, "name": "get_weather", "input": {"city": "Paris"}}]}
