@@ -138,6 +138,9 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     response_format: ResponseFormat = ResponseFormat()
     web_search: bool = False
+    #: The search is a hosted tool the client merely offers: used where a surface has one,
+    #: else the request is answered without it (rather than refused).
+    web_search_optional: bool = False
     #: A client-chosen id pinning the upstream conversation this request continues.
     conversation_id: str | None = None
     reasoning_effort: Effort | None = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from gateway.chat import native
 from gateway.chat.continuation import ConversationKeeper, context_seed
@@ -230,7 +231,10 @@ class ChatService:
         deadline = time.monotonic() + self.settings.queue_timeout
         candidates = self._usable(accounts)
         if request.web_search:  # the web app's own search step: only its surfaces have it
-            candidates = _web_accounts(candidates, "Web search")
+            if request.web_search_optional and not any(cred.kind == "web" for cred in candidates):
+                request = replace(request, web_search=False)  # offered, not required: answer without
+            else:
+                candidates = _web_accounts(candidates, "Web search")
         prompt: str | None = None  # folded once, only if a text-only surface is used
         while True:
             waited = time.monotonic()

@@ -206,3 +206,13 @@ def test_every_turn_carries_the_whole_history_and_nothing_is_kept(gateway_factor
         texts = [block["text"] for m in body["messages"] for block in m["content"] if block["type"] == "text"]
         assert texts == [m["content"] for m in messages[1:-1]] and body["system"][0]["text"] == "Be terse."
     assert sim.wait_idle(5)["chats_alive"] == 0 and sim.stats().get("sends", 0) == 0  # no web chat at all
+
+
+def test_a_hosted_search_tool_the_client_only_offers_is_ignored_where_no_surface_searches(gateway, sim,
+                                                                                           credential) -> None:
+    sim.script([{"text": "Answered without searching.", "cps": 4000}])
+    reply = requests.post(f"{gateway}/v1/responses", headers={"Authorization": f"Bearer {credential}"}, timeout=30,
+                          json={"model": "MiniMax-M3", "input": "news?", "tools": [{"type": "web_search"}]})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["output"][-1]["content"][0]["text"] == "Answered without searching."
+    assert "tools" not in last_body(sim)  # nothing of the hosted tool goes upstream
