@@ -18,6 +18,9 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.credentials import parse_one
 from gateway.upstream.surfaces import build_surfaces
 
+# In process, with the web drivers only (the surface setting plays no part): once.
+pytestmark = pytest.mark.surfaces("session")
+
 
 class Clock:
     def __init__(self) -> None:
@@ -37,8 +40,6 @@ def chat(simulator_url: str, surface_env: dict[str, str]) -> ChatService:
     return service
 
 
-# In process, with the web drivers only (the surface setting plays no part): once.
-@pytest.mark.parametrize("surface", ["session"], indirect=True)
 def test_a_dead_account_is_reprobed_until_it_answers(chat: ChatService, sim, accounts) -> None:
     (account,) = accounts(1, credits=77)
     cred, clock = parse_one(account["credential"]), Clock()
