@@ -180,9 +180,6 @@ def test_a_revoked_key_is_refused_once_the_file_changes(keyed, sim) -> None:
     assert keyed.call("GET", "/v1/models", headers={"Authorization": f"Bearer {ALPHA}"}).status_code == 200
 
 
-# The limit is the gateway's, before any upstream call, and each case may wait out a minute:
-# on one surface.
-@pytest.mark.surfaces("session")
 @pytest.mark.parametrize(("dialect", "query_key"), DIALECTS[:3])
 def test_requests_per_minute_answer_429_with_retry_after(keyed, dialect, query_key) -> None:
     listing = {"openai": "/v1/models", "anthropic": "/v1/models", "gemini": "/v1beta/models"}[dialect]
