@@ -115,10 +115,10 @@ class ChatService:
             except GatewayError as error:
                 log.info("the model catalogue could not be read (%s)", type(error).__name__)
                 return listed
-        names = [model.id for model in listed]
-        names += [name for name in self.settings.models if name not in names]
         window = self.settings.prompt_max_chars // CHARS_PER_TOKEN
-        return tuple(ModelInfo(name, window) for name in names)
+        labels = {model.id: model.label for model in listed}
+        names = [*labels, *(name for name in self.settings.models if name not in labels)]
+        return tuple(ModelInfo(name, window, 0, labels.get(name, "")) for name in names)
 
     def count_tokens(self, request: ChatRequest, accounts: Sequence[Credential] = ()) -> int:
         """The upstream's count where the caller's first account is on a surface that
