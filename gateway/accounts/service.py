@@ -119,8 +119,8 @@ class AccountsService:
             return ()
         now = self._clock()
         kept_until, kept = self._signed_in
-        if now < kept_until:
-            return kept
+        if now < kept_until and (kept or self._roster.current()):
+            return kept  # (an empty server pool looks again at once: a sign-in may have just landed)
         try:
             fresh = tuple(signed_in(sign_in.name) for sign_in in self._signins.all() if sign_in.ok)
         except Exception:  # the state is down: keep serving the accounts known last

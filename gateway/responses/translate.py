@@ -66,8 +66,8 @@ def to_chat_request(data: dict[str, Any], history: Iterable[dict[str, Any]] = ()
         tool_choice=_tool_choice(data.get("tool_choice")),
         max_output_tokens=data.get("max_output_tokens"),
         response_format=_response_format((data.get("text") or {}).get("format")),
-        web_search=any(_searches(tool) for tool in tools),
-        web_search_optional=True,  # a hosted tool: where no surface searches, it is ignored
+        web_search=(search := any(_searches(tool) for tool in tools)),
+        web_search_optional=search,  # a hosted tool: where no surface searches, it is ignored
         conversation_id=(data.get("metadata") or {}).get("conversation_id"),
     )
 

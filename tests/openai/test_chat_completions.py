@@ -162,7 +162,8 @@ def test_heartbeat_comments_while_waiting(gateway_factory, sim, credential) -> N
     body = response.content.decode()
     assert response.headers["Content-Type"].startswith("text/event-stream")
     assert body.count(": keep-alive\n\n") >= 2
-    assert body.index(": keep-alive") < body.index('"content":"late"')
+    # (the text may come in pieces, after reasoning on a surface that always thinks)
+    assert body.index(": keep-alive") < body.index('"content":"l')
     assert body.endswith("data: [DONE]\n\n")
 
 
