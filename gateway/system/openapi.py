@@ -249,6 +249,8 @@ class Operation:
     content: dict[str, Any] = field(default_factory=dict)  # the 200 body by media type; each route names its own
     parameters: tuple[dict[str, Any], ...] = ()
     errors: tuple[int, ...] = ()  # the error statuses it returns, in its dialect's shape
+    #: A route every dialect shares: its errors come in the caller's dialect's shape.
+    any_dialect: bool = False
     example: dict[str, Any] | None = None  # a request body the gateway answers
     other: tuple[tuple[int, str], ...] = ()  # other statuses (status, description), no body schema
 
@@ -348,10 +350,10 @@ def operations() -> list[Operation]:
                   "Gemini", content=_json("GeminiModel"), parameters=(_path_param("model"),), errors=LOOKUP_ERRORS),
         Operation("/v1/models", "/v1/models", "GET", "Model list, in the caller's dialect", "OpenAI",
                   content=_any_json("OpenAIModelList", "AnthropicModelList", "GeminiModelList", "CodexModelCatalogue"),
-                  parameters=(CLIENT_VERSION,), errors=LOOKUP_ERRORS),
+                  parameters=(CLIENT_VERSION,), errors=LOOKUP_ERRORS, any_dialect=True),
         Operation("/v1/models/<path:model_id>", "/v1/models/{model_id}", "GET", "Model info", "OpenAI",
                   content=_any_json("OpenAIModel", "AnthropicModel", "GeminiModel"),
-                  parameters=(_path_param("model_id"),), errors=LOOKUP_ERRORS),
+                  parameters=(_path_param("model_id"),), errors=LOOKUP_ERRORS, any_dialect=True),
         Operation("/token/check", "/token/check", "POST", "Diagnose a MiniMax credential", "OpenAI",
                   content=_json("TokenCheckReport"), errors=(400, 413)),
         Operation("/", "/", "GET", "Docs homepage (HTML, or JSON with Accept: application/json)",
@@ -395,7 +397,9 @@ def operations() -> list[Operation]:
 
 def _error_responses(op: Operation) -> dict[str, Any]:
     """The error statuses of a route, each in its dialect's error shape; then the others."""
-    ref = {"$ref": f"#/components/schemas/{op.dialect}Error"}
+    ref: dict[str, Any] = {"$ref": f"#/components/schemas/{op.dialect}Error"}
+    if op.any_dialect:
+        ref = {"anyOf": [{"$ref": f"#/components/schemas/{name}Error"} for name in ("OpenAI", "Anthropic", "Gemini")]}
     found = {str(status): {"description": ERROR_STATUSES[status], "content": {"application/json": {"schema": ref}}}
              for status in op.errors}
     found.update({str(status): {"description": text} for status, text in op.other})

@@ -25,6 +25,10 @@ from tests.gemini.test_generate import client as gemini_client
 from tests.servers import Process, start_gateway
 from tests.simulator.control import SimulatorControl
 
+# One worker runs the whole module: its closing leak check reads every answer the module's
+# keyed gateways gave, which xdist would otherwise split between workers.
+pytestmark = pytest.mark.xdist_group("accounts-service")
+
 ALPHA = "sk-alpha-4d1f0c9e8b7a6d5c"
 #: One rpm=2 key per dialect: the limit is a sliding minute, so each test spends its own.
 LIMITED = {dialect: f"sk-limited-{dialect}-9a8b7c6d5e4f" for dialect in ("openai", "anthropic", "gemini")}

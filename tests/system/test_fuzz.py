@@ -19,6 +19,7 @@ body read whole (a stream too) under a timeout.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,9 @@ def shape_problem(tags: list[str], response: requests.Response) -> str | None:
     dialect = next((tag for tag in tags if tag in SHAPES), None)
     if dialect is None or response.status_code < 400:
         return None
+    path = urllib.parse.unquote(urllib.parse.urlsplit(response.url).path)
+    if path.startswith("/v1/models/") and ":" in path:
+        dialect = "Gemini"  # a model id never holds ':': that is google-genai's v1 method URL
     try:
         body = response.json()
     except ValueError:
