@@ -44,11 +44,13 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.upstream import constants as C
-from gateway.upstream.boundary import transport_errors
+from gateway.upstream.boundary import new_session, transport_errors
 from gateway.upstream.credentials import mask
 from gateway.upstream.settings import CodeSettings
 
 log = logging.getLogger(__name__)
+#: Connections kept per host: these calls are few (one account's at a time).
+OAUTH_POOL_SIZE = 4
 
 #: Failures that say nothing about the login or the token: poll or refresh again later.
 TRANSIENT: tuple[type[GatewayError], ...] = (UpstreamServerError, UpstreamUnavailable, UpstreamTimeout,
@@ -130,7 +132,7 @@ class OAuthClient:
     def __init__(self, settings: CodeSettings, session: requests.Session | None = None,
                  clock: Clock = time.time) -> None:
         self.settings = settings
-        self._session = session or _new_session()
+        self._session = session or new_session(OAUTH_POOL_SIZE)
         self._clock = clock
 
     def start(self) -> DeviceAuthorization:
@@ -296,11 +298,6 @@ def _document(status: int, payload: bytes) -> dict[str, Any]:
         raise _failure(status, {}, "the call")
     raise UpstreamBadAnswer(f"MiniMax's account host answered HTTP {status} without a JSON object.")
 
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # like the upstream client: no proxy or netrc from the environment
-    return session
 
 
 def _b64url(raw: bytes) -> str:

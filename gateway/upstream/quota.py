@@ -37,7 +37,7 @@ import requests
 from gateway.errors import GatewayError, UpstreamBadAnswer, UpstreamServerError, UpstreamUnauthorized
 from gateway.upstream import constants as C
 from gateway.upstream.answers import error_for, status_of
-from gateway.upstream.boundary import transport_errors
+from gateway.upstream.boundary import new_session, transport_errors
 from gateway.upstream.credentials import Credential
 from gateway.upstream.quota_shapes import (
     Quota,
@@ -51,6 +51,8 @@ from gateway.upstream.settings import CodeSettings
 from gateway.upstream.signing import dump_body, x_signature, yy_signature
 
 T = TypeVar("T")
+#: Connections kept per host: these calls are few (one account's at a time).
+QUOTA_POOL_SIZE = 4
 #: Seconds an account's workspace ids are reused before they are asked again (a name may be
 #: signed in again as another MiniMax account).
 WORKSPACE_TTL_SECONDS = 3600.0
@@ -82,7 +84,7 @@ class QuotaReader:
         self._regions = regions  # a signed-in account is read on its own region's hosts
         self.settings = regions[default_region]
         self._signins = signins
-        self._session = session or _new_session()
+        self._session = session or new_session(QUOTA_POOL_SIZE)
         self._clock = clock
         self._workspaces: dict[str, tuple[float, Workspace]] = {}
         self._lock = threading.Lock()
@@ -247,8 +249,3 @@ def _as_json_id(value: str) -> int | str:
     # The client sends the id as the number it read; a string id stays a string.
     return int(value) if value.isdigit() and len(value) < 16 else value
 
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxy from the environment: hosts are settings
-    return session
